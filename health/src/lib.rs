@@ -1,0 +1,1 @@
+//! Health checking shared by warren-lb and warren-vip.
