@@ -1,0 +1,4 @@
+pub mod accounting;
+pub mod mgmt;
+pub mod target;
+pub mod workload;
