@@ -1,0 +1,53 @@
+"""warren-vip DaemonSet: off by default; host network, NET_ADMIN + NET_RAW only."""
+
+import tomllib
+
+from conftest import LB, NAMESPACE, SCENARIOS, configmap_file, container, render
+
+
+def test_vip_off_by_default():
+    r = render()
+    assert not r.all("DaemonSet")
+    assert not r.has("ConfigMap", "warren-vip-config")
+    assert "externalIPs" not in r.get("Service", LB)["spec"]
+
+
+def test_vip_daemonset_least_privilege():
+    r = render(SCENARIOS["vip"])
+    ds = r.get("DaemonSet", "warren-vip")
+    pod = ds["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert pod["nodeSelector"] == {"warren.io/vip": "true"}
+    sc = container(pod, "warren-vip")["securityContext"]
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_RAW"]}
+    assert sc["privileged"] is False
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+
+
+def test_vip_config_toml():
+    r = render(SCENARIOS["vip"])
+    cfg = tomllib.loads(configmap_file(r, "warren-vip-config", "warren-vip.toml"))
+    (inst,) = cfg["instance"]
+    assert inst["interface"] == "eth0"
+    assert inst["virtual_router_id"] == 51
+    assert inst["priority"] == 100
+    assert inst["advert_int"] == 1
+    assert inst["version"] == 3
+    assert inst["virtual_ipaddress"] == ["192.0.2.10/24"]
+    (track,) = inst["track"]
+    assert track["type"] == "warren-lb"
+    assert track["address"] == f"{LB}.{NAMESPACE}.svc.cluster.local:8404"
+
+
+def test_vip_address_routed_to_lb_service():
+    svc = render(SCENARIOS["vip"]).get("Service", LB)
+    assert svc["spec"]["externalIPs"] == ["192.0.2.10"]
+
+
+def test_vip_fractional_advert_and_v2():
+    r = render({"vip": {"enabled": True, "virtualIPs": ["192.0.2.10/24", "192.0.2.11/24"], "advertInt": 0.1, "version": 2}})
+    inst = tomllib.loads(configmap_file(r, "warren-vip-config", "warren-vip.toml"))["instance"][0]
+    assert inst["advert_int"] == 0.1 and inst["version"] == 2
+    assert inst["virtual_ipaddress"] == ["192.0.2.10/24", "192.0.2.11/24"]

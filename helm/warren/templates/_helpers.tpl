@@ -1,0 +1,149 @@
+{{/* Chart name. */}}
+{{- define "warren.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name prefix of every object. */}}
+{{- define "warren.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "warren.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels; call with (dict "ctx" $ "component" "broker"). */}}
+{{- define "warren.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "warren.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Standard labels; call with (dict "ctx" $ "component" "broker"). */}}
+{{- define "warren.labels" -}}
+{{ include "warren.selectorLabels" . }}
+helm.sh/chart: {{ include "warren.chart" .ctx }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: warren
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Object names. */}}
+{{- define "warren.broker.fullname" -}}
+{{- printf "%s-rabbitmq" (include "warren.fullname" .) | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- define "warren.broker.headless" -}}
+{{- printf "%s-headless" (include "warren.broker.fullname" .) -}}
+{{- end -}}
+{{- define "warren.lb.fullname" -}}
+{{- printf "%s-lb" (include "warren.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- define "warren.vip.fullname" -}}
+{{- printf "%s-vip" (include "warren.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- define "warren.secretName" -}}
+{{- if .Values.broker.existingSecret -}}
+{{- .Values.broker.existingSecret -}}
+{{- else -}}
+{{- printf "%s-secret" (include "warren.broker.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Stable DNS name of broker pod N: <sts>-N.<headless>.<ns>.svc.<domain> */}}
+{{- define "warren.broker.podDNS" -}}
+{{- $ctx := .ctx -}}
+{{- printf "%s-%d.%s.%s.svc.%s" (include "warren.broker.fullname" $ctx) (int .index) (include "warren.broker.headless" $ctx) $ctx.Release.Namespace $ctx.Values.clusterDomain -}}
+{{- end -}}
+
+{{/* image reference; call with (dict "image" .Values.x.image "what" "broker.image") */}}
+{{- define "warren.image" -}}
+{{- if not .image.tag -}}
+{{- fail (printf "%s.tag is empty: set an explicit image tag (e.g. --set %s.tag=...); warren never deploys an implicit 'latest'" .what .what) -}}
+{{- end -}}
+{{- printf "%s:%s" .image.repository (toString .image.tag) -}}
+{{- end -}}
+
+{{/* Major version of the broker image tag ("3.13.7-management" -> 3), 0 if unknown. */}}
+{{- define "warren.broker.major" -}}
+{{- $m := regexFind "^v?[0-9]+\\." (toString .Values.broker.image.tag) | trimPrefix "v" | trimSuffix "." -}}
+{{- if $m -}}{{ $m }}{{- else -}}0{{- end -}}
+{{- end -}}
+
+{{/*
+Value checks that a JSON schema cannot express with a clear message. Included by every
+template that renders a workload, so `helm lint`, `helm template` and `helm install`
+all stop with the same reason.
+*/}}
+{{- define "warren.validate" -}}
+{{- $v := .Values -}}
+{{- if not (has $v.mode (list "mirrored" "quorum")) -}}
+{{- fail (printf "mode must be \"mirrored\" or \"quorum\" (got %q)" (toString $v.mode)) -}}
+{{- end -}}
+{{- $replicas := int $v.broker.replicas -}}
+{{- if or (lt $replicas 1) (eq (mod $replicas 2) 0) -}}
+{{- fail (printf "broker.replicas must be an odd number >= 1 (got %d): an even cluster cannot keep a strict majority after losing half of its nodes, so pause_minority and quorum queues would stop it; use 3 or 5" $replicas) -}}
+{{- end -}}
+{{- $_ := include "warren.image" (dict "image" $v.broker.image "what" "broker.image") -}}
+{{- $major := int (include "warren.broker.major" .) -}}
+{{- if and (eq $v.mode "mirrored") (ge $major 4) -}}
+{{- fail (printf "mode=mirrored needs a RabbitMQ 3.13 broker image, but broker.image.tag is %q: classic queue mirroring was removed in RabbitMQ 4.0. Use mode=quorum with 4.x, or a 3.13 tag (see docs/helm.md, upgrade path)" (toString $v.broker.image.tag)) -}}
+{{- end -}}
+{{- if $v.lb.enabled -}}
+{{- $_ := include "warren.image" (dict "image" $v.lb.image "what" "lb.image") -}}
+{{- end -}}
+{{- if $v.vip.enabled -}}
+{{- $_ := include "warren.image" (dict "image" $v.vip.image "what" "vip.image") -}}
+{{- if not $v.lb.enabled -}}
+{{- fail "vip.enabled=true needs lb.enabled=true: the VIP fronts the warren-lb Service" -}}
+{{- end -}}
+{{- if not $v.vip.virtualIPs -}}
+{{- fail "vip.enabled=true needs at least one address in vip.virtualIPs (e.g. --set vip.virtualIPs={192.0.2.10/24})" -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.tests.enabled $v.lb.enabled -}}
+{{- $_ := include "warren.image" (dict "image" $v.tests.image "what" "tests.image") -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Anti-affinity block; call with (dict "ctx" $ "component" "broker" "mode" "hard" "topologyKey" "...") */}}
+{{- define "warren.antiAffinity" -}}
+{{- if eq .mode "hard" }}
+podAntiAffinity:
+  requiredDuringSchedulingIgnoredDuringExecution:
+    - topologyKey: {{ .topologyKey }}
+      labelSelector:
+        matchLabels:
+          {{- include "warren.selectorLabels" (dict "ctx" .ctx "component" .component) | nindent 10 }}
+{{- else if eq .mode "soft" }}
+podAntiAffinity:
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        topologyKey: {{ .topologyKey }}
+        labelSelector:
+          matchLabels:
+            {{- include "warren.selectorLabels" (dict "ctx" .ctx "component" .component) | nindent 12 }}
+{{- end }}
+{{- end -}}
+
+{{/* Restricted container securityContext. */}}
+{{- define "warren.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+runAsNonRoot: true
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
