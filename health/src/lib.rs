@@ -8,5 +8,7 @@
 //! See `docs/health-checks.md`.
 
 pub mod machine;
+pub mod probe;
 
 pub use machine::*;
+pub use probe::ProbeError;
