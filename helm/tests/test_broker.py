@@ -181,3 +181,19 @@ def test_config_change_rolls_the_brokers():
     b = render({"broker": {"config": {"netTicktime": 30}}})
     ann = lambda r: r.get("StatefulSet", STS)["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
     assert ann(a) != ann(b)
+
+
+def test_broker_container_runs_the_chart_start_script():
+    r = render()
+    pod = r.get("StatefulSet", STS)["spec"]["template"]["spec"]
+    c = container(pod, "rabbitmq")
+    assert c["command"] == ["sh", "/etc/warren/config/start.sh"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["HOME"] == "/var/lib/rabbitmq", "the CLI tools find the cookie in $HOME"
+    assert env["RABBITMQ_CONFIG_FILE"] == "/etc/rabbitmq/rabbitmq.conf"
+    assert env["RABBITMQ_ENABLED_PLUGINS_FILE"] == "/etc/rabbitmq/enabled_plugins"
+    # freeze drills: beam.smp must not be PID 1 of its namespace
+    assert pod["shareProcessNamespace"] is True
+    assert "shareProcessNamespace" not in render({"broker": {"shareProcessNamespace": False}}).get(
+        "StatefulSet", STS
+    )["spec"]["template"]["spec"]

@@ -115,3 +115,23 @@ def test_helm_test_hook_runs_a_drill_through_the_lb(scenario):
     assert args[args.index("--duration") + 1] == "10s"
     qt = "quorum" if SCENARIOS[name].get("mode") == "quorum" else "classic"
     assert args[args.index("--queue-type") + 1] == qt
+
+
+@pytest.mark.parametrize("name", ["default", "five-nodes-no-persistence", "loadbalancer"])
+def test_lb_config_accepted_by_warren_lb_check_config(tmp_path, name):
+    """Cross-check against the real parser: `warren-lb check-config FILE`.
+    scripts/test exports WARREN_LB_BIN; standalone runs without it skip this check."""
+    import os
+    import subprocess
+
+    binary = os.environ.get("WARREN_LB_BIN")
+    if not binary:
+        pytest.skip("WARREN_LB_BIN not set (scripts/test sets it after building warren-lb)")
+    assert os.path.exists(binary), f"WARREN_LB_BIN={binary} does not exist: build warren-lb first"
+    text = configmap_file(render(SCENARIOS[name]), f"{LB}-config", "warren-lb.toml")
+    pw = tmp_path / "admin_password"
+    pw.write_text("secret-password")
+    cfg = tmp_path / "warren-lb.toml"
+    cfg.write_text(text.replace("/run/secrets/warren/admin_password", str(pw)))
+    p = subprocess.run([binary, "check-config", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, f"warren-lb rejected the chart's config:\n{p.stdout}\n{p.stderr}"

@@ -49,7 +49,7 @@ def test_setup_writes_cookie_and_definitions(tmp_path, mode, password):
     defs_path = tmp_path / "etc" / "definitions.json"
     assert stat.S_IMODE(defs_path.stat().st_mode) & 0o077 == 0, "definitions hold a password"
     defs = json.loads(defs_path.read_text())
-    assert defs["users"] == [{"name": "admin", "password": password, "tags": ["administrator"]}]
+    assert defs["users"] == [{"name": "admin", "password": password, "tags": "administrator"}]
     assert defs["permissions"][0]["user"] == "admin"
     if mode == "mirrored":
         assert defs["policies"][0]["definition"]["ha-mode"] == "all"
@@ -99,3 +99,33 @@ def test_prestop_still_drains_when_a_wait_times_out(tmp_path):
 def test_prestop_skip_annotation(tmp_path):
     calls = run_prestop(tmp_path, render(), skip="true")
     assert calls == [["drain", "-t", "60"]]
+
+
+def test_start_runs_rabbitmq_server_from_path(tmp_path):
+    """start.sh execs rabbitmq-server (the image's compose entrypoint is bypassed)."""
+    r = render()
+    lay_out(tmp_path, r, "pw")
+    marker = tmp_path / "started"
+    server = tmp_path / "bin" / "rabbitmq-server"
+    server.write_text(f'#!/bin/sh\necho "$RABBITMQ_CONFIG_FILE" > {marker}\n')
+    server.chmod(0o755)
+    script = configmap_file(r, f"{STS}-config", "start.sh")
+    # on this machine /usr/lib/rabbitmq/bin/rabbitmq-server may exist: point it away
+    (tmp_path / "config" / "start.sh").write_text(
+        script.replace("/usr/lib/rabbitmq/bin/rabbitmq-server", str(tmp_path / "absent"))
+    )
+    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:/usr/bin:/bin", RABBITMQ_CONFIG_FILE="/etc/rabbitmq/rabbitmq.conf")
+    subprocess.run(["sh", str(tmp_path / "config" / "start.sh")], check=True, env=env, timeout=30)
+    assert marker.read_text().strip() == "/etc/rabbitmq/rabbitmq.conf"
+
+
+def test_start_fails_clearly_without_server(tmp_path):
+    r = render()
+    script = configmap_file(r, f"{STS}-config", "start.sh").replace(
+        "/usr/lib/rabbitmq/bin/rabbitmq-server", str(tmp_path / "absent")
+    )
+    (tmp_path / "start.sh").write_text(script)
+    env = dict(os.environ, PATH=str(tmp_path))
+    p = subprocess.run(["/bin/sh", str(tmp_path / "start.sh")], env=env, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 70
+    assert "rabbitmq-server not found" in p.stderr
