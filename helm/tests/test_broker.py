@@ -197,3 +197,17 @@ def test_broker_container_runs_the_chart_start_script():
     assert "shareProcessNamespace" not in render({"broker": {"shareProcessNamespace": False}}).get(
         "StatefulSet", STS
     )["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize(
+    "limit,expected",
+    [("2Gi", 2 * 1024**3), ("512Mi", 512 * 1024**2), ("3G", 3 * 10**9), ("1.5Gi", int(1.5 * 1024**3))],
+)
+def test_memory_watermark_is_relative_to_the_container_limit(limit, expected):
+    r = render({"broker": {"resources": {"limits": {"memory": limit}}}})
+    assert int(rabbitmq_conf(r)["total_memory_available_override_value"]) == expected
+
+
+def test_no_memory_override_without_a_limit():
+    r = render({"broker": {"resources": {"limits": None}}})
+    assert "total_memory_available_override_value" not in rabbitmq_conf(r)

@@ -147,3 +147,15 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* Kubernetes quantity ("2Gi", "512Mi", "1G", "1073741824") to bytes. */}}
+{{- define "warren.bytes" -}}
+{{- $s := toString . -}}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $s | float64 -}}
+{{- $unit := regexReplaceAll "^[0-9]+(\\.[0-9]+)?" $s "" -}}
+{{- $mult := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 -}}
+{{- if not (hasKey $mult $unit) -}}
+{{- fail (printf "cannot read the memory quantity %q (use e.g. 2Gi, 512Mi, 2G)" $s) -}}
+{{- end -}}
+{{- mulf $num (get $mult $unit) | int64 -}}
+{{- end -}}
