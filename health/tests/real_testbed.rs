@@ -125,6 +125,29 @@ async fn real_rabbitmq_check_rejects_minority_node() {
         assert_eq!((r.running.len(), r.total), (3, 3), "{r:?}");
     }
 
+    // A frozen node (SIGSTOP): the kernel still completes TCP handshakes, but
+    // nothing answers. Both checks must fail by timeout. Kept short (well under
+    // net_ticktime) so the cluster does not notice.
+    tb.fault("freeze", 3);
+    let short = Duration::from_millis(1000);
+    let amqp_frozen = probe::amqp(tb.amqp_addr(3), short).await;
+    let rabbit_frozen = probe::rabbitmq(&tb.rabbit_check(3), short).await;
+    tb.fault("thaw", 3);
+    eprintln!("frozen node 3: amqp {amqp_frozen:?}, rabbitmq {rabbit_frozen:?}");
+    assert!(
+        matches!(
+            amqp_frozen,
+            Err(ProbeError::L6Timeout | ProbeError::L4Timeout)
+        ),
+        "amqp check of a frozen node: {amqp_frozen:?}"
+    );
+    assert!(
+        matches!(&rabbit_frozen, Err(e) if e.is_timeout()),
+        "rabbitmq check of a frozen node: {rabbit_frozen:?}"
+    );
+    // Back to a whole cluster before the next fault.
+    wait_eligible(&tb, 3, 3).await;
+
     tb.fault("partition", 1);
 
     // Peers notice after net_ticktime (10 s); allow a generous deadline.
@@ -166,12 +189,18 @@ async fn real_rabbitmq_check_rejects_minority_node() {
         .expect("the cut-off node should still accept AMQP connections");
 
     // The majority side stays (or becomes again) eligible and sees 2 of 3.
+    wait_eligible(&tb, 2, 2).await;
+}
+
+/// Polls node `i`'s rabbitmq check until it is eligible and sees `running`
+/// of 3 nodes running (generous deadline).
+async fn wait_eligible(tb: &Testbed, i: usize, running: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        match probe::rabbitmq(&tb.rabbit_check(2), T).await {
-            Ok(r) if r.running.len() == 2 && r.total == 3 => break,
+        match probe::rabbitmq(&tb.rabbit_check(i), T).await {
+            Ok(r) if r.running.len() == running && r.total == 3 => return,
             other if Instant::now() >= deadline => {
-                panic!("node 2 not eligible with 2 of 3 running: {other:?}")
+                panic!("node {i} not eligible with {running} of 3 running: {other:?}")
             }
             _ => tokio::time::sleep(Duration::from_millis(500)).await,
         }
