@@ -86,9 +86,18 @@ def test_prestop_mirrored_order(tmp_path):
     assert all(c[1:] == ["-t", "3000"] for c in calls)
 
 
-def test_prestop_quorum_has_no_mirror_wait(tmp_path):
+def test_prestop_quorum_on_4x_has_no_mirror_wait(tmp_path):
     calls = run_prestop(tmp_path, render(SCENARIOS["quorum"]))
     assert [c[0] for c in calls] == ["await_online_quorum_plus_one", "drain"]
+
+
+def test_prestop_quorum_on_3_13_still_waits_for_mirrors(tmp_path):
+    calls = run_prestop(tmp_path, render(SCENARIOS["quorum-3.13"]))
+    assert [c[0] for c in calls] == [
+        "await_online_quorum_plus_one",
+        "await_online_synchronized_mirror",
+        "drain",
+    ]
 
 
 def test_prestop_still_drains_when_a_wait_times_out(tmp_path):
