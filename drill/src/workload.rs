@@ -188,6 +188,9 @@ impl Recorder {
     pub fn last_delivery_us(&self) -> Option<u64> {
         self.deliveries.lock().unwrap().last().map(|d| d.at_us)
     }
+    pub fn history_events(&self) -> Vec<Event> {
+        self.events.lock().unwrap().clone()
+    }
     pub fn history(&self) -> History {
         let mut publishes: Vec<Publish> =
             self.publishes.lock().unwrap().values().cloned().collect();

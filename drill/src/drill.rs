@@ -1,0 +1,585 @@
+//! One drill: preflight, workload, fault, heal, wait for a whole cluster,
+//! settle, drain, account.
+
+use crate::accounting::{self, Accounting, Bucket, Event, RunFacts};
+use crate::mgmt::Mgmt;
+use crate::target::{Action, Target};
+use crate::workload::{self, Phase, Recorder, Workload, WorkloadConfig};
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// No fault: a baseline run.
+    None,
+    /// SIGKILL the node hosting the queue's master/leader, restart it after --fault-duration.
+    Crash,
+    /// SIGSTOP the master node for --fault-duration, then SIGCONT.
+    Freeze,
+    /// Stop the master node gracefully, start it after --fault-duration.
+    Stop,
+    /// Cut the master node from its peers for --fault-duration, then heal.
+    Partition,
+    /// Kill the active load balancer (the VIP must move), restore after --fault-duration.
+    LbCrash,
+    /// Stop and start every node in turn, waiting for the cluster to be whole in between.
+    RollingRestart,
+}
+
+impl Fault {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::None => "none",
+            Fault::Crash => "crash",
+            Fault::Freeze => "freeze",
+            Fault::Stop => "stop",
+            Fault::Partition => "partition",
+            Fault::LbCrash => "lb-crash",
+            Fault::RollingRestart => "rolling-restart",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DrillConfig {
+    pub workload: WorkloadConfig,
+    pub fault: Fault,
+    pub duration: Duration,
+    pub fault_after: Duration,
+    pub fault_duration: Duration,
+    pub heal_timeout: Duration,
+    pub settle_timeout: Duration,
+    pub drain_timeout: Duration,
+    pub keep_queue: bool,
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrillReport {
+    pub tool: String,
+    pub run_id: String,
+    pub target: String,
+    pub fault: Fault,
+    pub mode: workload::QueueMode,
+    pub endpoint: String,
+    pub queue: String,
+    pub cluster: String,
+    pub nodes: usize,
+    pub publishers: u32,
+    pub consumers: u32,
+    pub rate: Option<f64>,
+    pub unsafe_workload: Vec<String>,
+    pub duration_s: f64,
+    pub master_before: Option<String>,
+    pub master_after: Option<String>,
+    /// From the fault until confirms resumed after the longest confirm gap
+    /// (client-observed switch time through the endpoint).
+    pub client_reconnect_ms: Option<f64>,
+    /// warren-lb's own switch time (needs its /status endpoint).
+    pub lb_switch: String,
+    pub vip_move: String,
+    pub reconnects: u64,
+    pub last_error: String,
+    pub accounting: Accounting,
+    pub events: Vec<Event>,
+    pub timeline: Vec<Bucket>,
+    pub bucket_ms: u64,
+}
+
+enum Heal {
+    Act(Action, String),
+    LbRestore,
+}
+
+/// Faults injected and not healed yet, healed in reverse on Ctrl-C.
+#[derive(Clone, Default)]
+struct Pending(Arc<Mutex<Vec<Heal>>>);
+
+struct Ctx {
+    target: Arc<dyn Target>,
+    rec: Arc<Recorder>,
+    pending: Pending,
+}
+
+impl Ctx {
+    async fn act(&self, a: Action, node: &str) -> Result<()> {
+        let t = self.target.clone();
+        let n = node.to_string();
+        self.rec
+            .event(a.word(), format!("{} node {node}", a.word()));
+        let res = tokio::task::spawn_blocking(move || t.act(a, &n)).await?;
+        if let Err(e) = &res {
+            self.rec
+                .event("note", format!("{} node {node} failed: {e:#}", a.word()));
+        }
+        res
+    }
+    /// Inject `a` on `node` and remember how to undo it.
+    async fn inject(&self, a: Action, undo: Action, node: &str) -> Result<()> {
+        self.pending
+            .0
+            .lock()
+            .unwrap()
+            .push(Heal::Act(undo, node.into()));
+        self.act(a, node).await
+    }
+    async fn undo_last(&self) -> Result<()> {
+        let h = self.pending.0.lock().unwrap().pop();
+        match h {
+            Some(Heal::Act(a, n)) => self.act(a, &n).await,
+            Some(Heal::LbRestore) => {
+                let t = self.target.clone();
+                self.rec.event("heal", "restore load balancer");
+                tokio::task::spawn_blocking(move || t.lb_restore()).await?
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+fn amqp_hint(e: &anyhow::Error) -> String {
+    let s = format!("{e:#}");
+    if s.contains("ACCESS_REFUSED") || s.contains("403") {
+        format!("wrong AMQP credentials or no access to the vhost: {s}")
+    } else if s.contains("NOT_ALLOWED") {
+        format!("the user has no permission on the vhost: {s}")
+    } else {
+        s
+    }
+}
+
+/// Checks that must pass before any fault is injected.
+pub async fn preflight(
+    cfg: &DrillConfig,
+    target: &Arc<dyn Target>,
+    mgmt: &Mgmt,
+) -> Result<(String, usize)> {
+    let t = target.clone();
+    tokio::task::spawn_blocking(move || t.preflight())
+        .await?
+        .with_context(|| format!("target {} is not usable", target.describe()))?;
+    let cluster = mgmt
+        .preflight()
+        .await
+        .context("management API check failed")?;
+    let nodes = mgmt.nodes().await?.len();
+    let w = &cfg.workload;
+    let conn = workload::connect(w)
+        .await
+        .map_err(|e| anyhow!("AMQP endpoint {} unusable: {}", w.endpoint, amqp_hint(&e)))?;
+    let ch = conn.create_channel().await?;
+    workload::declare(&ch, w)
+        .await
+        .map_err(|e| anyhow!("cannot declare queue {}: {}", w.queue, amqp_hint(&e)))?;
+    let _ = conn.close(200, "preflight").await;
+    Ok((cluster, nodes))
+}
+
+async fn wait_whole(
+    mgmt: &Mgmt,
+    w: &WorkloadConfig,
+    nodes: usize,
+    timeout: Duration,
+) -> std::result::Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match mgmt.not_whole(&w.vhost, &w.queue, nodes).await {
+            None => return Ok(()),
+            Some(why) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(why);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn leader(mgmt: &Mgmt, w: &WorkloadConfig) -> Option<String> {
+    mgmt.queue(&w.vhost, &w.queue).await.ok()?.leader
+}
+
+/// Run the fault; returns (disruptions, heal step finished at µs).
+async fn run_fault(
+    cfg: &DrillConfig,
+    ctx: &Ctx,
+    mgmt: &Mgmt,
+    master_node: &str,
+    nodes: usize,
+) -> Result<u32> {
+    let d = cfg.fault_duration;
+    let m = master_node;
+    match cfg.fault {
+        Fault::None => Ok(0),
+        Fault::Crash => {
+            ctx.rec.event("fault", format!("crash (SIGKILL) node {m}"));
+            ctx.inject(Action::Kill, Action::Start, m).await?;
+            tokio::time::sleep(d).await;
+            ctx.rec.event("heal", format!("restart node {m}"));
+            ctx.undo_last().await?;
+            Ok(1)
+        }
+        Fault::Stop => {
+            ctx.rec.event("fault", format!("graceful stop of node {m}"));
+            ctx.inject(Action::Stop, Action::Start, m).await?;
+            tokio::time::sleep(d).await;
+            ctx.rec.event("heal", format!("start node {m}"));
+            ctx.undo_last().await?;
+            Ok(1)
+        }
+        Fault::Freeze => {
+            ctx.rec
+                .event("fault", format!("freeze (SIGSTOP) node {m} for {d:?}"));
+            ctx.inject(Action::Freeze, Action::Thaw, m).await?;
+            tokio::time::sleep(d).await;
+            ctx.rec.event("heal", format!("thaw (SIGCONT) node {m}"));
+            ctx.undo_last().await?;
+            Ok(1)
+        }
+        Fault::Partition => {
+            ctx.rec.event(
+                "fault",
+                format!("partition node {m} from its peers for {d:?}"),
+            );
+            ctx.inject(Action::Partition, Action::Heal, m).await?;
+            tokio::time::sleep(d).await;
+            ctx.rec.event("heal", format!("heal partition of node {m}"));
+            ctx.undo_last().await?;
+            Ok(1)
+        }
+        Fault::LbCrash => {
+            ctx.pending.0.lock().unwrap().push(Heal::LbRestore);
+            let t = ctx.target.clone();
+            let what = tokio::task::spawn_blocking(move || t.lb_kill()).await??;
+            ctx.rec
+                .event("fault", format!("killed the active load balancer: {what}"));
+            tokio::time::sleep(d).await;
+            ctx.undo_last().await?;
+            Ok(1)
+        }
+        Fault::RollingRestart => {
+            let t = ctx.target.clone();
+            let all = tokio::task::spawn_blocking(move || t.nodes()).await??;
+            ctx.rec.event(
+                "fault",
+                format!("rolling restart of nodes {}", all.join(",")),
+            );
+            for n in &all {
+                ctx.rec.event("note", format!("restart node {n}"));
+                ctx.inject(Action::Stop, Action::Start, n).await?;
+                ctx.undo_last().await?;
+                if let Err(why) = wait_whole(mgmt, &cfg.workload, nodes, cfg.heal_timeout).await {
+                    bail!("after restarting node {n} the cluster did not become whole: {why}");
+                }
+                ctx.rec
+                    .event("note", format!("node {n} back, cluster whole"));
+            }
+            ctx.rec.event("heal", "rolling restart done");
+            Ok(all.len() as u32)
+        }
+    }
+}
+
+fn progress_line(rec: &Recorder, phase: &str) -> String {
+    let e = rec.last_error.lock().unwrap().clone();
+    let e: String = e.chars().take(70).collect();
+    format!(
+        "[{:6.1}s] {phase:<8} sent {} confirmed {} consumed {} reconnects {}{}",
+        rec.start.elapsed().as_secs_f64(),
+        rec.sent.load(Ordering::Relaxed),
+        rec.confirmed.load(Ordering::Relaxed),
+        rec.consumed.load(Ordering::Relaxed),
+        rec.reconnects.load(Ordering::Relaxed),
+        if e.is_empty() {
+            String::new()
+        } else {
+            format!(" | {e}")
+        }
+    )
+}
+
+/// Run a drill. Preflight errors are returned before any fault is injected.
+pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Result<DrillReport> {
+    let (cluster, nodes) = preflight(&cfg, &target, &mgmt).await?;
+    let w = Arc::new(cfg.workload.clone());
+    if let Err(why) = wait_whole(&mgmt, &w, nodes, cfg.heal_timeout).await {
+        bail!("the cluster is not whole before the drill ({why}); refusing to inject a fault");
+    }
+    let master_before = leader(&mgmt, &w).await;
+    let master_node = match (&master_before, cfg.fault) {
+        (_, Fault::None | Fault::LbCrash | Fault::RollingRestart) => String::new(),
+        (Some(m), _) => {
+            let t = target.clone();
+            let m = m.clone();
+            tokio::task::spawn_blocking(move || t.node(&m)).await??
+        }
+        (None, _) => bail!("cannot find the master/leader of queue {}", w.queue),
+    };
+
+    let rec = Recorder::new();
+    let ctx = Ctx {
+        target: target.clone(),
+        rec: rec.clone(),
+        pending: Pending::default(),
+    };
+    rec.event(
+        "note",
+        format!(
+            "queue {} master/leader {}",
+            w.queue,
+            master_before.as_deref().unwrap_or("?")
+        ),
+    );
+    let phase_name = Arc::new(Mutex::new("load"));
+
+    // live progress + failover watch
+    let stop_bg = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bg = {
+        let (rec, mgmt, w, stop, pn) = (
+            rec.clone(),
+            mgmt.clone(),
+            w.clone(),
+            stop_bg.clone(),
+            phase_name.clone(),
+        );
+        let progress = cfg.progress;
+        tokio::spawn(async move {
+            let tty = std::io::stderr().is_terminal();
+            let mut last_leader = master_before_clone(&mgmt, &w).await;
+            let mut tick = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                tick += 1;
+                if let Ok(Ok(Some(l))) = tokio::time::timeout(Duration::from_secs(2), async {
+                    Ok::<_, ()>(leader(&mgmt, &w).await)
+                })
+                .await
+                {
+                    if last_leader.as_deref() != Some(l.as_str()) {
+                        rec.event(
+                            "failover",
+                            format!(
+                                "master/leader {} -> {l}",
+                                last_leader.as_deref().unwrap_or("?")
+                            ),
+                        );
+                        last_leader = Some(l);
+                    }
+                }
+                if progress && (tty || tick % 10 == 0) {
+                    let line = progress_line(&rec, &pn.lock().unwrap());
+                    let mut e = std::io::stderr();
+                    if tty {
+                        let _ = write!(e, "\r\x1b[2K{line}");
+                    } else {
+                        let _ = writeln!(e, "{line}");
+                    }
+                    let _ = e.flush();
+                }
+            }
+            if progress && tty {
+                eprintln!();
+            }
+        })
+    };
+
+    let load_start = rec.now_us();
+    let wl = Workload::start(w.clone(), rec.clone());
+    let mut facts = RunFacts {
+        load_start_us: load_start,
+        publishers: w.publishers,
+        max_in_flight: if w.no_confirms { 0 } else { w.max_in_flight },
+        consumers: w.consumers,
+        prefetch: w.prefetch as u32,
+        ..Default::default()
+    };
+
+    let main_flow = async {
+        tokio::time::sleep(cfg.fault_after).await;
+        *phase_name.lock().unwrap() = "fault";
+        let fault_at = rec.now_us();
+        let fault_res = run_fault(&cfg, &ctx, &mgmt, &master_node, nodes).await;
+        // the heal step began at the last "heal" event (rolling restart: its end)
+        let heal_at = rec
+            .history_events()
+            .iter()
+            .rev()
+            .find(|e| e.kind == "heal" && e.at_us >= fault_at)
+            .map(|e| e.at_us)
+            .unwrap_or_else(|| rec.now_us());
+        *phase_name.lock().unwrap() = "healing";
+        let whole = wait_whole(&mgmt, &w, nodes, cfg.heal_timeout).await;
+        let whole_at = rec.now_us();
+        match &whole {
+            Ok(()) => rec.event(
+                "healed",
+                format!(
+                    "cluster whole {:.1}s after the heal step began",
+                    (whole_at - heal_at) as f64 / 1e6
+                ),
+            ),
+            Err(why) => rec.event("note", format!("cluster NOT whole: {why}")),
+        }
+        // keep loading until the planned duration, and at least 3 s after healing
+        *phase_name.lock().unwrap() = "load";
+        let planned_end = load_start + cfg.duration.as_micros() as u64;
+        let end = planned_end.max(whole_at + 3_000_000);
+        let now = rec.now_us();
+        if end > now {
+            tokio::time::sleep(Duration::from_micros(end - now)).await;
+        }
+        (fault_at, heal_at, whole_at, fault_res, whole)
+    };
+
+    let outcome = tokio::select! {
+        r = main_flow => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+
+    let mut fault_error = None;
+    match outcome {
+        Some((fault_at, heal_at, whole_at, fault_res, whole)) => {
+            if cfg.fault != Fault::None {
+                facts.fault_at_us = Some(fault_at);
+                facts.heal_at_us = Some(heal_at);
+            }
+            match fault_res {
+                Ok(n) => facts.disruptions = n,
+                Err(e) => {
+                    fault_error = Some(format!("{e:#}"));
+                    rec.event("note", format!("fault step failed: {e:#}"));
+                    // never leave a node hurt
+                    while !ctx.pending.0.lock().unwrap().is_empty() {
+                        let _ = ctx.undo_last().await;
+                    }
+                }
+            }
+            facts.cluster_healed = whole.is_ok() && fault_error.is_none();
+            facts.heal_duration_us = Some(whole_at - heal_at);
+        }
+        None => {
+            facts.interrupted = true;
+            rec.event("note", "interrupted (Ctrl-C): healing the injected fault");
+            eprintln!("\nwarren-drill: interrupted, healing the injected fault ...");
+            while !ctx.pending.0.lock().unwrap().is_empty() {
+                if let Err(e) = ctx.undo_last().await {
+                    eprintln!("warren-drill: heal step failed: {e:#}");
+                }
+            }
+            facts.cluster_healed = wait_whole(&mgmt, &w, nodes, Duration::from_secs(30))
+                .await
+                .is_ok();
+        }
+    }
+    facts.load_end_us = rec.now_us();
+
+    // settle: no new ids, retry the unconfirmed ones
+    *phase_name.lock().unwrap() = "settle";
+    let _ = wl.phase.send(Phase::Settle);
+    let settle_deadline = tokio::time::Instant::now() + cfg.settle_timeout;
+    for h in wl.publishers {
+        let _ = tokio::time::timeout_at(settle_deadline, h).await;
+    }
+    rec.event("drain", "publishers done; draining the queue");
+
+    // drain: until nothing arrives for 2 s and the queue is empty
+    *phase_name.lock().unwrap() = "drain";
+    let drain_deadline = tokio::time::Instant::now() + cfg.drain_timeout;
+    if !facts.interrupted {
+        loop {
+            let idle = rec
+                .last_delivery_us()
+                .map(|t| rec.now_us().saturating_sub(t) > 2_000_000)
+                .unwrap_or(true);
+            if idle && matches!(workload::queue_depth(&w).await, Ok(0)) {
+                break;
+            }
+            if tokio::time::Instant::now() >= drain_deadline {
+                rec.event("note", "drain timed out");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let _ = wl.phase.send(Phase::Stop);
+    for h in wl.consumers {
+        let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
+    }
+    facts.drained = matches!(workload::queue_depth(&w).await, Ok(0));
+    let master_after = leader(&mgmt, &w).await;
+    if !cfg.keep_queue {
+        let _ = workload::delete_queue(&w).await;
+    }
+    stop_bg.store(true, Ordering::Relaxed);
+    let _ = bg.await;
+
+    let history = rec.history();
+    let end_us = rec.now_us();
+    let mut acc = accounting::account(&history, &facts);
+    if let Some(e) = fault_error {
+        acc.reasons.push(format!("the fault could not be run: {e}"));
+        acc.verdict = accounting::Verdict::Fail;
+    }
+    let bucket_ms = if end_us > 120_000_000 { 1000 } else { 500 };
+    let client_reconnect_ms = facts.fault_at_us.and_then(|fa| {
+        // end of the longest confirm gap that overlaps the fault, relative to the fault
+        let mut c: Vec<u64> = history
+            .publishes
+            .iter()
+            .filter_map(|p| p.confirmed_us)
+            .collect();
+        c.sort_unstable();
+        let mut best: Option<(u64, u64)> = None;
+        for w in c.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if b >= fa && best.is_none_or(|(x, y)| b - a > y - x) {
+                best = Some((a, b));
+            }
+        }
+        best.map(|(_, b)| (b.saturating_sub(fa)) as f64 / 1000.0)
+    });
+    let last_error = rec.last_error.lock().unwrap().clone();
+    let mut unsafe_workload = Vec::new();
+    if w.no_confirms {
+        unsafe_workload.push("no publisher confirms".into());
+    }
+    if w.auto_ack {
+        unsafe_workload.push("auto-ack consumers".into());
+    }
+    Ok(DrillReport {
+        tool: format!("warren-drill {}", env!("CARGO_PKG_VERSION")),
+        run_id: w.run_id.clone(),
+        target: target.describe(),
+        fault: cfg.fault,
+        mode: w.mode,
+        endpoint: w.endpoint.clone(),
+        queue: w.queue.clone(),
+        cluster,
+        nodes,
+        publishers: w.publishers,
+        consumers: w.consumers,
+        rate: w.rate,
+        unsafe_workload,
+        duration_s: end_us as f64 / 1e6,
+        master_before,
+        master_after,
+        client_reconnect_ms,
+        lb_switch: "unavailable (warren-lb /status not available yet)".into(),
+        vip_move: "not measured by this drill".into(),
+        reconnects: rec.reconnects.load(Ordering::Relaxed),
+        last_error,
+        accounting: acc,
+        events: history.events.clone(),
+        timeline: accounting::timeline(&history, bucket_ms, end_us),
+        bucket_ms,
+    })
+}
+
+async fn master_before_clone(mgmt: &Mgmt, w: &WorkloadConfig) -> Option<String> {
+    leader(mgmt, w).await
+}
