@@ -1,0 +1,156 @@
+"""Static checks and bad-input behaviour: no containers, no root needed.
+
+- ansible-lint with the production profile over roles and playbooks
+- ansible-playbook --syntax-check of every playbook
+- missing required variables fail early, naming the variable
+- an even number of brokers warns loudly
+"""
+
+import subprocess
+import textwrap
+
+import pytest
+
+from conftest import ANSIBLE_DIR, ansible_env, require_tool, run_playbook
+
+PLAYBOOKS = ["site.yml", "rolling_restart.yml", "drill.yml"]
+
+
+def test_ansible_lint_production_profile():
+    require_tool("ansible-lint")
+    proc = subprocess.run(
+        ["ansible-lint", "--profile", "production", "--nocolor"],
+        cwd=ANSIBLE_DIR,
+        env=ansible_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert "Profile 'production' was required, and it passed" in proc.stdout, proc.stdout[-3000:]
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
+def test_syntax_check(playbook):
+    proc = run_playbook(playbook, ANSIBLE_DIR / "inventory/example/hosts.yml", "--syntax-check", timeout=300)
+    assert proc.returncode == 0, proc.output[-4000:]
+
+
+FULL_VARS = {
+    "rabbitmq_cluster_erlang_cookie": "a-test-cookie-of-more-than-20-chars",
+    "rabbitmq_cluster_admin_password": "test-password",
+    "warren_vip_address": "10.240.250.100/24",
+}
+
+
+def write_local_inventory(tmp_path, brokers=3, lbs=2, host_vars=None):
+    """Inventory of local 'hosts' (connection=local). Only the always-tagged checks
+    run (--tags always --check), so nothing on this machine changes. host_vars:
+    {host: {var: value or None}}; None leaves the variable undefined there."""
+    host_vars = host_vars or {}
+    lines = ["all:", "  vars:", "    ansible_connection: local",
+             "    ansible_python_interpreter: '{{ ansible_playbook_python }}'",
+             "  children:"]
+    groups = {"rabbitmq": [f"wans-r{i}" for i in range(1, brokers + 1)],
+              "warren_lb": [f"wans-l{i}" for i in range(1, lbs + 1)]}
+    for group, hosts in groups.items():
+        lines += [f"    {group}:", "      hosts:"]
+        for host in hosts:
+            lines.append(f"        {host}:")
+            merged = dict(FULL_VARS, **host_vars.get(host, {}))
+            for key, value in merged.items():
+                if value is not None:
+                    lines.append(f"          {key}: '{value}'")
+    inv = tmp_path / "hosts.yml"
+    inv.write_text("\n".join(lines) + "\n")
+    return inv
+
+
+def run_checks_only(inv):
+    # Only the "always" checks run; a minimal fact subset keeps each run short.
+    return run_playbook("site.yml", inv, "--check", "--tags", "always", timeout=300,
+                        extra_env={"ANSIBLE_GATHER_SUBSET": "!all,min"})
+
+
+def test_complete_inventory_passes_the_checks(tmp_path):
+    proc = run_checks_only(write_local_inventory(tmp_path))
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert "WARNING: the inventory group" not in proc.output
+
+
+def host_failure(output, host):
+    """The text of the fatal/failed result for one host ('' when it did not fail)."""
+    for block in output.split("\n\n"):
+        for line in block.splitlines():
+            if ("fatal: [" + host + "]") in line or ("failed: [" + host + "]") in line:
+                return block
+    return ""
+
+
+def test_bad_or_missing_required_variables_fail_naming_them(tmp_path):
+    # One run, one defect per host: each host must fail with its own variable's name.
+    # wans-r4 and wans-r5 stay complete so the run goes on to the lb play.
+    defects = {
+        "wans-r3": ({"rabbitmq_cluster_erlang_cookie": "short"}, "rabbitmq_cluster_erlang_cookie is required"),
+        "wans-r1": ({"rabbitmq_cluster_erlang_cookie": None}, "rabbitmq_cluster_erlang_cookie is required"),
+        "wans-r2": ({"rabbitmq_cluster_admin_password": None}, "rabbitmq_cluster_admin_password is required"),
+        "wans-l1": ({"warren_vip_address": None}, "warren_vip_address is required"),
+        "wans-l2": ({"warren_vip_address": "10.240.250.100"}, "warren_vip_address is required"),
+    }
+    proc = run_checks_only(write_local_inventory(
+        tmp_path, brokers=5, host_vars={h: v for h, (v, _) in defects.items()}))
+    assert proc.returncode != 0, proc.output[-4000:]
+    for host, (_, message) in defects.items():
+        failure = host_failure(proc.output, host)
+        assert failure, f"{host} did not fail:\n{proc.output[-4000:]}"
+        assert message in " ".join(failure.split()), failure
+    assert not host_failure(proc.output, "wans-r4"), proc.output[-4000:]
+
+
+@pytest.mark.parametrize("brokers", [2])
+def test_even_number_of_brokers_warns(tmp_path, brokers):
+    proc = run_checks_only(write_local_inventory(tmp_path, brokers=brokers, lbs=1))
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert f"WARNING: the inventory group 'rabbitmq' has {brokers} brokers" in " ".join(proc.output.split())
+
+
+def test_rendered_lb_config_matches_contract(tmp_path):
+    """Render lb.toml from the example inventory and parse it as TOML."""
+    import tomllib
+
+    play = tmp_path / "render.yml"
+    out = tmp_path / "lb.toml"
+    play.write_text(textwrap.dedent(f"""\
+        - name: Render
+          hosts: lb1
+          connection: local
+          gather_facts: false
+          tasks:
+            - name: Defaults of the role
+              ansible.builtin.include_vars:
+                file: {ANSIBLE_DIR}/roles/warren_lb/defaults/main.yml
+            - name: Render lb.toml
+              ansible.builtin.template:
+                src: {ANSIBLE_DIR}/roles/warren_lb/templates/lb.toml.j2
+                dest: {out}
+                mode: "0600"
+              vars:
+                ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+        """))
+    proc = subprocess.run(
+        ["ansible-playbook", "-i", str(ANSIBLE_DIR / "inventory/example/hosts.yml"), str(play)],
+        cwd=ANSIBLE_DIR, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    cfg = tomllib.loads(out.read_text())
+    backend = cfg["backend"][0]
+    assert cfg["frontend"][0]["backend"] == backend["name"] == "rabbitmq"
+    servers = backend["server"]
+    assert [s["address"] for s in servers] == ["10.240.10.11:5672", "10.240.10.12:5672", "10.240.10.13:5672"]
+    assert [s["role"] for s in servers] == ["primary", "backup", "backup"]
+    assert backend["check"]["type"] == "rabbitmq"
+    assert backend["check"]["password_file"].startswith("/etc/warren/")
+    assert "password" not in backend["check"]
