@@ -1,0 +1,205 @@
+//! A backend pool at run time: its servers, selection, and what happens
+//! when a server changes state (HAProxy's log lines and `on-marked-*`
+//! actions, warren's failback policy).
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::{info, warn};
+use warren_health::{Outcome, Status, Transition};
+
+use crate::balance::{self, Candidate};
+use crate::config::{Backend, Failback, OnError, Role};
+use crate::server::{describe_cause, AdminState, ServerState};
+
+pub struct BackendState {
+    pub config: Backend,
+    pub servers: Vec<Arc<ServerState>>,
+    turn: AtomicUsize,
+}
+
+impl BackendState {
+    pub fn new(config: Backend) -> Arc<Self> {
+        let servers = config
+            .servers
+            .iter()
+            .map(|s| Arc::new(ServerState::new(&config.name, s.clone(), &config.check)))
+            .collect();
+        Arc::new(BackendState {
+            config,
+            servers,
+            turn: AtomicUsize::new(0),
+        })
+    }
+
+    /// Picks a server for a new session, skipping those already tried.
+    pub fn select(&self, client: IpAddr, skip: &[usize]) -> Option<usize> {
+        let candidates: Vec<Candidate> = self
+            .servers
+            .iter()
+            .map(|s| Candidate {
+                role: s.config.role,
+                eligible: s.is_eligible(),
+                has_slot: s.has_slot(),
+                weight: s.config.weight,
+                sessions: s.sessions.load(Ordering::Acquire),
+            })
+            .collect();
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        balance::pick(
+            self.config.balance,
+            self.config.allbackups,
+            &candidates,
+            skip,
+            turn,
+            client,
+        )
+    }
+
+    /// Eligible servers by role: (primaries, backups).
+    pub fn eligible_counts(&self) -> (usize, usize) {
+        let count = |role| {
+            self.servers
+                .iter()
+                .filter(|s| s.config.role == role && s.is_eligible())
+                .count()
+        };
+        (count(Role::Primary), count(Role::Backup))
+    }
+
+    /// A real connect to `server` failed (`observe layer4`).
+    pub fn observed_error(self: &Arc<Self>, index: usize, reason: &str) {
+        let server = &self.servers[index];
+        server.connect_errors.fetch_add(1, Ordering::Relaxed);
+        let Some(on_error) = self.config.observe_layer4.filter(|_| server.checked) else {
+            return;
+        };
+        let now = Instant::now();
+        let step = server.machine(|m| match on_error {
+            OnError::MarkDown => m.on_observed_error(now),
+            OnError::FailCheck => m.on_check(Outcome::Failed, now),
+        });
+        server.reschedule.notify_one();
+        if let Some(t) = step.transition {
+            self.transition(index, t, reason);
+        }
+    }
+
+    /// Logs a transition and carries out what it implies.
+    pub fn transition(self: &Arc<Self>, index: usize, t: Transition, reason: &str) {
+        let server = &self.servers[index];
+        let holds_back = self.config.failback != Failback::Immediate;
+        server.apply(t, holds_back);
+        let (primaries, backups) = self.eligible_counts();
+        match t.to {
+            Status::Down => {
+                let closed = if self.config.shutdown_sessions_on_down {
+                    server.shutdown_sessions()
+                } else {
+                    0
+                };
+                warn!(
+                    "Server {} is DOWN, reason: {reason} ({}). {primaries} active and {backups} backup servers left. {closed} sessions closed.",
+                    server.id(),
+                    describe_cause(t.cause),
+                );
+                if primaries + backups == 0 {
+                    warn!("backend '{}' has no server available!", self.config.name);
+                }
+            }
+            Status::Up => {
+                if server.config.role == Role::Primary && holds_back && server.awaiting_failback() {
+                    self.hold_failback(index);
+                } else {
+                    info!(
+                        "Server {} is UP. {primaries} active and {backups} backup servers online.",
+                        server.id()
+                    );
+                    self.on_primary_back(index);
+                }
+            }
+        }
+    }
+
+    fn hold_failback(self: &Arc<Self>, index: usize) {
+        let server = &self.servers[index];
+        match self.config.failback {
+            Failback::Immediate => {}
+            Failback::Manual => info!(
+                "Server {} is UP, waiting for manual failback (`warren-lb ctl ready {}`).",
+                server.id(),
+                server.id()
+            ),
+            Failback::After(delay) => {
+                info!(
+                    "Server {} is UP, failback in {delay:?} if it stays up.",
+                    server.id()
+                );
+                let generation = server.generation();
+                let backend = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let server = &backend.servers[index];
+                    if server.generation() == generation && server.is_up() {
+                        server.open_failback();
+                        info!("Server {} failed back after {delay:?} up.", server.id());
+                        backend.on_primary_back(index);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Operator command: drain / maint / ready (HAProxy's `set server state`).
+    /// `ready` also releases a primary held back by the failback policy.
+    pub fn set_admin(&self, index: usize, state: AdminState) {
+        let server = &self.servers[index];
+        let was_eligible = server.is_eligible();
+        server.set_admin(state);
+        match state {
+            AdminState::Ready => {
+                info!("Server {} is READY (operator).", server.id());
+                if !was_eligible && server.is_eligible() {
+                    self.on_primary_back(index);
+                }
+            }
+            AdminState::Drain => info!(
+                "Server {} is DRAIN (operator): no new sessions.",
+                server.id()
+            ),
+            AdminState::Maint => {
+                let n = server.shutdown_sessions();
+                info!(
+                    "Server {} is MAINT (operator): {n} sessions closed.",
+                    server.id()
+                );
+            }
+        }
+    }
+
+    /// A primary became eligible again: `on_marked_up = shutdown-backup-sessions`
+    /// moves clients off the backups so they all meet on the primary.
+    pub fn on_primary_back(&self, index: usize) {
+        if self.servers[index].config.role != Role::Primary
+            || !self.config.shutdown_backup_sessions_on_up
+        {
+            return;
+        }
+        for backup in self
+            .servers
+            .iter()
+            .filter(|s| s.config.role == Role::Backup)
+        {
+            let n = backup.shutdown_sessions();
+            if n > 0 {
+                info!(
+                    "Server {}: {n} sessions closed, primary {} is back.",
+                    backup.id(),
+                    self.servers[index].id()
+                );
+            }
+        }
+    }
+}

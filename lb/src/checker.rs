@@ -1,0 +1,120 @@
+//! The check task of one server: runs the configured probe when the check
+//! machine says so and feeds the result back.
+//!
+//! The schedule belongs to the pure machine (`warren-health`): the next
+//! check is due `inter`/`fastinter`/`downinter` after the previous one
+//! *finished*, as in HAProxy.  This task only sleeps until then, or until a
+//! passive error brings the next check forward.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::debug;
+use warren_health::probe::{self, HttpCheck, ProbeError, RabbitCheck};
+use warren_health::Outcome;
+
+use crate::backend::BackendState;
+use crate::config::{Address, Check, CheckKind};
+
+pub fn spawn(backend: Arc<BackendState>, index: usize) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(backend, index))
+}
+
+async fn run(backend: Arc<BackendState>, index: usize) {
+    let server = backend.servers[index].clone();
+    let check = &backend.config.check;
+    let mut due = server.machine(|m| m.first_check_at(Instant::now()));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(due.into()) => {}
+            _ = server.reschedule.notified() => {
+                due = server.machine(|m| m.next_check_at()).unwrap_or(due);
+                continue;
+            }
+        }
+        let started = Instant::now();
+        let result = probe_once(check, &server.config.address).await;
+        let finished = Instant::now();
+        let reason = match &result {
+            Ok(()) => format!("check passed, {} ms", (finished - started).as_millis()),
+            Err(e) => format!(
+                "{e}, check duration: {} ms",
+                (finished - started).as_millis()
+            ),
+        };
+        let outcome = if result.is_ok() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        };
+        debug!(server = %server.id(), %reason, "check");
+        *server.last_check.lock().expect("last_check lock") = Some(reason.clone());
+        let step = server.machine(|m| m.on_check(outcome, finished));
+        due = step.next_check_at;
+        if let Some(t) = step.transition {
+            backend.transition(index, t, &reason);
+        }
+    }
+}
+
+/// One run of the configured probe against one server.
+pub async fn probe_once(check: &Check, address: &Address) -> Result<(), ProbeError> {
+    let port = check.port.unwrap_or(address.port());
+    let target = resolve(address, port).await?;
+    let password = match &check.password {
+        None => None,
+        Some(secret) => Some(
+            secret
+                .read()
+                .map_err(|e| ProbeError::L7Rsp(format!("cannot read the check password: {e}")))?,
+        ),
+    };
+    match &check.kind {
+        CheckKind::None => Ok(()),
+        CheckKind::Tcp => probe::tcp(target, check.timeout).await,
+        CheckKind::Amqp => probe::amqp(target, check.timeout).await,
+        CheckKind::Http {
+            path,
+            expect_status,
+            expect_body,
+        } => {
+            let http = HttpCheck {
+                url: format!("http://{}{path}", host_port(address, port)),
+                username: check.username.clone(),
+                password,
+                expect_status: *expect_status,
+                expect_body: expect_body.clone(),
+            };
+            probe::http(&http, check.timeout).await
+        }
+        CheckKind::Rabbitmq => {
+            let rabbit = RabbitCheck {
+                base_url: format!("http://{}", host_port(address, port)),
+                username: check.username.clone().unwrap_or_default(),
+                password: password.unwrap_or_default(),
+            };
+            probe::rabbitmq(&rabbit, check.timeout).await.map(|_| ())
+        }
+    }
+}
+
+fn host_port(address: &Address, port: u16) -> String {
+    match address {
+        Address::Ip(a) if a.is_ipv6() => format!("[{}]:{port}", a.ip()),
+        _ => format!("{}:{port}", address.host()),
+    }
+}
+
+/// The socket address to use for `address` (at `port`), resolving names
+/// each time so a moved server is followed.
+pub async fn resolve(address: &Address, port: u16) -> Result<SocketAddr, ProbeError> {
+    match address {
+        Address::Ip(a) => Ok(SocketAddr::new(a.ip(), port)),
+        Address::Name { host, .. } => tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| ProbeError::L4Con(format!("cannot resolve {host}"))),
+    }
+}

@@ -1,0 +1,178 @@
+//! The validated runtime model: what the running balancer acts on.
+//!
+//! Everything here has already been checked, defaulted and resolved to
+//! types the data path can use directly (socket addresses, durations,
+//! indices instead of names), so the hot path never re-validates.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub admin: Option<SocketAddr>,
+    pub frontends: Vec<Frontend>,
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frontend {
+    pub name: String,
+    pub bind: SocketAddr,
+    /// Index into [`Config::backends`].
+    pub backend: usize,
+    /// Concurrent client sessions; past it the listener stops accepting
+    /// (the kernel backlog holds new clients), as HAProxy's `maxconn`.
+    pub maxconn: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// The first server (in file order) with a free slot: all clients on one
+    /// node, which is what a mirrored-queue cluster wants.
+    First,
+    RoundRobin,
+    LeastConn,
+    Source,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// A failed connect marks the server down at once (HAProxy `mark-down`).
+    MarkDown,
+    /// A failed connect counts as one failed check (HAProxy `fail-check`).
+    FailCheck,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failback {
+    /// A primary that comes back up takes traffic again at once.
+    Immediate,
+    /// ... only after it has stayed up this long.
+    After(Duration),
+    /// ... only when an operator says `ready`.
+    Manual,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backend {
+    pub name: String,
+    pub balance: Balance,
+    pub allbackups: bool,
+    pub redispatch: bool,
+    /// `None` when `observe = "none"`: real connects do not judge health.
+    pub observe_layer4: Option<OnError>,
+    pub shutdown_sessions_on_down: bool,
+    pub shutdown_backup_sessions_on_up: bool,
+    pub failback: Failback,
+    pub timeout_connect: Duration,
+    pub timeout_idle: Option<Duration>,
+    pub check: Check,
+    pub servers: Vec<Server>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckKind {
+    /// No active check: the server is always up unless passive errors say otherwise.
+    None,
+    Tcp,
+    Amqp,
+    Http {
+        path: String,
+        expect_status: u16,
+        expect_body: Option<String>,
+    },
+    Rabbitmq,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub kind: CheckKind,
+    pub inter: Duration,
+    pub fastinter: Duration,
+    pub downinter: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    pub timeout: Duration,
+    /// Port the check connects to; `None` = the server's own port.
+    pub port: Option<u16>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// A password, either inline or read from a file each time it is needed
+/// (so a rotated secret is picked up without a restart).
+#[derive(Clone, PartialEq)]
+pub enum Secret {
+    Inline(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::Inline(_) => f.write_str("Secret::Inline(<redacted>)"),
+            Secret::File(p) => write!(f, "Secret::File({})", p.display()),
+        }
+    }
+}
+
+impl Secret {
+    pub fn read(&self) -> std::io::Result<String> {
+        match self {
+            Secret::Inline(s) => Ok(s.clone()),
+            Secret::File(p) => Ok(std::fs::read_to_string(p)?.trim_end().to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Backup,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Address {
+    Ip(SocketAddr),
+    /// A DNS name, resolved when used so a changed address is followed.
+    Name {
+        host: String,
+        port: u16,
+    },
+}
+
+impl Address {
+    pub fn port(&self) -> u16 {
+        match self {
+            Address::Ip(a) => a.port(),
+            Address::Name { port, .. } => *port,
+        }
+    }
+
+    pub fn host(&self) -> String {
+        match self {
+            Address::Ip(a) => a.ip().to_string(),
+            Address::Name { host, .. } => host.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Ip(a) => write!(f, "{a}"),
+            Address::Name { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub name: String,
+    pub address: Address,
+    pub role: Role,
+    pub weight: u32,
+    /// 0 = unlimited.
+    pub maxconn: usize,
+}

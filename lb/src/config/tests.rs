@@ -1,0 +1,217 @@
+use super::*;
+use std::time::Duration;
+
+const GOOD: &str = r#"
+[admin]
+bind = "127.0.0.1:8404"
+
+[[frontend]]
+name = "amqp"
+bind = "0.0.0.0:5672"
+backend = "rabbitmq"
+
+[[backend]]
+name = "rabbitmq"
+balance = "first"
+failback = "after:30s"
+
+[backend.check]
+type = "rabbitmq"
+inter = "1s"
+fastinter = "200ms"
+rise = 2
+fall = 2
+username = "admin"
+password = "secret"
+
+[[backend.server]]
+name = "rabbit1"
+address = "10.0.0.11:5672"
+
+[[backend.server]]
+name = "rabbit2"
+address = "rabbit2.example:5672"
+role = "backup"
+weight = 10
+"#;
+
+fn problems(text: &str) -> Vec<Problem> {
+    parse(text).expect_err("expected the config to be refused")
+}
+
+fn only_problem(text: &str) -> Problem {
+    let mut p = problems(text);
+    assert_eq!(p.len(), 1, "expected exactly one problem, got {p:#?}");
+    p.remove(0)
+}
+
+#[test]
+fn good_config_is_validated_with_haproxy_defaults_filled_in() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.admin, Some("127.0.0.1:8404".parse().unwrap()));
+    assert_eq!(c.frontends[0].backend, 0);
+    let b = &c.backends[0];
+    assert_eq!(b.balance, Balance::First);
+    assert_eq!(b.failback, Failback::After(Duration::from_secs(30)));
+    assert_eq!(b.check.kind, CheckKind::Rabbitmq);
+    assert_eq!(b.check.fastinter, Duration::from_millis(200));
+    assert_eq!(
+        b.check.downinter,
+        Duration::from_secs(1),
+        "downinter defaults to inter"
+    );
+    assert_eq!(
+        b.check.timeout,
+        Duration::from_secs(1),
+        "timeout defaults to inter"
+    );
+    assert_eq!(
+        b.check.port,
+        Some(15672),
+        "rabbitmq checks the management port"
+    );
+    assert!(b.redispatch && b.shutdown_sessions_on_down);
+    assert_eq!(b.observe_layer4, Some(OnError::MarkDown));
+    assert_eq!(b.servers[0].role, Role::Primary);
+    assert_eq!(b.servers[0].weight, 1);
+    assert_eq!(
+        b.servers[1].address,
+        Address::Name {
+            host: "rabbit2.example".into(),
+            port: 5672
+        }
+    );
+    assert_eq!(b.servers[1].role, Role::Backup);
+}
+
+#[test]
+fn minimal_backend_uses_haproxy_defaults() {
+    let c = parse(
+        r#"
+[[frontend]]
+name = "f"
+bind = "127.0.0.1:1"
+backend = "b"
+[[backend]]
+name = "b"
+[backend.check]
+[[backend.server]]
+name = "s"
+address = "127.0.0.1:2"
+"#,
+    )
+    .unwrap();
+    let b = &c.backends[0];
+    assert_eq!(b.balance, Balance::RoundRobin);
+    assert_eq!(b.check.kind, CheckKind::Tcp);
+    assert_eq!((b.check.rise, b.check.fall), (2, 3));
+    assert_eq!(b.check.inter, Duration::from_secs(2));
+    assert_eq!(b.timeout_idle, None, "idle timeout is off by default");
+}
+
+#[test]
+fn unknown_key_is_refused_with_line_and_path() {
+    let text = GOOD.replace("rise = 2", "rise = 2\nfal = 3");
+    let p = only_problem(&text);
+    assert!(p.message.contains("unknown field `fal`"), "{p:?}");
+    assert_eq!(p.line, Some(20));
+    assert!(p.key.contains("check"), "{p:?}");
+}
+
+#[test]
+fn malformed_toml_names_the_line() {
+    let p = only_problem("[[frontend]\nname = 1");
+    assert_eq!(p.line, Some(1));
+}
+
+#[test]
+fn rise_and_fall_of_zero_are_refused() {
+    let text = GOOD
+        .replace("rise = 2", "rise = 0")
+        .replace("fall = 2", "fall = 0");
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert_eq!(p[0].key, "backend[rabbitmq].check.rise");
+    assert!(p[0].message.contains("expected an integer from 1"), "{p:?}");
+    assert_eq!(p[0].line, Some(19));
+    assert_eq!(p[1].key, "backend[rabbitmq].check.fall");
+}
+
+#[test]
+fn duplicate_server_names_are_refused() {
+    let text = GOOD.replace("name = \"rabbit2\"", "name = \"rabbit1\"");
+    let p = only_problem(&text);
+    assert_eq!(p.key, "backend[rabbitmq].server[rabbit1].name");
+    assert!(p.message.contains("duplicate"));
+}
+
+#[test]
+fn bad_addresses_say_what_was_expected() {
+    for bad in [
+        "10.0.0.11",
+        "10.0.0.11:0",
+        "bad_host:5672",
+        ":5672",
+        "10.0.0.11:99999",
+    ] {
+        let text = GOOD.replace("10.0.0.11:5672", bad);
+        let p = only_problem(&text);
+        assert_eq!(p.key, "backend[rabbitmq].server[rabbit1].address", "{bad}");
+        assert!(p.message.contains("expected"), "{bad}: {p:?}");
+    }
+    let p = only_problem(&GOOD.replace("0.0.0.0:5672", "localhost:5672"));
+    assert_eq!(p.key, "frontend[amqp].bind");
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let text = GOOD
+        .replace("balance = \"first\"", "balance = \"fastest\"")
+        .replace("inter = \"1s\"", "inter = \"soon\"")
+        .replace("backend = \"rabbitmq\"", "backend = \"nope\"");
+    let p = problems(&text);
+    let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    assert!(keys.contains(&"backend[rabbitmq].balance"), "{keys:?}");
+    assert!(keys.contains(&"backend[rabbitmq].check.inter"), "{keys:?}");
+    assert!(keys.contains(&"frontend[amqp].backend"), "{keys:?}");
+}
+
+#[test]
+fn rabbitmq_check_needs_credentials() {
+    let text = GOOD.replace("password = \"secret\"\n", "");
+    let p = only_problem(&text);
+    assert!(
+        p.message.contains("expected username and password"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn failback_syntax_is_checked() {
+    let p = only_problem(&GOOD.replace("after:30s", "later"));
+    assert!(p.message.contains("after:<duration>"), "{p:?}");
+    let c = parse(&GOOD.replace("after:30s", "manual")).unwrap();
+    assert_eq!(c.backends[0].failback, Failback::Manual);
+}
+
+#[test]
+fn no_frontend_is_an_error() {
+    let p = problems("");
+    assert_eq!(p[0].key, "frontend");
+}
+
+#[test]
+fn error_display_names_file_line_and_key() {
+    let e = ConfigError {
+        file: "/etc/warren/lb.toml".into(),
+        problems: vec![Problem {
+            line: Some(7),
+            key: "backend[b].check.rise".into(),
+            message: "0: expected an integer from 1 to 1000".into(),
+        }],
+    };
+    assert_eq!(
+        e.to_string(),
+        "/etc/warren/lb.toml:7: backend[b].check.rise: 0: expected an integer from 1 to 1000"
+    );
+}

@@ -1,0 +1,552 @@
+//! Turns the raw file into the runtime model, applying HAProxy's defaults
+//! and collecting every problem with its line and key path.
+//!
+//! Where warren's default differs from HAProxy's it is for failover speed,
+//! and docs/configuration.md lists each such difference.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::model::*;
+use super::raw;
+use super::{line_of, Problem};
+
+const DEFAULT_FRONTEND_MAXCONN: usize = 10_000;
+const DEFAULT_INTER: Duration = Duration::from_secs(2);
+const DEFAULT_RISE: u32 = 2;
+const DEFAULT_FALL: u32 = 3;
+const DEFAULT_TIMEOUT_CONNECT: Duration = Duration::from_secs(1);
+const DEFAULT_MGMT_PORT: u16 = 15672;
+
+struct Validator<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+pub(super) fn validate(file: &raw::File, text: &str) -> Result<Config, Vec<Problem>> {
+    let mut v = Validator {
+        text,
+        problems: Vec::new(),
+    };
+    let config = v.config(file);
+    if v.problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(v.problems)
+    }
+}
+
+impl Validator<'_> {
+    fn problem<T>(&mut self, at: &Spanned<T>, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            line: Some(line_of(self.text, at.span().start)),
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn config(&mut self, file: &raw::File) -> Config {
+        let admin = file
+            .admin
+            .as_ref()
+            .and_then(|a| self.socket_addr(&a.bind, "admin.bind"));
+        let backends: Vec<Backend> = self.backends(&file.backend);
+        let names: Vec<&str> = file
+            .backend
+            .iter()
+            .map(|b| b.get_ref().name.get_ref().as_str())
+            .collect();
+        if file.frontend.is_empty() {
+            self.problems.push(Problem {
+                line: None,
+                key: "frontend".into(),
+                message: "no [[frontend]] is defined: expected at least one listener".into(),
+            });
+        }
+        let mut seen = HashSet::new();
+        let mut frontends = Vec::new();
+        for spanned in &file.frontend {
+            let f = spanned.get_ref();
+            let name = f.name.get_ref().clone();
+            let key = format!("frontend[{name}]");
+            if !seen.insert(name.clone()) {
+                self.problem(
+                    &f.name,
+                    &format!("{key}.name"),
+                    "duplicate frontend name: expected each name once",
+                );
+            }
+            let bind = self.socket_addr(&f.bind, &format!("{key}.bind"));
+            let backend = names.iter().position(|n| *n == f.backend.get_ref());
+            if backend.is_none() {
+                self.problem(
+                    &f.backend,
+                    &format!("{key}.backend"),
+                    format!(
+                        "no backend named {:?}: expected one of {:?}",
+                        f.backend.get_ref(),
+                        names
+                    ),
+                );
+            }
+            let maxconn = match &f.maxconn {
+                None => DEFAULT_FRONTEND_MAXCONN,
+                Some(m) => self
+                    .int_at_least(m, &format!("{key}.maxconn"), 1)
+                    .unwrap_or(1) as usize,
+            };
+            if let (Some(bind), Some(backend)) = (bind, backend) {
+                frontends.push(Frontend {
+                    name,
+                    bind,
+                    backend,
+                    maxconn,
+                });
+            }
+        }
+        Config {
+            admin,
+            frontends,
+            backends,
+        }
+    }
+
+    fn backends(&mut self, raws: &[Spanned<raw::Backend>]) -> Vec<Backend> {
+        let mut seen = HashSet::new();
+        raws.iter()
+            .map(|spanned| {
+                let b = spanned.get_ref();
+                let name = b.name.get_ref().clone();
+                if !seen.insert(name.clone()) {
+                    self.problem(
+                        &b.name,
+                        &format!("backend[{name}].name"),
+                        "duplicate backend name: expected each name once",
+                    );
+                }
+                self.backend(b)
+            })
+            .collect()
+    }
+
+    fn backend(&mut self, b: &raw::Backend) -> Backend {
+        let name = b.name.get_ref().clone();
+        let key = format!("backend[{name}]");
+        let balance = self
+            .choice(
+                &b.balance,
+                &format!("{key}.balance"),
+                &[
+                    ("first", Balance::First),
+                    ("roundrobin", Balance::RoundRobin),
+                    ("leastconn", Balance::LeastConn),
+                    ("source", Balance::Source),
+                ],
+            )
+            .unwrap_or(Balance::RoundRobin);
+        let observe = self
+            .choice(
+                &b.observe,
+                &format!("{key}.observe"),
+                &[("layer4", true), ("none", false)],
+            )
+            .unwrap_or(true);
+        let on_error = self
+            .choice(
+                &b.on_error,
+                &format!("{key}.on_error"),
+                &[
+                    ("mark-down", OnError::MarkDown),
+                    ("fail-check", OnError::FailCheck),
+                ],
+            )
+            .unwrap_or(OnError::MarkDown);
+        let shutdown_sessions_on_down = self
+            .choice(
+                &b.on_marked_down,
+                &format!("{key}.on_marked_down"),
+                &[("shutdown-sessions", true), ("none", false)],
+            )
+            .unwrap_or(true);
+        let shutdown_backup_sessions_on_up = self
+            .choice(
+                &b.on_marked_up,
+                &format!("{key}.on_marked_up"),
+                &[("shutdown-backup-sessions", true), ("none", false)],
+            )
+            .unwrap_or(false);
+        let failback = match &b.failback {
+            None => Failback::Immediate,
+            Some(f) => self.failback(f, &format!("{key}.failback")),
+        };
+        let timeout_connect = self
+            .duration(&b.timeout_connect, &format!("{key}.timeout_connect"))
+            .unwrap_or(DEFAULT_TIMEOUT_CONNECT);
+        if timeout_connect.is_zero() {
+            if let Some(t) = &b.timeout_connect {
+                self.problem(
+                    t,
+                    &format!("{key}.timeout_connect"),
+                    "expected a duration above zero, like \"1s\"",
+                );
+            }
+        }
+        let timeout_idle = self
+            .duration(&b.timeout_idle, &format!("{key}.timeout_idle"))
+            .filter(|d| !d.is_zero());
+        let check = self.check(b.check.as_ref(), &key);
+        let servers = self.servers(&b.server, &key);
+        Backend {
+            name,
+            balance,
+            allbackups: b.allbackups,
+            redispatch: b.redispatch.unwrap_or(true),
+            observe_layer4: observe.then_some(on_error),
+            shutdown_sessions_on_down,
+            shutdown_backup_sessions_on_up,
+            failback,
+            timeout_connect,
+            timeout_idle,
+            check,
+            servers,
+        }
+    }
+
+    fn failback(&mut self, f: &Spanned<String>, key: &str) -> Failback {
+        let text = f.get_ref().as_str();
+        match text {
+            "immediate" => Failback::Immediate,
+            "manual" => Failback::Manual,
+            _ => match text.strip_prefix("after:").map(humantime::parse_duration) {
+                Some(Ok(d)) if !d.is_zero() => Failback::After(d),
+                _ => {
+                    self.problem(
+                        f,
+                        key,
+                        format!("{text:?}: expected \"immediate\", \"manual\" or \"after:<duration>\" such as \"after:30s\""),
+                    );
+                    Failback::Immediate
+                }
+            },
+        }
+    }
+
+    fn check(&mut self, c: Option<&raw::Check>, backend_key: &str) -> Check {
+        let key = format!("{backend_key}.check");
+        let Some(c) = c else {
+            return Check {
+                kind: CheckKind::None,
+                inter: DEFAULT_INTER,
+                fastinter: DEFAULT_INTER,
+                downinter: DEFAULT_INTER,
+                rise: DEFAULT_RISE,
+                fall: DEFAULT_FALL,
+                timeout: DEFAULT_INTER,
+                port: None,
+                username: None,
+                password: None,
+            };
+        };
+        let kind_name = c
+            .kind
+            .as_ref()
+            .map(|k| k.get_ref().as_str())
+            .unwrap_or("tcp");
+        let kind = match kind_name {
+            "tcp" => CheckKind::Tcp,
+            "amqp" => CheckKind::Amqp,
+            "rabbitmq" => CheckKind::Rabbitmq,
+            "http" => CheckKind::Http {
+                path: c
+                    .path
+                    .as_ref()
+                    .map(|p| p.get_ref().clone())
+                    .unwrap_or_else(|| "/".into()),
+                expect_status: match &c.expect_status {
+                    None => 200,
+                    Some(s) => self
+                        .int_in(s, &format!("{key}.expect_status"), 100, 599)
+                        .unwrap_or(200) as u16,
+                },
+                expect_body: c.expect_body.clone(),
+            },
+            other => {
+                let k = c.kind.as_ref().expect("kind_name came from it");
+                self.problem(
+                    k,
+                    &format!("{key}.type"),
+                    format!("{other:?}: expected one of \"tcp\", \"amqp\", \"http\", \"rabbitmq\""),
+                );
+                CheckKind::Tcp
+            }
+        };
+        if !matches!(kind, CheckKind::Http { .. }) {
+            for (field, value) in [
+                ("path", c.path.as_ref().map(|p| p.span())),
+                ("expect_status", c.expect_status.as_ref().map(|p| p.span())),
+            ] {
+                if let Some(span) = value {
+                    self.problems.push(Problem {
+                        line: Some(line_of(self.text, span.start)),
+                        key: format!("{key}.{field}"),
+                        message: format!("only used by type = \"http\", but type is {kind_name:?}"),
+                    });
+                }
+            }
+        }
+        let inter = self
+            .duration(&c.inter, &format!("{key}.inter"))
+            .unwrap_or(DEFAULT_INTER);
+        for (field, value) in [
+            ("inter", &c.inter),
+            ("fastinter", &c.fastinter),
+            ("downinter", &c.downinter),
+            ("timeout", &c.timeout),
+        ] {
+            if let Some(v) = value {
+                if humantime::parse_duration(v.get_ref()).is_ok_and(|d| d.is_zero()) {
+                    self.problem(
+                        v,
+                        &format!("{key}.{field}"),
+                        "expected a duration above zero, like \"500ms\"",
+                    );
+                }
+            }
+        }
+        let fastinter = self
+            .duration(&c.fastinter, &format!("{key}.fastinter"))
+            .unwrap_or(inter);
+        let downinter = self
+            .duration(&c.downinter, &format!("{key}.downinter"))
+            .unwrap_or(inter);
+        let timeout = self
+            .duration(&c.timeout, &format!("{key}.timeout"))
+            .unwrap_or(inter);
+        let rise = match &c.rise {
+            None => DEFAULT_RISE,
+            Some(r) => self.int_in(r, &format!("{key}.rise"), 1, 1000).unwrap_or(1) as u32,
+        };
+        let fall = match &c.fall {
+            None => DEFAULT_FALL,
+            Some(r) => self.int_in(r, &format!("{key}.fall"), 1, 1000).unwrap_or(1) as u32,
+        };
+        let port = match &c.port {
+            Some(p) => self
+                .int_in(p, &format!("{key}.port"), 1, 65535)
+                .map(|p| p as u16),
+            None if kind == CheckKind::Rabbitmq => Some(DEFAULT_MGMT_PORT),
+            None => None,
+        };
+        let password = match (&c.password, &c.password_file) {
+            (Some(_), Some(f)) => {
+                self.problem(
+                    f,
+                    &format!("{key}.password_file"),
+                    "set either password or password_file, not both",
+                );
+                None
+            }
+            (Some(p), None) => Some(Secret::Inline(p.clone())),
+            (None, Some(f)) => Some(Secret::File(PathBuf::from(f.get_ref()))),
+            (None, None) => None,
+        };
+        if kind == CheckKind::Rabbitmq && (c.username.is_none() || password.is_none()) {
+            let at = c.kind.as_ref().expect("rabbitmq kind is explicit");
+            self.problem(
+                at,
+                &format!("{key}.type"),
+                "type = \"rabbitmq\" reads the management API: expected username and password (or password_file)",
+            );
+        }
+        Check {
+            kind,
+            inter,
+            fastinter,
+            downinter,
+            rise,
+            fall,
+            timeout,
+            port,
+            username: c.username.clone(),
+            password,
+        }
+    }
+
+    fn servers(&mut self, raws: &[Spanned<raw::Server>], backend_key: &str) -> Vec<Server> {
+        if raws.is_empty() {
+            self.problems.push(Problem {
+                line: None,
+                key: format!("{backend_key}.server"),
+                message: "no [[backend.server]]: expected at least one server".into(),
+            });
+        }
+        let mut seen = HashSet::new();
+        let mut servers = Vec::new();
+        for spanned in raws {
+            let s = spanned.get_ref();
+            let name = s.name.get_ref().clone();
+            let key = format!("{backend_key}.server[{name}]");
+            if !seen.insert(name.clone()) {
+                self.problem(
+                    &s.name,
+                    &format!("{key}.name"),
+                    "duplicate server name in this backend: expected each name once",
+                );
+            }
+            let address = self.address(&s.address, &format!("{key}.address"));
+            let role = self
+                .choice(
+                    &s.role,
+                    &format!("{key}.role"),
+                    &[("primary", Role::Primary), ("backup", Role::Backup)],
+                )
+                .unwrap_or(Role::Primary);
+            let weight = match &s.weight {
+                None => 1,
+                Some(w) => self
+                    .int_in(w, &format!("{key}.weight"), 0, 256)
+                    .unwrap_or(1) as u32,
+            };
+            let maxconn = match &s.maxconn {
+                None => 0,
+                Some(m) => self
+                    .int_at_least(m, &format!("{key}.maxconn"), 0)
+                    .unwrap_or(0) as usize,
+            };
+            if let Some(address) = address {
+                servers.push(Server {
+                    name,
+                    address,
+                    role,
+                    weight,
+                    maxconn,
+                });
+            }
+        }
+        servers
+    }
+
+    fn address(&mut self, a: &Spanned<String>, key: &str) -> Option<Address> {
+        let text = a.get_ref();
+        if let Ok(ip) = text.parse::<SocketAddr>() {
+            if ip.port() == 0 {
+                self.problem(a, key, format!("{text:?}: expected a port from 1 to 65535"));
+                return None;
+            }
+            return Some(Address::Ip(ip));
+        }
+        let parsed = text.rsplit_once(':').and_then(|(host, port)| {
+            let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
+            valid_hostname(host).then(|| Address::Name {
+                host: host.to_owned(),
+                port,
+            })
+        });
+        if parsed.is_none() {
+            self.problem(
+                a,
+                key,
+                format!("{text:?}: expected IP:port or hostname:port, such as \"10.0.0.11:5672\" or \"rabbit1:5672\""),
+            );
+        }
+        parsed
+    }
+
+    fn socket_addr(&mut self, a: &Spanned<String>, key: &str) -> Option<SocketAddr> {
+        match a.get_ref().parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.problem(
+                    a,
+                    key,
+                    format!(
+                        "{:?}: expected IP:port, such as \"0.0.0.0:5672\" or \"[::]:5672\"",
+                        a.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, d: &Option<Spanned<String>>, key: &str) -> Option<Duration> {
+        let d = d.as_ref()?;
+        match humantime::parse_duration(d.get_ref()) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.problem(
+                    d,
+                    key,
+                    format!(
+                        "{:?}: expected a duration such as \"2s\" or \"200ms\"",
+                        d.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn choice<T: Copy>(
+        &mut self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        options: &[(&str, T)],
+    ) -> Option<T> {
+        let v = v.as_ref()?;
+        let found = options
+            .iter()
+            .find(|(name, _)| *name == v.get_ref())
+            .map(|(_, t)| *t);
+        if found.is_none() {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            self.problem(
+                v,
+                key,
+                format!("{:?}: expected one of {names:?}", v.get_ref()),
+            );
+        }
+        found
+    }
+
+    fn int_in(&mut self, v: &Spanned<i64>, key: &str, min: i64, max: i64) -> Option<i64> {
+        let n = *v.get_ref();
+        if (min..=max).contains(&n) {
+            Some(n)
+        } else {
+            self.problem(
+                v,
+                key,
+                format!("{n}: expected an integer from {min} to {max}"),
+            );
+            None
+        }
+    }
+
+    fn int_at_least(&mut self, v: &Spanned<i64>, key: &str, min: i64) -> Option<i64> {
+        let n = *v.get_ref();
+        if n >= min {
+            Some(n)
+        } else {
+            self.problem(v, key, format!("{n}: expected an integer >= {min}"));
+            None
+        }
+    }
+}
+
+/// RFC 1123 host names: dot-separated labels of letters, digits and hyphens.
+fn valid_hostname(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}

@@ -1,0 +1,18 @@
+//! warren-lb: an L4 (TCP) load balancer for RabbitMQ with HAProxy-style
+//! health checks and primary/backup routing.
+//!
+//! * [`config`]: TOML file → validated runtime model.
+//! * [`balance`]: pure server selection.
+//! * [`server`], [`backend`]: live state and what a state change triggers.
+//! * [`checker`]: the per-server check task around the pure check machine.
+//! * [`proxy`], [`relay`]: accepting, connecting with redispatch, relaying.
+//! * [`runtime`]: wiring it all from a configuration.
+
+pub mod backend;
+pub mod balance;
+pub mod checker;
+pub mod config;
+pub mod proxy;
+pub mod relay;
+pub mod runtime;
+pub mod server;

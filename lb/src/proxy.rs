@@ -1,0 +1,151 @@
+//! Frontends: accept clients, pick a server, connect (with redispatch on
+//! failure), then relay until either side is done or the server is marked
+//! down.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{SockRef, TcpKeepalive};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::backend::BackendState;
+use crate::checker::resolve;
+use crate::config::Frontend;
+use crate::relay::{relay, Counters, RelayError};
+
+/// Dead peers are found by TCP keepalive after about 60 s + 3 × 10 s even
+/// when the application sends nothing (AMQP heartbeats usually beat it).
+const KEEPALIVE_TIME: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+pub async fn serve(
+    listener: TcpListener,
+    frontend: Frontend,
+    backend: Arc<BackendState>,
+    stop: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(frontend.maxconn));
+    loop {
+        // Backpressure: at maxconn we stop accepting; new clients wait in
+        // the kernel's backlog instead of being refused.
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
+            _ = stop.cancelled() => return,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.cancelled() => return,
+        };
+        match accepted {
+            Ok((client, peer)) => {
+                tokio::spawn(session(
+                    client,
+                    peer,
+                    backend.clone(),
+                    frontend.name.clone(),
+                    permit,
+                ));
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!("frontend '{}': accept failed: {e}", frontend.name);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn session(
+    client: TcpStream,
+    peer: SocketAddr,
+    backend: Arc<BackendState>,
+    frontend: String,
+    _permit: OwnedSemaphorePermit,
+) {
+    tune(&client);
+    let mut tried = Vec::new();
+    loop {
+        let Some(index) = backend.select(peer.ip(), &tried) else {
+            if tried.is_empty() {
+                warn!(
+                    "{frontend}: {peer} refused: backend '{}' has no server available",
+                    backend.config.name
+                );
+            } else {
+                warn!("{frontend}: {peer} refused: every eligible server of backend '{}' failed to connect", backend.config.name);
+            }
+            return;
+        };
+        let server = backend.servers[index].clone();
+        let slot = server.claim_slot();
+        let token = server.sessions_token();
+        match connect(&backend, index).await {
+            Ok(upstream) => {
+                debug!(
+                    "{frontend}: {peer} -> {} ({})",
+                    server.id(),
+                    server.config.address
+                );
+                let counters = Counters {
+                    upstream: &server.bytes_in,
+                    downstream: &server.bytes_out,
+                };
+                tokio::select! {
+                    r = relay(client, upstream, backend.config.timeout_idle, counters) => match r {
+                        Ok(()) => {}
+                        Err(RelayError::Idle(d)) => info!("{frontend}: {peer} closed after {d:?} idle ({})", server.id()),
+                        Err(e) => debug!("{frontend}: {peer} session to {} ended: {e}", server.id()),
+                    },
+                    _ = token.cancelled() => debug!("{frontend}: {peer} session to {} shut down", server.id()),
+                }
+                drop(slot);
+                return;
+            }
+            Err(reason) => {
+                drop(slot);
+                warn!(
+                    "{frontend}: {peer}: connect to {} failed: {reason}",
+                    server.id()
+                );
+                backend.observed_error(index, &reason);
+                tried.push(index);
+                if !backend.config.redispatch {
+                    return;
+                }
+                server.redispatches.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+async fn connect(backend: &BackendState, index: usize) -> Result<TcpStream, String> {
+    let server = &backend.servers[index];
+    let address = &server.config.address;
+    let target = resolve(address, address.port())
+        .await
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(backend.config.timeout_connect, TcpStream::connect(target)).await {
+        Ok(Ok(stream)) => {
+            tune(&stream);
+            Ok(stream)
+        }
+        Ok(Err(e)) => Err(format!("Layer4 connection problem: {e}")),
+        Err(_) => Err(format!(
+            "Layer4 timeout after {:?}",
+            backend.config.timeout_connect
+        )),
+    }
+}
+
+fn tune(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let keepalive = TcpKeepalive::new()
+        .with_time(KEEPALIVE_TIME)
+        .with_interval(KEEPALIVE_INTERVAL);
+    let _ = SockRef::from(stream).set_tcp_keepalive(&keepalive);
+}

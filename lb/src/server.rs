@@ -1,0 +1,187 @@
+//! One server's live state: health (from the shared check machine),
+//! failback gate, operator state, sessions and counters.
+//!
+//! The check task and the data path both change health (active checks and
+//! passive `observe layer4` errors); both go through [`ServerState::apply`]
+//! so every transition is logged once and acted on once
+//! (`on-marked-down shutdown-sessions`, failback).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use warren_health::{Cause, CheckMachine, CheckParams, InitialState, Status, Transition};
+
+use crate::config::{Check, CheckKind, Role, Server};
+
+/// What an operator asked of a server (HAProxy's admin states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    Ready = 0,
+    /// No new sessions; existing ones continue.
+    Drain = 1,
+    /// No new sessions, existing ones closed.
+    Maint = 2,
+}
+
+pub struct ServerState {
+    pub backend: String,
+    pub config: Server,
+    pub checked: bool,
+    machine: Mutex<CheckMachine>,
+    up: AtomicBool,
+    /// A primary that came back waits here until its failback policy allows.
+    failed_back: AtomicBool,
+    admin: AtomicU8,
+    /// Bumped on every transition, so a delayed failback can tell whether
+    /// the server went down again in the meantime.
+    generation: AtomicU64,
+    sessions_token: Mutex<CancellationToken>,
+    /// Wakes the check task when a passive error changed the schedule.
+    pub reschedule: Notify,
+    pub last_change: Mutex<Instant>,
+    pub last_check: Mutex<Option<String>>,
+    pub sessions: AtomicUsize,
+    pub total_sessions: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub connect_errors: AtomicU64,
+    pub redispatches: AtomicU64,
+}
+
+/// A session's claim on a server slot; releases it when dropped.
+pub struct SessionSlot(Arc<ServerState>);
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        self.0.sessions.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ServerState {
+    pub fn new(backend: &str, config: Server, check: &Check) -> Self {
+        let params = CheckParams {
+            inter: check.inter,
+            fastinter: check.fastinter,
+            downinter: check.downinter,
+            rise: check.rise,
+            fall: check.fall,
+        };
+        let machine = CheckMachine::new(params, InitialState::default());
+        let up = machine.is_up();
+        ServerState {
+            backend: backend.to_owned(),
+            config,
+            checked: check.kind != CheckKind::None,
+            machine: Mutex::new(machine),
+            up: AtomicBool::new(up),
+            failed_back: AtomicBool::new(true),
+            admin: AtomicU8::new(AdminState::Ready as u8),
+            generation: AtomicU64::new(0),
+            sessions_token: Mutex::new(CancellationToken::new()),
+            reschedule: Notify::new(),
+            last_change: Mutex::new(Instant::now()),
+            last_check: Mutex::new(None),
+            sessions: AtomicUsize::new(0),
+            total_sessions: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            connect_errors: AtomicU64::new(0),
+            redispatches: AtomicU64::new(0),
+        }
+    }
+
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.backend, self.config.name)
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    pub fn admin(&self) -> AdminState {
+        match self.admin.load(Ordering::Acquire) {
+            0 => AdminState::Ready,
+            1 => AdminState::Drain,
+            _ => AdminState::Maint,
+        }
+    }
+
+    /// May take new sessions: up, failed back, and not drained.
+    pub fn is_eligible(&self) -> bool {
+        self.is_up()
+            && self.failed_back.load(Ordering::Acquire)
+            && self.admin() == AdminState::Ready
+    }
+
+    pub fn awaiting_failback(&self) -> bool {
+        self.is_up() && !self.failed_back.load(Ordering::Acquire)
+    }
+
+    pub fn has_slot(&self) -> bool {
+        self.config.maxconn == 0 || self.sessions.load(Ordering::Acquire) < self.config.maxconn
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn machine<R>(&self, f: impl FnOnce(&mut CheckMachine) -> R) -> R {
+        f(&mut self.machine.lock().expect("check machine lock"))
+    }
+
+    pub fn claim_slot(self: &Arc<Self>) -> SessionSlot {
+        self.sessions.fetch_add(1, Ordering::AcqRel);
+        self.total_sessions.fetch_add(1, Ordering::Relaxed);
+        SessionSlot(self.clone())
+    }
+
+    /// Cancelled when this server's sessions must close.
+    pub fn sessions_token(&self) -> CancellationToken {
+        self.sessions_token.lock().expect("token lock").clone()
+    }
+
+    /// Closes every current session of this server.
+    pub fn shutdown_sessions(&self) -> usize {
+        let old = std::mem::replace(
+            &mut *self.sessions_token.lock().expect("token lock"),
+            CancellationToken::new(),
+        );
+        old.cancel();
+        self.sessions.load(Ordering::Acquire)
+    }
+
+    pub fn set_admin(&self, state: AdminState) {
+        self.admin.store(state as u8, Ordering::Release);
+        if state == AdminState::Ready {
+            self.failed_back.store(true, Ordering::Release);
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn open_failback(&self) {
+        self.failed_back.store(true, Ordering::Release);
+    }
+
+    /// Records a transition's effect on the shared flags.  Returns the
+    /// transition so the caller (the backend) can log it and act on it.
+    pub fn apply(&self, transition: Transition, holds_back_failback: bool) -> Transition {
+        let up = transition.to == Status::Up;
+        self.up.store(up, Ordering::Release);
+        if !up && self.config.role == Role::Primary && holds_back_failback {
+            self.failed_back.store(false, Ordering::Release);
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        *self.last_change.lock().expect("last_change lock") = Instant::now();
+        transition
+    }
+}
+
+pub fn describe_cause(cause: Cause) -> &'static str {
+    match cause {
+        Cause::Check => "health check",
+        Cause::ObservedError => "observed layer4 error",
+    }
+}

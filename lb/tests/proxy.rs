@@ -1,0 +1,450 @@
+//! The proxy against in-process backends: data path, routing and failover
+//! rules, without RabbitMQ.  The real cluster is in `real_cluster.rs`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use warren_lb::runtime::{self, Running};
+use warren_lb::server::AdminState;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A backend that greets with its name, then echoes.
+struct Named {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+async fn named(name: &'static str) -> Named {
+    named_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), name)
+}
+
+fn named_on(listener: TcpListener, name: &'static str) -> Named {
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let _ = s.write_all(format!("{name}\n").as_bytes()).await;
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    Named { addr, task }
+}
+
+impl Named {
+    /// Stops accepting (the port refuses) but keeps open sessions alive.
+    fn stop_listening(&self) {
+        self.task.abort();
+    }
+}
+
+fn config(balance: &str, extra: &str, check: &str, servers: &[(&str, SocketAddr, &str)]) -> String {
+    let mut c = format!(
+        r#"
+[[frontend]]
+name = "f"
+bind = "127.0.0.1:0"
+backend = "b"
+
+[[backend]]
+name = "b"
+balance = "{balance}"
+{extra}
+{check}
+"#
+    );
+    for (name, addr, role) in servers {
+        c.push_str(&format!(
+            "[[backend.server]]\nname = \"{name}\"\naddress = \"{addr}\"\nrole = \"{role}\"\n"
+        ));
+    }
+    c
+}
+
+const FAST_TCP_CHECK: &str =
+    "[backend.check]\ntype = \"tcp\"\ninter = \"100ms\"\nrise = 1\nfall = 1\ntimeout = \"500ms\"\n";
+
+async fn start(text: &str) -> (Running, SocketAddr) {
+    let config =
+        warren_lb::config::parse(text).unwrap_or_else(|p| panic!("bad test config: {p:#?}"));
+    let running = runtime::start(config).await.unwrap();
+    let addr = running.listening[0];
+    (running, addr)
+}
+
+/// Connects through the balancer and returns the greeting's server name.
+async fn who(lb: SocketAddr) -> (String, TcpStream) {
+    let mut s = TcpStream::connect(lb).await.unwrap();
+    let mut name = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        let n = tokio::time::timeout(PATIENCE, s.read(&mut byte))
+            .await
+            .expect("greeting in time")
+            .unwrap();
+        if n == 0 {
+            panic!(
+                "connection closed before a greeting (got {:?})",
+                String::from_utf8_lossy(&name)
+            );
+        }
+        if byte[0] == b'\n' {
+            return (String::from_utf8(name).unwrap(), s);
+        }
+        name.push(byte[0]);
+    }
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn large_transfer_with_half_close_in_both_directions() {
+    // A backend that reads until EOF, then answers with the byte count and
+    // a checksum, then closes: only works if the client's FIN is forwarded
+    // while the server's direction stays open.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        let (mut n, mut sum) = (0u64, 0u64);
+        loop {
+            let k = s.read(&mut buf).await.unwrap();
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+            sum = buf[..k]
+                .iter()
+                .fold(sum, |a, &b| a.wrapping_mul(31).wrapping_add(b as u64));
+        }
+        s.write_all(format!("{n} {sum}").as_bytes()).await.unwrap();
+    });
+    let (lb, addr) = start(&config("first", "", "", &[("s", backend, "primary")])).await;
+    let payload: Vec<u8> = (0..32 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let expect_sum = payload
+        .iter()
+        .fold(0u64, |a, &b| a.wrapping_mul(31).wrapping_add(b as u64));
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(&payload).await.unwrap();
+    c.shutdown().await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(PATIENCE, c.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer, format!("{} {expect_sum}", payload.len()));
+    let s = &lb.backends[0].servers[0];
+    assert_eq!(
+        s.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
+        payload.len() as u64
+    );
+    lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn many_concurrent_clients_each_get_their_own_bytes_back() {
+    let b = named("echo").await;
+    let (lb, addr) = start(&config("roundrobin", "", "", &[("s", b.addr, "primary")])).await;
+    let clients: Vec<_> = (0..300)
+        .map(|i| {
+            tokio::spawn(async move {
+                let (_, mut s) = who(addr).await;
+                let msg = format!("client {i} says hello").repeat(100);
+                s.write_all(msg.as_bytes()).await.unwrap();
+                s.shutdown().await.unwrap();
+                let mut back = String::new();
+                s.read_to_string(&mut back).await.unwrap();
+                assert_eq!(back, msg);
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+    lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_backend_that_does_not_read_pushes_back_on_the_client() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        drop(s);
+    });
+    let (lb, addr) = start(&config("first", "", "", &[("s", backend, "primary")])).await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let chunk = vec![7u8; 1 << 20];
+    let mut written = 0usize;
+    // Without backpressure the balancer would swallow all 1 GiB.
+    while written < 1 << 30 {
+        match tokio::time::timeout(Duration::from_secs(2), c.write_all(&chunk)).await {
+            Ok(r) => {
+                r.unwrap();
+                written += chunk.len();
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(
+        written < 128 << 20,
+        "client pushed {written} bytes into a backend that reads nothing"
+    );
+    hold.abort();
+    lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn backup_takes_traffic_only_when_the_primary_is_gone_and_clients_see_no_error() {
+    let p = named("primary").await;
+    let b = named("backup").await;
+    let (lb, addr) = start(&config(
+        "first",
+        "",
+        FAST_TCP_CHECK,
+        &[("p", p.addr, "primary"), ("b", b.addr, "backup")],
+    ))
+    .await;
+    for _ in 0..5 {
+        assert_eq!(who(addr).await.0, "primary");
+    }
+    p.stop_listening();
+    // The very next client is redispatched to the backup on the failed
+    // connect: it gets a session, not an error.
+    assert_eq!(who(addr).await.0, "backup");
+    assert!(
+        !lb.backends[0].servers[0].is_up(),
+        "the failed connect marked the primary down at once"
+    );
+    lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn sessions_to_a_server_marked_down_are_closed() {
+    let p = named("primary").await;
+    let b = named("backup").await;
+    let (lb, addr) = start(&config(
+        "first",
+        "",
+        FAST_TCP_CHECK,
+        &[("p", p.addr, "primary"), ("b", b.addr, "backup")],
+    ))
+    .await;
+    let (name, mut session) = who(addr).await;
+    assert_eq!(name, "primary");
+    p.stop_listening(); // the check now fails; the session itself is healthy
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(PATIENCE, session.read(&mut buf))
+        .await
+        .expect("session closed in time");
+    assert!(
+        matches!(n, Ok(0) | Err(_)),
+        "expected the session to be shut down, read {n:?}"
+    );
+    lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_shutdown_sessions_a_session_outlives_its_server_being_marked_down() {
+    let p = named("primary").await;
+    let b = named("backup").await;
+    let text = config(
+        "first",
+        "on_marked_down = \"none\"",
+        FAST_TCP_CHECK,
+        &[("p", p.addr, "primary"), ("b", b.addr, "backup")],
+    );
+    let (lb, addr) = start(&text).await;
+    let (_, mut session) = who(addr).await;
+    p.stop_listening();
+    let primary = lb.backends[0].servers[0].clone();
+    eventually("primary marked down", || !primary.is_up()).await;
+    session.write_all(b"still here").await.unwrap();
+    let mut buf = [0u8; 10];
+    session.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"still here");
+    lb.shutdown().await;
+}
+
+async fn failback_case(
+    policy: &str,
+) -> (
+    Running,
+    SocketAddr,
+    Arc<warren_lb::server::ServerState>,
+    SocketAddr,
+) {
+    let p = named("primary").await;
+    let b = named("backup").await;
+    let primary_addr = p.addr;
+    let text = config(
+        "first",
+        &format!("failback = \"{policy}\"\non_marked_up = \"shutdown-backup-sessions\""),
+        FAST_TCP_CHECK,
+        &[("p", p.addr, "primary"), ("b", b.addr, "backup")],
+    );
+    let (lb, addr) = start(&text).await;
+    assert_eq!(who(addr).await.0, "primary");
+    p.stop_listening();
+    assert_eq!(who(addr).await.0, "backup");
+    let primary = lb.backends[0].servers[0].clone();
+    (lb, addr, primary, primary_addr)
+}
+
+#[tokio::test]
+async fn manual_failback_waits_for_the_operator() {
+    let (lb, addr, primary, primary_addr) = failback_case("manual").await;
+    let (_, mut on_backup) = who(addr).await;
+    let _back = named_on(TcpListener::bind(primary_addr).await.unwrap(), "primary");
+    eventually("primary back up", || primary.is_up()).await;
+    assert!(primary.awaiting_failback());
+    assert_eq!(
+        who(addr).await.0,
+        "backup",
+        "an UP primary must wait for `ready` under manual failback"
+    );
+    lb.backends[0].set_admin(0, AdminState::Ready);
+    assert_eq!(who(addr).await.0, "primary");
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(PATIENCE, on_backup.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(
+        matches!(n, Ok(0) | Err(_)),
+        "backup sessions are closed on failback"
+    );
+    lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn failback_after_a_stable_period() {
+    let (lb, addr, primary, primary_addr) = failback_case("after:2s").await;
+    let _back = named_on(TcpListener::bind(primary_addr).await.unwrap(), "primary");
+    eventually("primary back up", || primary.is_up()).await;
+    assert_eq!(
+        who(addr).await.0,
+        "backup",
+        "still inside the stable period"
+    );
+    eventually("failback", || primary.is_eligible()).await;
+    assert_eq!(who(addr).await.0, "primary");
+    lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn immediate_failback_is_the_default() {
+    let (lb, addr, primary, primary_addr) = failback_case("immediate").await;
+    let _back = named_on(TcpListener::bind(primary_addr).await.unwrap(), "primary");
+    eventually("primary back up", || primary.is_up()).await;
+    assert_eq!(who(addr).await.0, "primary");
+    lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn silent_and_garbage_clients_do_not_affect_others() {
+    let b = named("echo").await;
+    let (lb, addr) = start(&config("first", "", "", &[("s", b.addr, "primary")])).await;
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let mut garbage = TcpStream::connect(addr).await.unwrap();
+    garbage.write_all(&[0xff; 4096]).await.unwrap();
+    drop(garbage);
+    let (name, mut s) = who(addr).await;
+    assert_eq!(name, "echo");
+    s.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+    lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_server_available_closes_the_client_instead_of_hanging() {
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (lb, addr) = start(&config(
+        "first",
+        "",
+        FAST_TCP_CHECK,
+        &[("s", dead, "primary")],
+    ))
+    .await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(PATIENCE, c.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(matches!(n, Ok(0) | Err(_)));
+    lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_timeout_closes_quiet_sessions_when_set() {
+    let b = named("echo").await;
+    let (lb, addr) = start(&config(
+        "first",
+        "timeout_idle = \"300ms\"",
+        "",
+        &[("s", b.addr, "primary")],
+    ))
+    .await;
+    let (_, mut s) = who(addr).await;
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(PATIENCE, s.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(matches!(n, Ok(0) | Err(_)));
+    lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn frontend_maxconn_holds_new_clients_in_the_backlog() {
+    let b = named("echo").await;
+    let text = config("first", "", "", &[("s", b.addr, "primary")])
+        .replace("backend = \"b\"", "backend = \"b\"\nmaxconn = 2");
+    let (lb, addr) = start(&text).await;
+    let (_, first) = who(addr).await;
+    let (_, _second) = who(addr).await;
+    let mut third = TcpStream::connect(addr).await.unwrap(); // accepted by the kernel only
+    let mut buf = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), third.read(&mut buf))
+            .await
+            .is_err(),
+        "a third session must wait while two are open"
+    );
+    drop(first);
+    let mut greeting = [0u8; 5];
+    tokio::time::timeout(PATIENCE, third.read_exact(&mut greeting))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&greeting, b"echo\n");
+    lb.shutdown().await;
+}
