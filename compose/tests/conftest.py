@@ -1,0 +1,229 @@
+"""Fixtures for the compose suite: a real Docker engine, warren's images
+(built by compose/build-images, cached), and compose projects that are torn
+down (containers, networks, volumes) even when a test fails.
+
+Everything this suite creates is named ``warrentest*`` (projects, containers,
+secrets directories) or labelled ``org.warren.test``; nothing else on the
+engine is touched.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+import base64
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+COMPOSE_FILE = os.path.join(ROOT, "compose", "docker-compose.yml")
+TAG = os.environ.get("WARREN_TEST_TAG", "test")
+# One /24 per mode inside the compose range 10.230.0.0/16 (the demo uses
+# 10.230.0): a test run and a demo can share the engine.
+NETS = {"mirrored": "10.230.1", "quorum": "10.230.2"}
+
+
+def run(cmd, check=True, timeout=600, env=None, **kw):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+        )
+    return p
+
+
+def poll(what, fn, timeout, interval=2.0):
+    """Poll fn() until it returns a truthy value; fail with `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - keep polling, report the last error
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    if shutil.which("docker") is None or shutil.which("docker-compose") is None:
+        pytest.fail("docker and docker-compose are required (scripts/install-deps installs them)")
+    p = run(["docker", "info"], check=False, timeout=30)
+    if p.returncode != 0:
+        pytest.fail(
+            "no Docker engine answers; start one (scripts/test does it via "
+            "scripts/lib/docker.sh docker_engine_up): " + p.stderr.strip()[-300:]
+        )
+    return True
+
+
+@pytest.fixture(scope="session")
+def broker_image(docker_engine):
+    """Only the broker image (bad-input tests need no Rust binaries)."""
+    env = dict(os.environ, WARREN_TAG=TAG)
+    run([os.path.join(ROOT, "compose", "build-images"), "--tag", TAG, "--only", "broker"],
+        env=env, timeout=1800)
+    return TAG
+
+
+@pytest.fixture(scope="session")
+def images(docker_engine):
+    """Build (or reuse from the layer cache) every image, tag TAG."""
+    t = time.monotonic()
+    env = dict(os.environ, WARREN_TAG=TAG)
+    p = run([os.path.join(ROOT, "compose", "build-images"), "--tag", TAG], env=env, timeout=1800)
+    print(f"build-images: {time.monotonic() - t:.0f}s\n{p.stderr}")
+    return TAG
+
+
+@pytest.fixture(scope="session")
+def secrets_dir():
+    d = tempfile.mkdtemp(prefix="warrentest-secrets-")
+    run([os.path.join(ROOT, "compose", "warren-secrets"), d])
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+class Stack:
+    """One compose project of the warren topology."""
+
+    def __init__(self, project, mode, net, secrets):
+        self.project = project
+        self.mode = mode
+        self.net = net
+        self.secrets = secrets
+        self.vip = f"{net}.100"
+        self.password = open(os.path.join(secrets, "admin_password")).read().strip()
+        self.env = dict(
+            os.environ,
+            COMPOSE_PROJECT_NAME=project,
+            WARREN_MODE=mode,
+            WARREN_NET=net,
+            WARREN_TAG=TAG,
+            WARREN_SECRETS_DIR=secrets,
+            WARREN_DOCKER_GID=str(os.stat("/var/run/docker.sock").st_gid),
+            # random loopback ports: never collide with a demo or a developer
+            WARREN_MGMT1_PORT="",
+            WARREN_MGMT2_PORT="",
+            WARREN_MGMT3_PORT="",
+            WARREN_LB1_PORT="",
+            WARREN_LB2_PORT="",
+        )
+
+    def dc(self, *args, check=True, timeout=600):
+        return run(["docker-compose", "-f", COMPOSE_FILE, *args], check=check,
+                   timeout=timeout, env=self.env)
+
+    def container(self, service):
+        return self.dc("ps", "-q", service).stdout.strip()
+
+    def health(self, service):
+        c = self.container(service)
+        if not c:
+            return "missing"
+        p = run(["docker", "inspect", "-f",
+                 "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}", c],
+                check=False)
+        return p.stdout.strip() or "missing"
+
+    def wait_healthy(self, services=("broker1", "broker2", "broker3", "lb1", "lb2"), timeout=420):
+        def ok():
+            return all(self.health(s) == "running/healthy" for s in services)
+        try:
+            poll(f"{services} healthy", ok, timeout, 3)
+        except AssertionError:
+            logs = self.dc("logs", "--no-color", "--tail", "30", check=False).stdout
+            raise AssertionError(
+                f"not healthy: {[(s, self.health(s)) for s in services]}\n{logs[-6000:]}"
+            ) from None
+
+    def mgmt(self, path, node=1, user="admin", password=None):
+        req = urllib.request.Request(f"http://{self.net}.{10 + node}:15672/api{path}")
+        cred = f"{user}:{self.password if password is None else password}"
+        req.add_header("Authorization", "Basic " + base64.b64encode(cred.encode()).decode())
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.load(r)
+
+    def vip_holder(self):
+        holders = []
+        for s in ("lb1", "lb2"):
+            c = self.container(s)
+            if not c:
+                continue
+            p = run(["docker", "exec", c, "ip", "-o", "-4", "addr", "show"], check=False)
+            if f" {self.vip}/" in p.stdout:
+                holders.append(s)
+        return holders
+
+    def drill(self, fault, duration="20s", extra=()):
+        out = tempfile.mkdtemp(prefix="warrentest-drill-")
+        os.chmod(out, 0o777)
+        try:
+            p = self.dc(
+                "--profile", "drill", "run", "--rm", "-v", f"{out}:/out", "drill",
+                "run", "--endpoint", f"{self.vip}:5672",
+                "--mgmt", "http://broker1:15672,http://broker2:15672,http://broker3:15672",
+                "--user", "admin", "--password-file", "/run/secrets/admin_password",
+                "--target", "compose", "--project", self.project, "--vip", self.vip,
+                "--fault", fault, "--mode", self.mode, "--duration", duration, "--quiet",
+                "--json", f"/out/{fault}.json", *extra,
+                check=False, timeout=900,
+            )
+            report = None
+            path = os.path.join(out, f"{fault}.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    report = json.load(f)
+            return p, report
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
+    def leftovers(self):
+        label = f"label=com.docker.compose.project={self.project}"
+        found = {}
+        for kind, cmd in (
+            ("containers", ["docker", "ps", "-aq", "--filter", label]),
+            ("networks", ["docker", "network", "ls", "-q", "--filter", label]),
+            ("volumes", ["docker", "volume", "ls", "-q", "--filter", label]),
+        ):
+            ids = run(cmd, check=False).stdout.split()
+            if ids:
+                found[kind] = ids
+        return found
+
+    def down(self):
+        return self.dc("--profile", "drill", "down", "-v", "--remove-orphans", "-t", "20",
+                       check=False, timeout=300)
+
+
+@pytest.fixture(scope="module", params=["mirrored", "quorum"])
+def stack(request, images, secrets_dir):
+    mode = request.param
+    if mode == "quorum" and os.environ.get("WARREN_COMPOSE_QUORUM", "1") == "0":
+        pytest.skip("quorum stack disabled by WARREN_COMPOSE_QUORUM=0")
+    s = Stack(f"warrentest{mode[0]}", mode, NETS[mode], secrets_dir)
+    s.down()  # a previous interrupted run of this suite
+    t = time.monotonic()
+    try:
+        s.dc("up", "-d", "--no-build")
+        s.wait_healthy()
+        print(f"{s.project}: healthy after {time.monotonic() - t:.0f}s")
+        yield s
+    finally:
+        s.down()
+        left = s.leftovers()
+        if left:
+            # clean what we created, then fail loudly: down must leave nothing
+            for c in left.get("containers", []):
+                run(["docker", "rm", "-f", "-v", c], check=False)
+            for n in left.get("networks", []):
+                run(["docker", "network", "rm", n], check=False)
+            for v in left.get("volumes", []):
+                run(["docker", "volume", "rm", "-f", v], check=False)
+            raise AssertionError(f"compose down left {left} behind in {s.project}")
