@@ -1,1 +1,142 @@
-fn main() {}
+//! warren-vip: VRRP virtual-IP agent.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use warren_vip::{agent::Agent, config, metrics, net::link, notify};
+
+#[derive(Parser)]
+#[command(
+    name = "warren-vip",
+    version,
+    about = "VRRP (v3/v2) virtual-IP agent, keepalived-compatible"
+)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, short = 'c', env = "WARREN_VIP_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Validate a configuration file and exit.
+    CheckConfig { file: PathBuf },
+}
+
+fn check(file: &std::path::Path) -> Result<config::Config, String> {
+    let c = config::load(file).map_err(|e| e.to_string())?;
+    for (i, inst) in c.instances.iter().enumerate() {
+        if let Some(n) = &inst.notify {
+            notify::check_script(n)
+                .map_err(|e| format!("{}: instance[{i}].notify: {e}", file.display()))?;
+        }
+    }
+    Ok(c)
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,netlink_packet_route=error".into());
+    let sub = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if cli.log_json {
+        sub.json().init();
+    } else {
+        sub.init();
+    }
+    let file = match (&cli.cmd, &cli.config) {
+        (Some(Cmd::CheckConfig { file }), _) => {
+            return match check(file) {
+                Ok(c) => {
+                    println!("{}: OK ({} instance(s))", file.display(), c.instances.len());
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::ExitCode::from(2)
+                }
+            };
+        }
+        (None, Some(f)) => f.clone(),
+        (None, None) => {
+            eprintln!("warren-vip: --config FILE is required (or `warren-vip check-config FILE`)");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let cfg = match check(&file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match rt.block_on(run(cfg)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cfg: config::Config) -> anyhow::Result<()> {
+    let nl = link::connect()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut all = Vec::new();
+    let mut tasks = Vec::new();
+    for inst in cfg.instances {
+        let m = Arc::new(metrics::InstanceMetrics::new(&inst.name, inst.vrid));
+        all.push(m.clone());
+        tracing::info!(
+            "({}) starting: interface {}, VRID {}, priority {}, VRRPv{}, advert {:?}, {}",
+            inst.name,
+            inst.interface,
+            inst.vrid,
+            inst.priority,
+            inst.version.number(),
+            inst.advert_int,
+            if inst.unicast_peers.is_empty() {
+                "multicast".to_string()
+            } else {
+                format!("unicast peers {:?}", inst.unicast_peers)
+            }
+        );
+        let agent = Agent::new(inst, m, nl.clone());
+        tasks.push(tokio::spawn(agent.run(stop_rx.clone())));
+    }
+    if let Some(bind) = cfg.status_bind {
+        let all = all.clone();
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(bind, all).await {
+                tracing::error!("status endpoint {bind}: {e}");
+            }
+        });
+    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: resigning and removing virtual addresses"),
+        _ = int.recv() => tracing::info!("SIGINT: resigning and removing virtual addresses"),
+    }
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

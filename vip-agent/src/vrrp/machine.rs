@@ -166,6 +166,10 @@ impl Machine {
     pub fn master_adver_interval(&self) -> Duration {
         self.master_adver_interval
     }
+    /// Update the primary address (tie-break) when the interface's address changes.
+    pub fn set_primary_addr(&mut self, a: Ipv4Addr) {
+        self.params.primary_addr = a;
+    }
     fn owner(&self) -> bool {
         self.params.priority == 255
     }

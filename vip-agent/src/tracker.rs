@@ -1,0 +1,92 @@
+//! Trackers: probes (from `warren-health`) run on an interval, judged by the shared
+//! rise/fall `CheckMachine`; each reports its up/down status to its instance.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use warren_health::probe::{self, HttpCheck};
+use warren_health::{CheckMachine, CheckParams, InitialState, Outcome};
+
+use crate::config::{Track, TrackKind};
+
+/// A tracker status change: (tracker index, up?).
+pub type Report = (usize, bool);
+
+/// Run one probe of `kind` with `timeout`.
+pub async fn probe_once(kind: &TrackKind, timeout: Duration) -> Result<(), String> {
+    match kind {
+        TrackKind::Tcp { address } => probe::tcp(*address, timeout)
+            .await
+            .map_err(|e| e.to_string()),
+        TrackKind::Http {
+            url,
+            username,
+            password,
+            expect_status,
+            expect_body,
+        } => {
+            let c = HttpCheck {
+                url: url.clone(),
+                username: username.clone(),
+                password: password.clone(),
+                expect_status: *expect_status,
+                expect_body: expect_body.clone(),
+            };
+            probe::http(&c, timeout).await.map_err(|e| e.to_string())
+        }
+        TrackKind::Exec { command } => {
+            let mut cmd = tokio::process::Command::new(&command[0]);
+            cmd.args(&command[1..])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true);
+            match tokio::time::timeout(timeout, cmd.status()).await {
+                Err(_) => Err("exec timeout".into()),
+                Ok(Err(e)) => Err(format!("exec failed: {e}")),
+                Ok(Ok(st)) if st.success() => Ok(()),
+                Ok(Ok(st)) => Err(format!("exec exited with {st}")),
+            }
+        }
+        TrackKind::Interface { name } => {
+            let p = format!("/sys/class/net/{name}/operstate");
+            match tokio::fs::read_to_string(&p).await {
+                Ok(s) if matches!(s.trim(), "up" | "unknown") => Ok(()),
+                Ok(s) => Err(format!("interface {name} is {}", s.trim())),
+                Err(_) => Err(format!("interface {name} does not exist")),
+            }
+        }
+    }
+}
+
+/// Run a tracker forever, sending `(index, up)` whenever its status changes.
+/// Starts "up" (HAProxy's default initial state): the first failure marks it down.
+pub async fn run(index: usize, instance: String, t: Track, tx: mpsc::Sender<Report>) {
+    let params = CheckParams::new(t.interval, None, None, t.rise, t.fall);
+    let mut cm = CheckMachine::new(params, InitialState::Up);
+    loop {
+        let res = probe_once(&t.kind, t.timeout).await;
+        let outcome = if res.is_ok() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        };
+        let step = cm.on_check(outcome, Instant::now());
+        if let Some(tr) = step.transition {
+            let why = match &res {
+                Ok(()) => "check passed".to_string(),
+                Err(e) => e.clone(),
+            };
+            tracing::warn!(
+                "({instance}) tracker {:?} is {}, reason: {why}, weight {}",
+                t.name,
+                tr.to,
+                t.weight
+            );
+            if tx.send((index, cm.is_up())).await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep_until(step.next_check_at.into()).await;
+    }
+}
