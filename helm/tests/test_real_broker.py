@@ -1,0 +1,172 @@
+"""Real parts: boot the apt rabbitmq-server (installed by scripts/install-deps) with the
+chart's own files — setup.sh output (cookie, definitions), rabbitmq.conf, enabled_plugins,
+start.sh — then run the chart's prestop.sh against it with the real rabbitmq-upgrade.
+
+Only Kubernetes peer discovery is replaced (there is no API server here): the node runs
+alone on loopback ports, with a private epmd, and everything is stopped by pid/process
+group afterwards, also on failure."""
+
+import base64
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import SCENARIOS, STS, configmap_file, render
+from test_scripts import lay_out, relocate
+
+SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+PASSWORD = 'Real"Pa\\ss&|w0rd'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(port, path, user="admin", password=PASSWORD, method="GET"):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    req.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+def stop_group(proc, timeout=60, sig=signal.SIGTERM):
+    """Stop the process group we started (start_new_session=True) and reap it."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=timeout)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    if not (os.path.exists(SERVER) and glob.glob("/usr/lib/rabbitmq/lib/rabbitmq_server-*")):
+        pytest.skip("apt rabbitmq-server not installed (scripts/install-deps installs it)")
+    r = render(SCENARIOS["mirrored"])
+    lay_out(tmp_path, r, PASSWORD)
+    subprocess.run(["sh", str(tmp_path / "config" / "setup.sh")], check=True, timeout=30)
+
+    amqp, mgmt, prom, dist, epmd_port = (free_port() for _ in range(5))
+    conf = []
+    for line in (tmp_path / "etc" / "rabbitmq.conf").read_text().splitlines():
+        key = line.split("=", 1)[0].strip()
+        if key.startswith("cluster_formation.") or key in (
+            "listeners.tcp.default",
+            "management.tcp.port",
+            "prometheus.tcp.port",
+        ):
+            continue  # no API server here; loopback ports instead of the pod's
+        conf.append(line)
+    conf += [
+        f"listeners.tcp.default = 127.0.0.1:{amqp}",
+        "management.tcp.ip = 127.0.0.1",
+        f"management.tcp.port = {mgmt}",
+        "prometheus.tcp.ip = 127.0.0.1",
+        f"prometheus.tcp.port = {prom}",
+    ]
+    (tmp_path / "etc" / "rabbitmq.conf").write_text("\n".join(conf) + "\n")
+    (tmp_path / "log").mkdir()
+
+    env = dict(
+        os.environ,
+        HOME=str(tmp_path / "data"),
+        RABBITMQ_CONFIG_FILE=str(tmp_path / "etc" / "rabbitmq.conf"),
+        RABBITMQ_ENABLED_PLUGINS_FILE=str(tmp_path / "etc" / "enabled_plugins"),
+        RABBITMQ_MNESIA_BASE=str(tmp_path / "data" / "mnesia"),
+        RABBITMQ_LOG_BASE=str(tmp_path / "log"),
+        RABBITMQ_NODENAME=f"whelm{os.getpid()}@localhost",
+        RABBITMQ_DIST_PORT=str(dist),
+        ERL_EPMD_PORT=str(epmd_port),
+        RABBITMQ_PID_FILE=str(tmp_path / "rabbit.pid"),
+    )
+    env.pop("RABBITMQ_USE_LONGNAME", None)
+    epmd = subprocess.Popen(["epmd", "-port", str(epmd_port)], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # wait for our epmd, or the node would spawn a detached one of its own
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", epmd_port), timeout=1).close()
+            break
+        except OSError:
+            assert epmd.poll() is None and time.monotonic() < deadline, "epmd did not start"
+            time.sleep(0.1)
+    log = open(tmp_path / "server.log", "w")
+    node = subprocess.Popen(["sh", str(tmp_path / "config" / "start.sh")], env=env,
+                            start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert node.poll() is None, "broker exited:\n" + (tmp_path / "server.log").read_text()[-4000:]
+            try:
+                status, _ = http(mgmt, "/api/overview")
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "broker not up:\n" + (tmp_path / "server.log").read_text()[-4000:]
+            time.sleep(0.5)
+        yield {"tmp": tmp_path, "env": env, "mgmt": mgmt, "amqp": amqp, "render": r}
+    finally:
+        stop_group(node, sig=signal.SIGKILL)  # a throw-away node: no need for a clean stop
+        log.close()
+        stop_group(epmd, timeout=10)
+
+
+def test_real_broker_takes_chart_definitions_and_prestop(broker):
+    mgmt = broker["mgmt"]
+    # the admin user from the Secret, with a password full of shell/sed/JSON specials
+    status, me = http(mgmt, "/api/whoami")
+    assert status == 200 and me["name"] == "admin"
+    assert "administrator" in (me["tags"] if isinstance(me["tags"], list) else me["tags"].split(","))
+    assert http(mgmt, "/api/whoami", password="wrong")[0] == 401
+    assert http(mgmt, "/api/whoami", user="guest", password="guest")[0] == 401
+    # the mirrored-mode HA policy
+    status, policies = http(mgmt, "/api/policies/%2F")
+    assert status == 200
+    (policy,) = [p for p in policies if p["name"] == "ha-all"]
+    assert policy["definition"] == {"ha-mode": "all", "ha-sync-mode": "automatic"}
+    assert policy["apply-to"] == "queues"
+    # the plugins of enabled_plugins are running
+    status, overview = http(mgmt, "/api/overview")
+    assert status == 200
+    # preStop with the real rabbitmq-upgrade: waits succeed on a healthy node, drain
+    # suspends the AMQP listener
+    tmp = broker["tmp"]
+    (tmp / "pod-info" / "skip-prestop-checks").write_text("")
+    script = configmap_file(broker["render"], f"{STS}-config", "prestop.sh").replace("T=3000", "T=60")
+    (tmp / "prestop-real.sh").write_text(relocate(script, tmp))
+    # the real CLI scripts, not Debian's /usr/sbin wrappers (they switch user and HOME)
+    env = dict(broker["env"], PATH=f"/usr/lib/rabbitmq/bin:{os.environ['PATH']}")
+    p = subprocess.run(["sh", str(tmp / "prestop-real.sh")], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "gave up" not in p.stdout, p.stdout
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", broker["amqp"]), timeout=2).close()
+        except OSError:
+            break  # listener suspended by drain
+        assert time.monotonic() < deadline, "AMQP listener still open after drain"
+        time.sleep(0.5)
