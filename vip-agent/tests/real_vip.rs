@@ -1,0 +1,244 @@
+//! Real VRRP on network-namespace test hosts (root). Run one at a time (nextest serial
+//! group for `real_`; with cargo test use `--test-threads=1`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn warren_cfg(t: &Topo, prio: u8, version: u8, advert: &str, extra: &str, track: &str) -> String {
+    format!(
+        r#"
+[[instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+priority = {prio}
+advert_int = "{advert}"
+version = {version}
+virtual_ipaddress = ["{vip}/24"]
+{extra}
+{track}
+"#,
+        vip = t.vip()
+    )
+}
+
+fn keepalived_cfg(t: &Topo, prio: u8, version: u8, advert: &str) -> String {
+    format!(
+        r#"
+global_defs {{
+  router_id wvip{tag}
+}}
+vrrp_instance VI_1 {{
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority {prio}
+  advert_int {advert}
+  version {version}
+  virtual_ipaddress {{
+    {vip}/24
+  }}
+}}
+"#,
+        tag = t.tag,
+        vip = t.vip()
+    )
+}
+
+/// TCP connect from host `from` to the VIP port 9: "connection refused" proves the VIP
+/// answered (and makes the client resolve it with ARP).
+fn reach(t: &Topo, from: usize) -> bool {
+    let py = format!(
+        "import socket; s=socket.socket(); s.settimeout(1); print(s.connect_ex(('{}', 9)))",
+        t.vip()
+    );
+    let out = sh(&["ip", "netns", "exec", t.ns(from), "python3", "-c", &py]);
+    String::from_utf8_lossy(&out.stdout).trim() == "111"
+}
+
+/// Wait until exactly host `h` holds the VIP, and it stays so for a few adverts.
+fn expect_only(t: &Topo, h: usize, what: &str) {
+    wait_for(what, DEADLINE, || t.holders() == vec![h]);
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            t.holders(),
+            vec![h],
+            "{what}: VIP must stay on host {h} only"
+        );
+    }
+}
+
+#[test]
+fn real_two_hosts_elect_one_master_and_fail_over_on_host_death() {
+    let t = Topo::new(3);
+    let _a = t.warren(1, "a", &warren_cfg(&t, 150, 3, "100ms", "", ""));
+    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, "100ms", "", ""));
+    expect_only(&t, 1, "higher priority host 1 is the only VIP holder");
+    // A client in a third namespace reaches the VIP and learns host 1's MAC.
+    assert!(reach(&t, 3), "client reaches the VIP");
+    let neigh = must(&["ip", "-n", t.ns(3), "neigh", "show", &t.vip().to_string()]);
+    assert!(
+        neigh.contains(&t.mac(1)),
+        "client ARP entry should be host 1: {neigh}"
+    );
+    // Host death: SIGKILL the agent and cut the host off the bridge.
+    let mut a = _a;
+    a.kill();
+    must(&["ip", "link", "set", &t.host_veth(1), "down"]);
+    wait_for("VIP on host 2 after host 1 died", DEADLINE, || {
+        t.has_addr(2, t.vip())
+    });
+    // The GARP burst alone (no client traffic) updated the client's ARP cache...
+    wait_for("client ARP entry points at host 2", DEADLINE, || {
+        must(&["ip", "-n", t.ns(3), "neigh", "show", &t.vip().to_string()]).contains(&t.mac(2))
+    });
+    // ...and the client reaches the VIP on host 2.
+    assert!(reach(&t, 3), "client reaches the VIP after failover");
+}
+
+#[test]
+fn real_sigterm_releases_vip_and_backup_takes_over() {
+    let t = Topo::new(2);
+    let mut a = t.warren(1, "a", &warren_cfg(&t, 150, 3, "100ms", "", ""));
+    let b = t.warren(2, "b", &warren_cfg(&t, 100, 3, "100ms", "", ""));
+    expect_only(&t, 1, "host 1 master");
+    assert!(a.term(), "warren-vip exits 0 on SIGTERM: {}", a.log_text());
+    assert!(
+        !t.has_addr(1, t.vip()),
+        "clean shutdown leaves no VIP behind"
+    );
+    expect_only(&t, 2, "host 2 takes over after host 1 resigned");
+    assert!(a.log_text().contains("Entering STOP STATE"));
+    drop(b);
+}
+
+#[test]
+fn real_tracker_weight_zero_faults_and_releases_vip() {
+    let t = Topo::new(2);
+    let flag = t.path("lb-down");
+    let track = format!(
+        r#"
+[[instance.track]]
+type = "exec"
+command = ["/bin/sh", "-c", "test ! -e {}"]
+interval = "100ms"
+rise = 1
+fall = 1
+weight = 0
+"#,
+        flag.display()
+    );
+    let state = t.path("a.state");
+    let extra = format!("state_file = \"{}\"", state.display());
+    let _a = t.warren(1, "a", &warren_cfg(&t, 150, 3, "100ms", &extra, &track));
+    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, "100ms", "", ""));
+    expect_only(&t, 1, "host 1 master while its tracker passes");
+    std::fs::write(&flag, "").unwrap();
+    expect_only(&t, 2, "tracker failed → host 1 FAULT, host 2 owns the VIP");
+    assert_eq!(std::fs::read_to_string(&state).unwrap().trim(), "FAULT");
+    std::fs::remove_file(&flag).unwrap();
+    // Recovered: back to BACKUP, then preempts (higher priority).
+    expect_only(&t, 1, "tracker recovered → host 1 preempts back");
+    assert_eq!(std::fs::read_to_string(&state).unwrap().trim(), "MASTER");
+}
+
+#[test]
+fn real_tracker_negative_weight_hands_over() {
+    let t = Topo::new(2);
+    let flag = t.path("lb-down");
+    let track = format!(
+        r#"
+[[instance.track]]
+type = "exec"
+command = ["/bin/sh", "-c", "test ! -e {}"]
+interval = "100ms"
+rise = 1
+fall = 1
+weight = -60
+"#,
+        flag.display()
+    );
+    let _a = t.warren(1, "a", &warren_cfg(&t, 150, 3, "100ms", "", &track));
+    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, "100ms", "", ""));
+    expect_only(&t, 1, "host 1 master at priority 150");
+    std::fs::write(&flag, "").unwrap();
+    expect_only(&t, 2, "host 1 drops to 90 < 100 → host 2 preempts");
+}
+
+#[test]
+fn real_nopreempt_keeps_current_master() {
+    let t = Topo::new(2);
+    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, "100ms", "", ""));
+    expect_only(&t, 2, "host 2 alone becomes master");
+    let _a = t.warren(
+        1,
+        "a",
+        &warren_cfg(&t, 150, 3, "100ms", "nopreempt = true", ""),
+    );
+    wait_for("host 1 in BACKUP", DEADLINE, || {
+        _a.log_text().contains("Entering BACKUP STATE")
+    });
+    // Several Master_Down_Intervals later host 2 still holds it.
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            t.holders(),
+            vec![2],
+            "nopreempt: higher-priority host 1 must not take over"
+        );
+    }
+}
+
+fn interop(version: u8, advert_w: &str, advert_k: &str) {
+    let t = Topo::new(2);
+    let _k = t.keepalived(2, "k", &keepalived_cfg(&t, 100, version, advert_k));
+    expect_only(&t, 2, "keepalived alone is master");
+    // warren-vip with higher priority preempts keepalived (keepalived accepts our adverts).
+    let mut w = t.warren(1, "w", &warren_cfg(&t, 150, version, advert_w, "", ""));
+    expect_only(&t, 1, "warren-vip (150) takes over from keepalived (100)");
+    // warren-vip resigns (priority 0) → keepalived takes over.
+    assert!(w.term());
+    expect_only(&t, 2, "keepalived takes over after warren-vip resigned");
+    // warren-vip with lower priority stays backup under keepalived (we accept its adverts).
+    let mut w2 = t.warren(1, "w2", &warren_cfg(&t, 50, version, advert_w, "", ""));
+    wait_for("warren-vip in BACKUP", DEADLINE, || {
+        w2.log_text().contains("Entering BACKUP STATE")
+    });
+    expect_only(&t, 2, "keepalived (100) stays master over warren-vip (50)");
+    assert!(w2.alive());
+    // keepalived dies → warren-vip takes over.
+    let mut k = _k;
+    k.kill();
+    must(&[
+        "ip",
+        "-n",
+        t.ns(2),
+        "addr",
+        "flush",
+        "dev",
+        "eth0",
+        "to",
+        &format!("{}/32", t.vip()),
+    ]);
+    wait_for(
+        "warren-vip takes over from dead keepalived",
+        DEADLINE,
+        || t.holders() == vec![1],
+    );
+}
+
+#[test]
+fn real_keepalived_interop_v3() {
+    interop(3, "100ms", "0.1");
+}
+
+#[test]
+fn real_keepalived_interop_v2() {
+    interop(2, "1s", "1");
+}
