@@ -242,3 +242,154 @@ fn real_keepalived_interop_v3() {
 fn real_keepalived_interop_v2() {
     interop(2, "1s", "1");
 }
+
+/// Send raw IPv4 datagrams (hex) from host `from` to 224.0.0.18 out of eth0.
+fn inject(t: &Topo, from: usize, datagrams: &[Vec<u8>]) {
+    let py = "import socket,sys\n\
+s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW)\n\
+s.setsockopt(socket.SOL_SOCKET,25,b'eth0')\n\
+for h in sys.argv[1:]: s.sendto(bytes.fromhex(h),('224.0.0.18',0))\n";
+    let hex: Vec<String> = datagrams
+        .iter()
+        .map(|d| d.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    let mut args = vec!["ip", "netns", "exec", t.ns(from), "python3", "-c", py];
+    args.extend(hex.iter().map(|s| s.as_str()));
+    must(&args);
+}
+
+fn metrics(t: &Topo, host: usize) -> String {
+    let py = "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:8405/metrics',timeout=2).read().decode())";
+    must(&["ip", "netns", "exec", t.ns(host), "python3", "-c", py])
+}
+
+fn counter(m: &str, name: &str, reason: Option<&str>) -> u64 {
+    m.lines()
+        .filter(|l| {
+            l.starts_with(name) && reason.is_none_or(|r| l.contains(&format!("reason=\"{r}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .next()
+        .unwrap_or(0)
+}
+
+#[test]
+fn real_forged_and_malformed_adverts_are_dropped_and_counted() {
+    use std::net::Ipv4Addr;
+    use warren_vip::vrrp::packet::{encode_ipv4, Advert, ChecksumMode, Version, VRRP_MCAST_V4};
+    let t = Topo::new(2);
+    let _a = t.warren(
+        1,
+        "a",
+        &warren_cfg(&t, 100, 3, "100ms", "", "").replace(
+            "[[instance]]",
+            "[status]\nbind = \"127.0.0.1:8405\"\n\n[[instance]]",
+        ),
+    );
+    expect_only(&t, 1, "lone host 1 is master");
+    let m = ChecksumMode::default();
+    let src = t.host_ip(2);
+    let good = Advert {
+        version: Version::V3,
+        vrid: 51,
+        priority: 250,
+        adver_int_cs: 10,
+        addrs: vec![t.vip()],
+        auth_type: 0,
+        auth_data: [0; 8],
+    };
+    let ok = encode_ipv4(&good, m, src, VRRP_MCAST_V4);
+    let mut ttl = ok.clone();
+    ttl[8] = 64;
+    let mut cks = ok.clone();
+    cks[22] ^= 0x01; // priority byte changed after checksumming
+    let short = ok[..26].to_vec();
+    let mut short_fixed = short.clone();
+    short_fixed[2..4].copy_from_slice(&(26u16).to_be_bytes());
+    let vrid = encode_ipv4(
+        &Advert {
+            vrid: 52,
+            ..good.clone()
+        },
+        m,
+        src,
+        VRRP_MCAST_V4,
+    );
+    let v2 = encode_ipv4(
+        &Advert {
+            version: Version::V2,
+            adver_int_cs: 100,
+            ..good.clone()
+        },
+        m,
+        src,
+        VRRP_MCAST_V4,
+    );
+    let addrs = encode_ipv4(
+        &Advert {
+            addrs: vec![Ipv4Addr::new(10, 220, t.subnet, 99)],
+            ..good.clone()
+        },
+        m,
+        src,
+        VRRP_MCAST_V4,
+    );
+    let nopseudo = encode_ipv4(
+        &good,
+        ChecksumMode {
+            v3_pseudo_header: false,
+        },
+        src,
+        VRRP_MCAST_V4,
+    );
+    for _ in 0..3 {
+        inject(
+            &t,
+            2,
+            &[
+                ttl.clone(),
+                cks.clone(),
+                short_fixed.clone(),
+                vrid.clone(),
+                v2.clone(),
+                addrs.clone(),
+                nopseudo.clone(),
+            ],
+        );
+    }
+    wait_for("drop counters", DEADLINE, || {
+        let mm = metrics(&t, 1);
+        [
+            "ttl",
+            "checksum",
+            "malformed",
+            "vrid",
+            "version",
+            "addr_mismatch",
+        ]
+        .iter()
+        .all(|r| counter(&mm, "warren_vip_adverts_dropped_total", Some(r)) >= 3)
+    });
+    let mm = metrics(&t, 1);
+    assert_eq!(
+        counter(&mm, "warren_vip_adverts_received_total", None),
+        0,
+        "{mm}"
+    );
+    assert_eq!(
+        counter(&mm, "warren_vip_adverts_dropped_total", Some("checksum")),
+        6,
+        "bad checksum and missing pseudo-header: {mm}"
+    );
+    // None of it changed state: host 1 is still the only master.
+    assert_eq!(t.holders(), vec![1]);
+    assert_eq!(counter(&mm, "warren_vip_state", None), 2);
+    // Positive control: the same advert, well-formed, does make host 1 yield.
+    inject(&t, 2, &[ok]);
+    wait_for(
+        "host 1 yields to a valid priority-250 advert",
+        DEADLINE,
+        || t.holders().is_empty(),
+    );
+    assert!(counter(&metrics(&t, 1), "warren_vip_adverts_received_total", None) >= 1);
+}
