@@ -393,3 +393,60 @@ fn real_forged_and_malformed_adverts_are_dropped_and_counted() {
     );
     assert!(counter(&metrics(&t, 1), "warren_vip_adverts_received_total", None) >= 1);
 }
+
+#[test]
+fn real_split_brain_heals_to_one_master() {
+    let t = Topo::new(2);
+    let _a = t.warren(1, "a", &warren_cfg(&t, 150, 3, "100ms", "", ""));
+    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, "100ms", "", ""));
+    expect_only(&t, 1, "host 1 master");
+    // Cut the two apart (isolated bridge ports cannot reach each other).
+    for i in 1..=2 {
+        must(&[
+            "bridge",
+            "link",
+            "set",
+            "dev",
+            &t.host_veth(i),
+            "isolated",
+            "on",
+        ]);
+    }
+    wait_for("split brain: both hosts hold the VIP", DEADLINE, || {
+        t.holders() == vec![1, 2]
+    });
+    for i in 1..=2 {
+        must(&[
+            "bridge",
+            "link",
+            "set",
+            "dev",
+            &t.host_veth(i),
+            "isolated",
+            "off",
+        ]);
+    }
+    expect_only(&t, 1, "healed: exactly one master (the higher priority)");
+    assert!(_b.log_text().contains("Entering BACKUP STATE (was MASTER"));
+}
+
+#[test]
+fn real_preempt_delay_postpones_takeover() {
+    let t = Topo::new(2);
+    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, "100ms", "", ""));
+    expect_only(&t, 2, "host 2 alone is master");
+    let a = t.warren(
+        1,
+        "a",
+        &warren_cfg(&t, 150, 3, "100ms", "preempt_delay = \"3s\"", ""),
+    );
+    wait_for("host 1 in BACKUP", DEADLINE, || {
+        a.log_text().contains("Entering BACKUP STATE")
+    });
+    // Well inside the delay, host 2 keeps the VIP although host 1 has higher priority.
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(t.holders(), vec![2], "preempt_delay: no takeover yet");
+    }
+    expect_only(&t, 1, "after preempt_delay host 1 preempts");
+}
