@@ -147,7 +147,10 @@ pub struct Accounting {
     pub duplicate_bound: u64,
     pub duplicates_within_bound: bool,
     pub publisher_outage_ms: f64,
+    /// When the longest confirm gap began (ms since start).
+    pub publisher_outage_from_ms: f64,
     pub consumer_outage_ms: f64,
+    pub consumer_outage_from_ms: f64,
     pub confirm_latency: Latency,
     pub throughput: Throughput,
     pub cluster_healed: bool,
@@ -175,8 +178,13 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
 /// Longest gap between consecutive points of `times` inside [start, end],
 /// counting the window edges as points (so "nothing at all" = the whole window).
 pub fn longest_gap(times: &[u64], start: u64, end: u64) -> u64 {
+    longest_gap_at(times, start, end).0
+}
+
+/// Longest gap and where it began.
+pub fn longest_gap_at(times: &[u64], start: u64, end: u64) -> (u64, u64) {
     if end <= start {
-        return 0;
+        return (0, start);
     }
     let mut pts: Vec<u64> = times
         .iter()
@@ -185,9 +193,11 @@ pub fn longest_gap(times: &[u64], start: u64, end: u64) -> u64 {
         .collect();
     pts.sort_unstable();
     let mut prev = start;
-    let mut best = 0;
+    let mut best = (0, start);
     for t in pts.into_iter().chain(std::iter::once(end)) {
-        best = best.max(t - prev);
+        if t - prev > best.0 {
+            best = (t - prev, prev);
+        }
         prev = t;
     }
     best
@@ -282,6 +292,8 @@ pub fn account(h: &History, f: &RunFacts) -> Accounting {
         + f.consumers as u64 * f.prefetch as u64)
         * f.disruptions.max(1) as u64;
 
+    let pub_gap = longest_gap_at(&confirm_times, ls, le);
+    let con_gap = longest_gap_at(&deliv_times, ls, le);
     let mut reasons = Vec::new();
     if lost > 0 {
         reasons.push(format!(
@@ -320,8 +332,10 @@ pub fn account(h: &History, f: &RunFacts) -> Accounting {
         lost_sample: lost_ids,
         duplicate_bound,
         duplicates_within_bound: dup_deliv as u64 <= duplicate_bound,
-        publisher_outage_ms: ms(longest_gap(&confirm_times, ls, le)),
-        consumer_outage_ms: ms(longest_gap(&deliv_times, ls, le)),
+        publisher_outage_ms: ms(pub_gap.0),
+        publisher_outage_from_ms: ms(pub_gap.1),
+        consumer_outage_ms: ms(con_gap.0),
+        consumer_outage_from_ms: ms(con_gap.1),
         confirm_latency,
         throughput,
         cluster_healed: f.cluster_healed,
@@ -525,6 +539,7 @@ mod tests {
         let a = account(&h, &facts());
         assert_eq!(a.publisher_outage_ms, 3_100.0);
         assert_eq!(a.consumer_outage_ms, 3_100.0);
+        assert_eq!(a.publisher_outage_from_ms, 3_901.0);
         let tp = a.throughput;
         assert_eq!(tp.before, Some(10.0));
         assert_eq!(tp.during, Some(0.0));

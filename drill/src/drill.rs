@@ -77,9 +77,6 @@ pub struct DrillReport {
     pub duration_s: f64,
     pub master_before: Option<String>,
     pub master_after: Option<String>,
-    /// From the fault until confirms resumed after the longest confirm gap
-    /// (client-observed switch time through the endpoint).
-    pub client_reconnect_ms: Option<f64>,
     /// warren-lb's own switch time (needs its /status endpoint).
     pub lb_switch: String,
     pub vip_move: String,
@@ -492,10 +489,11 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
     let drain_deadline = tokio::time::Instant::now() + cfg.drain_timeout;
     if !facts.interrupted {
         loop {
-            let idle = rec
-                .last_delivery_us()
-                .map(|t| rec.now_us().saturating_sub(t) > 2_000_000)
-                .unwrap_or(true);
+            let idle = rec.backlog.load(Ordering::Relaxed) == 0
+                && rec
+                    .last_delivery_us()
+                    .map(|t| rec.now_us().saturating_sub(t) > 2_000_000)
+                    .unwrap_or(true);
             if idle && matches!(workload::queue_depth(&w).await, Ok(0)) {
                 break;
             }
@@ -520,29 +518,16 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
 
     let history = rec.history();
     let end_us = rec.now_us();
+    // the load began with the first publish (connection setup is not load)
+    if let Some(first) = history.publishes.iter().map(|p| p.first_sent_us).min() {
+        facts.load_start_us = first.min(facts.load_end_us);
+    }
     let mut acc = accounting::account(&history, &facts);
     if let Some(e) = fault_error {
         acc.reasons.push(format!("the fault could not be run: {e}"));
         acc.verdict = accounting::Verdict::Fail;
     }
     let bucket_ms = if end_us > 120_000_000 { 1000 } else { 500 };
-    let client_reconnect_ms = facts.fault_at_us.and_then(|fa| {
-        // end of the longest confirm gap that overlaps the fault, relative to the fault
-        let mut c: Vec<u64> = history
-            .publishes
-            .iter()
-            .filter_map(|p| p.confirmed_us)
-            .collect();
-        c.sort_unstable();
-        let mut best: Option<(u64, u64)> = None;
-        for w in c.windows(2) {
-            let (a, b) = (w[0], w[1]);
-            if b >= fa && best.is_none_or(|(x, y)| b - a > y - x) {
-                best = Some((a, b));
-            }
-        }
-        best.map(|(_, b)| (b.saturating_sub(fa)) as f64 / 1000.0)
-    });
     let last_error = rec.last_error.lock().unwrap().clone();
     let mut unsafe_workload = Vec::new();
     if w.no_confirms {
@@ -568,7 +553,6 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
         duration_s: end_us as f64 / 1e6,
         master_before,
         master_after,
-        client_reconnect_ms,
         lb_switch: "unavailable (warren-lb /status not available yet)".into(),
         vip_move: "not measured by this drill".into(),
         reconnects: rec.reconnects.load(Ordering::Relaxed),

@@ -30,6 +30,8 @@ enum Cmd {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum TargetKind {
+    /// No fault injection: a workload-only smoke (only with --fault none).
+    None,
     Local,
     Compose,
     Kubernetes,
@@ -58,8 +60,9 @@ struct RunArgs {
     #[arg(long, default_value = "/")]
     vhost: String,
 
-    /// Where the nodes run: local (scripts/testbed), compose, kubernetes, ssh.
-    #[arg(long, value_enum)]
+    /// Where the nodes run: local (scripts/testbed), compose, kubernetes, ssh;
+    /// none = workload only (with --fault none).
+    #[arg(long, value_enum, default_value = "none")]
     target: TargetKind,
     /// local: the test bed directory (holds testbed.json).
     #[arg(long)]
@@ -109,7 +112,9 @@ struct RunArgs {
 
     #[arg(long, value_enum, default_value = "crash")]
     fault: Fault,
-    #[arg(long, value_enum, default_value = "quorum")]
+    /// Queue type to declare: mirrored (classic durable queue, mirrored by the
+    /// cluster's ha policy; alias: classic) or quorum.
+    #[arg(long, alias = "queue-type", value_enum, default_value = "quorum")]
     mode: QueueMode,
     /// Length of the load phase (extended to 3 s past healing if the fault takes longer).
     #[arg(long, value_parser = dur, default_value = "20s")]
@@ -195,10 +200,18 @@ fn build(a: &RunArgs) -> Result<(DrillConfig, Arc<dyn Target>, Mgmt)> {
     if mgmt_urls.is_empty() {
         match &bed {
             Some((b, _)) => mgmt_urls = b.mgmt_urls(),
+            None if a.target == TargetKind::None => {}
             None => bail!("--mgmt URL[,URL..] is required for --target {:?}", a.target),
         }
     }
+    if a.target == TargetKind::None && a.fault != Fault::None {
+        bail!(
+            "--fault {} needs a --target (local, compose, kubernetes or ssh) that can hurt nodes",
+            a.fault.name()
+        );
+    }
     let target: Arc<dyn Target> = match a.target {
+        TargetKind::None => Arc::new(target::NoTarget),
         TargetKind::Local => Arc::new(target::Local {
             dir: bed.as_ref().unwrap().1.clone(),
             script: a

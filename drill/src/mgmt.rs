@@ -191,8 +191,16 @@ impl Mgmt {
         Err(last)
     }
 
+    /// False when no management URL was given (workload-only runs).
+    pub fn enabled(&self) -> bool {
+        !self.urls.is_empty()
+    }
+
     /// Check credentials and permission on every reachable URL; at least one must answer.
     pub async fn preflight(&self) -> Result<String> {
+        if !self.enabled() {
+            return Ok("cluster not inspected (no --mgmt)".into());
+        }
         let who = self.get("/api/whoami").await?;
         let tags = who.get("tags").map(|t| t.to_string()).unwrap_or_default();
         if !(tags.contains("administrator") || tags.contains("monitoring")) {
@@ -247,6 +255,9 @@ impl Mgmt {
     }
 
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        if !self.enabled() {
+            return Ok(vec![]);
+        }
         Ok(serde_json::from_value(self.get("/api/nodes").await?)?)
     }
 }

@@ -70,6 +70,35 @@ fn host_of(rabbit_name: &str) -> &str {
         .unwrap_or(rabbit_name)
 }
 
+// ---------------------------------------------------------------- none
+
+/// No target: workload-only runs (`--fault none`).
+pub struct NoTarget;
+
+impl Target for NoTarget {
+    fn describe(&self) -> String {
+        "no target (workload only)".into()
+    }
+    fn preflight(&self) -> Result<()> {
+        Ok(())
+    }
+    fn node(&self, rabbit_name: &str) -> Result<String> {
+        Ok(rabbit_name.into())
+    }
+    fn nodes(&self) -> Result<Vec<String>> {
+        Ok(vec![])
+    }
+    fn act(&self, action: Action, _node: &str) -> Result<()> {
+        bail!("cannot {} without a --target", action.word())
+    }
+    fn lb_kill(&self) -> Result<String> {
+        bail!("cannot kill a load balancer without a --target")
+    }
+    fn lb_restore(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------- local
 
 #[derive(Debug, Clone, Deserialize)]

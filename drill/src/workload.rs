@@ -24,6 +24,7 @@ use tokio::sync::watch;
 #[serde(rename_all = "lowercase")]
 pub enum QueueMode {
     /// Classic durable queue (mirrored by the cluster's ha-* policy).
+    #[value(alias = "classic")]
     Mirrored,
     /// Quorum queue (x-queue-type=quorum).
     Quorum,
@@ -110,6 +111,8 @@ pub struct Recorder {
     pub confirmed: AtomicU64,
     pub consumed: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Auto-ack mode: messages received but not processed yet.
+    pub backlog: AtomicU64,
     pub last_error: Mutex<String>,
 }
 
@@ -125,6 +128,7 @@ impl Recorder {
             confirmed: AtomicU64::new(0),
             consumed: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            backlog: AtomicU64::new(0),
             last_error: Mutex::default(),
         })
     }
@@ -531,6 +535,7 @@ pub async fn consumer(
                                     next_done = tokio::time::Instant::now() + cfg.process_time;
                                 }
                                 backlog.push_back((id, d.redelivered));
+                                rec.backlog.fetch_add(1, Ordering::Relaxed);
                                 continue;
                             }
                             rec.delivered(Delivery { id, at_us: rec.now_us(), redelivered: d.redelivered });
@@ -543,6 +548,7 @@ pub async fn consumer(
                 }
                 _ = tokio::time::sleep_until(next_done), if !backlog.is_empty() => {
                     let (id, redelivered) = backlog.pop_front().unwrap();
+                    rec.backlog.fetch_sub(1, Ordering::Relaxed);
                     rec.delivered(Delivery { id, at_us: rec.now_us(), redelivered });
                     next_done = tokio::time::Instant::now() + cfg.process_time;
                 }
@@ -555,6 +561,8 @@ pub async fn consumer(
             }
         }
         if !backlog.is_empty() {
+            rec.backlog
+                .fetch_sub(backlog.len() as u64, Ordering::Relaxed);
             rec.event(
                 "note",
                 format!(
