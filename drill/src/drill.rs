@@ -57,6 +57,8 @@ pub struct DrillConfig {
     pub drain_timeout: Duration,
     pub keep_queue: bool,
     pub progress: bool,
+    /// Write the raw history (every publish, delivery and event) here.
+    pub history_path: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -518,6 +520,10 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
 
     let history = rec.history();
     let end_us = rec.now_us();
+    if let Some(p) = &cfg.history_path {
+        std::fs::write(p, serde_json::to_vec(&history)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
     // the load began with the first publish (connection setup is not load)
     if let Some(first) = history.publishes.iter().map(|p| p.first_sent_us).min() {
         facts.load_start_us = first.min(facts.load_end_us);

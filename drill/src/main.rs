@@ -164,6 +164,9 @@ struct RunArgs {
     json: Option<PathBuf>,
     #[arg(long)]
     html: Option<PathBuf>,
+    /// Write the raw history (every publish, delivery, event) as JSON, for re-analysis.
+    #[arg(long)]
+    history: Option<PathBuf>,
     /// No live progress line.
     #[arg(long)]
     quiet: bool,
@@ -291,6 +294,7 @@ fn build(a: &RunArgs) -> Result<(DrillConfig, Arc<dyn Target>, Mgmt)> {
         drain_timeout: a.drain_timeout,
         keep_queue: a.keep_queue,
         progress: !a.quiet,
+        history_path: a.history.clone(),
     };
     Ok((cfg, target, Mgmt::new(mgmt_urls, &user, &password)))
 }

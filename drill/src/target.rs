@@ -257,6 +257,9 @@ impl Target for Local {
 
 // ---------------------------------------------------------------- compose
 
+/// Network, IP and aliases of a container cut off by `partition`, for `heal`.
+type SavedNet = (String, Option<String>, Vec<String>);
+
 pub struct Compose {
     pub project: String,
     pub docker: String,
@@ -264,7 +267,7 @@ pub struct Compose {
     pub network: Option<String>,
     pub lb_container: Option<String>,
     pub vip: Option<String>,
-    saved: Mutex<HashMap<String, (String, Option<String>, Vec<String>)>>,
+    saved: Mutex<HashMap<String, SavedNet>>,
     killed_lb: Mutex<Option<String>>,
 }
 

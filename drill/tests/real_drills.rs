@@ -1,0 +1,337 @@
+//! Real drills: a 3-node RabbitMQ cluster (scripts/testbed, network namespaces)
+//! behind warren-lb ($WARREN_LB_BIN), hurt by warren-drill. Root only; nextest
+//! runs `real_*` tests one at a time.
+//!
+//! Each test starts its own test bed and load balancer and tears both down in
+//! Drop guards, also when it fails.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn testbed_script() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/testbed"))
+}
+
+fn drill_bin() -> PathBuf {
+    std::env::var("WARREN_DRILL_BIN")
+        .map(PathBuf::from)
+        .ok()
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_warren-drill")))
+}
+
+fn lb_bin() -> PathBuf {
+    let p = std::env::var("WARREN_LB_BIN").unwrap_or_else(|_| {
+        panic!("WARREN_LB_BIN is not set: build warren-lb and point WARREN_LB_BIN at it (scripts/test does)")
+    });
+    let p = PathBuf::from(p);
+    assert!(p.exists(), "WARREN_LB_BIN={} does not exist", p.display());
+    p
+}
+
+/// A running test bed; `down` on drop.
+struct Bed {
+    dir: tempfile::TempDir,
+    json: Value,
+}
+
+impl Bed {
+    fn up(mode: &str) -> Bed {
+        let dir = tempfile::Builder::new()
+            .prefix("warren-drill-tb")
+            .tempdir()
+            .unwrap();
+        let mut bed = Bed {
+            dir,
+            json: Value::Null,
+        };
+        let out = Command::new(testbed_script())
+            .args(["up", "--dir"])
+            .arg(bed.dir.path())
+            .args(["--mode", mode])
+            .output()
+            .expect("run scripts/testbed");
+        assert!(
+            out.status.success(),
+            "testbed up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        bed.json = serde_json::from_str(
+            &std::fs::read_to_string(bed.dir.path().join("testbed.json")).unwrap(),
+        )
+        .unwrap();
+        bed
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn password(&self) -> &str {
+        self.json["password"].as_str().unwrap()
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let _ = Command::new(testbed_script())
+            .args(["down", "--dir"])
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// warren-lb in front of the bed; killed (by its pid) on drop.
+struct Lb {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Drop for Lb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// True once an AMQP server answers the protocol header through `addr`.
+fn amqp_answers(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"AMQP\x00\x00\x09\x01").is_err() {
+        return false;
+    }
+    let mut b = [0u8; 1];
+    matches!(s.read(&mut b), Ok(1) if b[0] == 1)
+}
+
+fn start_lb(bed: &Bed) -> Lb {
+    let port = free_port();
+    let mut servers = String::new();
+    for n in bed.json["nodes"].as_array().unwrap() {
+        servers += &format!(
+            "\n[[backend.server]]\nname = \"rabbit{}\"\naddress = \"{}:5672\"\nrole = \"primary\"\n",
+            n["index"], n["ip"].as_str().unwrap()
+        );
+    }
+    let cfg = format!(
+        r#"[[frontend]]
+name = "amqp"
+bind = "127.0.0.1:{port}"
+backend = "rabbitmq"
+
+[[backend]]
+name = "rabbitmq"
+balance = "first"
+redispatch = true
+observe = "layer4"
+on_error = "mark-down"
+on_marked_down = "shutdown-sessions"
+timeout_connect = "1s"
+timeout_idle = "0s"
+
+[backend.check]
+type = "rabbitmq"
+inter = "500ms"
+fastinter = "200ms"
+downinter = "500ms"
+rise = 2
+fall = 2
+timeout = "1s"
+port = 15672
+username = "admin"
+password = "{}"
+{servers}"#,
+        bed.password()
+    );
+    let path = bed.path().join("lb.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let log = bed.path().join("lb.log");
+    let logf = std::fs::File::create(&log).unwrap();
+    let child = Command::new(lb_bin())
+        .arg("--config")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().unwrap())
+        .stderr(logf)
+        .spawn()
+        .expect("start warren-lb");
+    let lb = Lb {
+        child,
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !amqp_answers(lb.addr) {
+        assert!(
+            Instant::now() < deadline,
+            "warren-lb did not pass AMQP through within 30 s; log:\n{}",
+            std::fs::read_to_string(&lb.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    lb
+}
+
+/// Run one drill through the lb; returns (exit code, JSON report).
+fn drill(bed: &Bed, lb: &Lb, mode: &str, fault: &str, extra: &[&str]) -> (i32, Value) {
+    let json = bed.path().join(format!("{fault}.json"));
+    let html = bed.path().join(format!("{fault}.html"));
+    let out = Command::new(drill_bin())
+        .args(["run", "--target", "local", "--testbed-dir"])
+        .arg(bed.path())
+        .arg("--testbed-script")
+        .arg(testbed_script())
+        .args(["--endpoint", &lb.addr.to_string()])
+        .args(["--mode", mode, "--fault", fault])
+        .args(["--duration", "15s", "--fault-duration", "5s"])
+        .args(["--publishers", "2", "--consumers", "2", "--rate", "200"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--html")
+        .arg(&html)
+        .args(extra)
+        .output()
+        .expect("run warren-drill");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let code = out.status.code().unwrap_or(-1);
+    let report: Value = match std::fs::read_to_string(&json) {
+        Ok(s) => serde_json::from_str(&s).unwrap(),
+        Err(_) => {
+            println!(
+                "lb log:\n{}",
+                std::fs::read_to_string(&lb.log).unwrap_or_default()
+            );
+            panic!("warren-drill wrote no report (exit {code})");
+        }
+    };
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(html.contains("<svg") && !html.contains("<script"));
+    (code, report)
+}
+
+fn expect_pass(mode: &str, fault: &str) {
+    let bed = Bed::up(mode);
+    let lb = start_lb(&bed);
+    let (code, r) = drill(&bed, &lb, mode, fault, &[]);
+    let a = &r["accounting"];
+    assert_eq!(a["lost"], 0, "confirmed messages lost: {a}");
+    assert_eq!(a["unexpected"], 0, "{a}");
+    assert_eq!(a["cluster_healed"], true, "{a}");
+    assert!(
+        a["confirmed"].as_u64().unwrap() > 100,
+        "the workload confirmed too little: {a}"
+    );
+    assert_eq!(a["verdict"], "pass", "{a}");
+    assert_eq!(code, 0);
+    assert!(r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "fault"));
+}
+
+#[test]
+fn real_quorum_crash() {
+    expect_pass("quorum", "crash");
+}
+
+#[test]
+fn real_quorum_freeze() {
+    expect_pass("quorum", "freeze");
+}
+
+#[test]
+fn real_quorum_stop() {
+    expect_pass("quorum", "stop");
+}
+
+#[test]
+fn real_quorum_partition() {
+    expect_pass("quorum", "partition");
+}
+
+#[test]
+fn real_quorum_rolling_restart() {
+    expect_pass("quorum", "rolling-restart");
+}
+
+#[test]
+fn real_mirrored_crash() {
+    expect_pass("mirrored", "crash");
+}
+
+#[test]
+fn real_mirrored_stop() {
+    expect_pass("mirrored", "stop");
+}
+
+#[test]
+fn real_mirrored_rolling_restart() {
+    expect_pass("mirrored", "rolling-restart");
+}
+
+/// The checker must be able to fail: auto-ack consumers that lose their
+/// in-memory backlog when the node they read from dies lose messages.
+/// The same bed first shows that bad credentials are refused before any fault.
+#[test]
+fn real_unsafe_auto_ack_is_reported_as_loss() {
+    let bed = Bed::up("quorum");
+    let lb = start_lb(&bed);
+
+    let out = Command::new(drill_bin())
+        .args(["run", "--target", "local", "--testbed-dir"])
+        .arg(bed.path())
+        .arg("--testbed-script")
+        .arg(testbed_script())
+        .args(["--endpoint", &lb.addr.to_string(), "--password", "wrong"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("wrong credentials"), "{err}");
+    let s: Value = serde_json::from_slice(
+        &Command::new(testbed_script())
+            .args(["status", "--dir"])
+            .arg(bed.path())
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["whole"] == true),
+        "a refused drill must not touch the cluster: {s}"
+    );
+
+    let (code, r) = drill(
+        &bed,
+        &lb,
+        "quorum",
+        "crash",
+        &["--unsafe-auto-ack", "--process-time", "20ms"],
+    );
+    let a = &r["accounting"];
+    assert!(a["lost"].as_u64().unwrap() > 0, "no loss detected: {a}");
+    assert_eq!(a["verdict"], "fail");
+    assert_eq!(code, 1);
+}
