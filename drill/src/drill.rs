@@ -59,6 +59,93 @@ pub struct DrillConfig {
     pub progress: bool,
     /// Write the raw history (every publish, delivery and event) here.
     pub history_path: Option<std::path::PathBuf>,
+    /// warren-lb admin `/status` URL, polled to time the lb's switch.
+    pub lb_status: Option<String>,
+}
+
+/// From a warren-lb `/status` document: the server the first backend routes
+/// new connections to (first eligible server, primaries before backups) and
+/// the servers that are DOWN.
+pub fn lb_active(v: &serde_json::Value) -> Option<(Option<String>, Vec<String>)> {
+    let servers = v
+        .get("backends")?
+        .as_array()?
+        .first()?
+        .get("servers")?
+        .as_array()?;
+    let name = |s: &serde_json::Value| s.get("name").and_then(|n| n.as_str()).map(String::from);
+    let eligible =
+        |s: &&serde_json::Value| s.get("eligible").and_then(|e| e.as_bool()) == Some(true);
+    let role = |s: &&serde_json::Value, r: &str| {
+        s.get("role").and_then(|x| x.as_str()).unwrap_or("primary") == r
+    };
+    let active = servers
+        .iter()
+        .find(|s| eligible(s) && role(s, "primary"))
+        .or_else(|| servers.iter().find(|s| eligible(s) && role(s, "backup")))
+        .and_then(name);
+    let down = servers
+        .iter()
+        .filter(|s| s.get("status").and_then(|x| x.as_str()) == Some("DOWN"))
+        .filter_map(name)
+        .collect();
+    Some((active, down))
+}
+
+async fn watch_lb(
+    url: String,
+    rec: Arc<Recorder>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Option<String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(800))
+        .build()
+        .ok()?;
+    let mut last: Option<(Option<String>, Vec<String>)> = None;
+    let mut error = None;
+    let mut seen = false;
+    while !stop.load(Ordering::Relaxed) {
+        match http.get(&url).send().await {
+            Ok(r) if r.status().is_success() => match r
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .as_ref()
+                .and_then(lb_active)
+            {
+                Some(now) => {
+                    seen = true;
+                    if let Some(prev) = &last {
+                        if prev.0 != now.0 {
+                            rec.event(
+                                "lb-switch",
+                                format!(
+                                    "warren-lb routes to {} (was {}; DOWN: {})",
+                                    now.0.as_deref().unwrap_or("nothing"),
+                                    prev.0.as_deref().unwrap_or("nothing"),
+                                    if now.1.is_empty() {
+                                        "none".into()
+                                    } else {
+                                        now.1.join(",")
+                                    }
+                                ),
+                            );
+                        }
+                    }
+                    last = Some(now);
+                }
+                None => error = Some(format!("{url}: not a warren-lb /status document")),
+            },
+            Ok(r) => error = Some(format!("{url}: HTTP {}", r.status())),
+            Err(e) => error = Some(format!("{url}: {e}")),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if seen {
+        None
+    } else {
+        error.or(Some("no answer".into()))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -387,6 +474,10 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
         })
     };
 
+    let lb_watch = cfg
+        .lb_status
+        .clone()
+        .map(|u| tokio::spawn(watch_lb(u, rec.clone(), stop_bg.clone())));
     let load_start = rec.now_us();
     let wl = Workload::start(w.clone(), rec.clone());
     let mut facts = RunFacts {
@@ -517,6 +608,10 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
     }
     stop_bg.store(true, Ordering::Relaxed);
     let _ = bg.await;
+    let lb_error = match lb_watch {
+        Some(h) => h.await.ok().flatten(),
+        None => Some("no --lb-status URL given".into()),
+    };
 
     let history = rec.history();
     let end_us = rec.now_us();
@@ -559,7 +654,22 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
         duration_s: end_us as f64 / 1e6,
         master_before,
         master_after,
-        lb_switch: "unavailable (warren-lb /status not available yet)".into(),
+        lb_switch: match (lb_error, facts.fault_at_us) {
+            (Some(e), _) => format!("unavailable ({e})"),
+            (None, None) => "no fault".into(),
+            (None, Some(fa)) => match history
+                .events
+                .iter()
+                .find(|e| e.kind == "lb-switch" && e.at_us >= fa)
+            {
+                Some(e) => format!(
+                    "{:.0} ms after the fault: {}",
+                    (e.at_us - fa) as f64 / 1000.0,
+                    e.detail
+                ),
+                None => "no switch seen (the lb kept routing to the same server)".into(),
+            },
+        },
         vip_move: "not measured by this drill".into(),
         reconnects: rec.reconnects.load(Ordering::Relaxed),
         last_error,
@@ -572,4 +682,27 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
 
 async fn master_before_clone(mgmt: &Mgmt, w: &WorkloadConfig) -> Option<String> {
     leader(mgmt, w).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lb_active_server_from_status() {
+        let v = json!({"backends":[{"name":"rabbitmq","servers":[
+            {"name":"rabbit1","role":"primary","status":"DOWN","eligible":false},
+            {"name":"rabbit2","role":"primary","status":"UP","eligible":true},
+            {"name":"rabbit3","role":"backup","status":"UP","eligible":true}]}]});
+        assert_eq!(
+            lb_active(&v),
+            Some((Some("rabbit2".into()), vec!["rabbit1".into()]))
+        );
+        let v = json!({"backends":[{"servers":[
+            {"name":"a","role":"primary","status":"DOWN","eligible":false},
+            {"name":"b","role":"backup","status":"UP","eligible":true}]}]});
+        assert_eq!(lb_active(&v).unwrap().0.as_deref(), Some("b"));
+        assert_eq!(lb_active(&json!({"nope":1})), None);
+    }
 }

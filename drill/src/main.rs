@@ -164,6 +164,10 @@ struct RunArgs {
     json: Option<PathBuf>,
     #[arg(long)]
     html: Option<PathBuf>,
+    /// warren-lb admin status URL (e.g. http://127.0.0.1:8404/status), polled
+    /// every 200 ms to time the lb's switch away from the hurt node.
+    #[arg(long)]
+    lb_status: Option<String>,
     /// Write the raw history (every publish, delivery, event) as JSON, for re-analysis.
     #[arg(long)]
     history: Option<PathBuf>,
@@ -295,6 +299,7 @@ fn build(a: &RunArgs) -> Result<(DrillConfig, Arc<dyn Target>, Mgmt)> {
         keep_queue: a.keep_queue,
         progress: !a.quiet,
         history_path: a.history.clone(),
+        lb_status: a.lb_status.clone(),
     };
     Ok((cfg, target, Mgmt::new(mgmt_urls, &user, &password)))
 }

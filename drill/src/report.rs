@@ -232,6 +232,7 @@ pub fn svg(r: &DrillReport) -> String {
     for (i, e) in r.events.iter().enumerate() {
         let color = match e.kind.as_str() {
             "fault" | "kill" | "stop" | "freeze" | "partition" => "#d62728",
+            "lb-switch" => "#8c564b",
             "heal" | "start" | "thaw" | "healed" => "#2ca02c",
             "failover" => "#9467bd",
             _ => continue,
