@@ -121,6 +121,7 @@ vrrp_instance VI_1 {
   }
 }
 EOT
+  rm -f "$WORK/k$1.pid" "$WORK/k$1.vpid"   # stale pid files from the previous run
   ip netns exec "wvip${TAG}h$1" "$KEEPALIVED" -n -l -D -P -f "$c" -p "$WORK/k$1.pid" -r "$WORK/k$1.vpid" > "$WORK/k$1.log" 2>&1 &
   PIDS+=($!)
 }
@@ -159,7 +160,7 @@ death() { # impl version advert
   setup
   if [ "$1" = keepalived ]; then start_keepalived 1 250 "$2" "$3"; start_keepalived 2 200 "$2" "$3";
   else start_warren 1 250 "$2" "$3"; start_warren 2 200 "$2" "$3"; fi
-  wait_vip 1 30 || { echo "no VIP on master ($1):" >&2; tail -5 "$WORK"/[kw]1.log >&2; teardown; echo nan; return; }
+  wait_vip 1 30 || { echo "no VIP on master ($1):" >&2; tail -n 5 "$WORK"/[kw]1.log >&2; teardown; echo nan; return; }
   # Let the backup settle (it must have seen the master's adverts).
   sleep $(awk "BEGIN{print $3*5}")
   has_vip 2 && { echo "both hold the VIP" >&2; }

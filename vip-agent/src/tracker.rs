@@ -90,3 +90,65 @@ pub async fn run(index: usize, instance: String, t: Track, tx: mpsc::Sender<Repo
         tokio::time::sleep_until(step.next_check_at.into()).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn exec_and_interface_probes() {
+        let t = Duration::from_secs(5);
+        let ok = TrackKind::Exec {
+            command: vec!["/bin/sh".into(), "-c".into(), "exit 0".into()],
+        };
+        assert_eq!(probe_once(&ok, t).await, Ok(()));
+        let bad = TrackKind::Exec {
+            command: vec!["/bin/sh".into(), "-c".into(), "exit 3".into()],
+        };
+        assert!(probe_once(&bad, t).await.unwrap_err().contains("exit"));
+        let slow = TrackKind::Exec {
+            command: vec!["/bin/sh".into(), "-c".into(), "sleep 5".into()],
+        };
+        assert_eq!(
+            probe_once(&slow, Duration::from_millis(100)).await,
+            Err("exec timeout".into())
+        );
+        let missing = TrackKind::Interface {
+            name: "wvipnosuch0".into(),
+        };
+        assert!(probe_once(&missing, t)
+            .await
+            .unwrap_err()
+            .contains("does not exist"));
+    }
+
+    #[tokio::test]
+    async fn tcp_tracker_reports_down_then_up() {
+        // A listener that we close: the tracker (fall 1) reports down.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let track = Track {
+            name: "t".into(),
+            kind: TrackKind::Tcp { address: addr },
+            interval: Duration::from_millis(20),
+            timeout: Duration::from_millis(500),
+            rise: 1,
+            fall: 1,
+            weight: 0,
+        };
+        let (tx, mut rx) = mpsc::channel(4);
+        drop(l);
+        let h = tokio::spawn(run(0, "VI".into(), track, tx));
+        let r = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap();
+        assert_eq!(r, Some((0, false)));
+        // Listen again on the same port: reported up.
+        let _l = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap();
+        assert_eq!(r, Some((0, true)));
+        h.abort();
+    }
+}
