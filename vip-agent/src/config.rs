@@ -541,10 +541,12 @@ fn validate_track(p: &str, t: RawTrack) -> Result<Track, ConfigError> {
             "expected a duration greater than 0",
         ));
     }
+    // Default: the interval, at least 1 s (a process spawn on a loaded host can take
+    // longer than a short interval; the next check waits for this one anyway).
     let timeout = t
         .timeout
         .map(|d| d.0)
-        .unwrap_or(interval.min(Duration::from_secs(2)));
+        .unwrap_or(interval.max(Duration::from_secs(1)));
     if timeout.is_zero() {
         return Err(err(
             &format!("{p}.timeout"),

@@ -8,6 +8,9 @@ use std::time::Duration;
 use common::*;
 
 const DEADLINE: Duration = Duration::from_secs(20);
+/// Advert interval of the warren-only tests: short enough to be quick, long enough
+/// (Master_Down_Interval ≈ 0.65 s) not to flap on a loaded 2-core machine.
+const ADV: &str = "200ms";
 
 fn warren_cfg(t: &Topo, prio: u8, version: u8, advert: &str, extra: &str, track: &str) -> String {
     format!(
@@ -77,8 +80,8 @@ fn expect_only(t: &Topo, h: usize, what: &str) {
 #[test]
 fn real_two_hosts_elect_one_master_and_fail_over_on_host_death() {
     let t = Topo::new(3);
-    let _a = t.warren(1, "a", &warren_cfg(&t, 150, 3, "100ms", "", ""));
-    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, "100ms", "", ""));
+    let _a = t.warren(1, "a", &warren_cfg(&t, 150, 3, ADV, "", ""));
+    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, ADV, "", ""));
     expect_only(&t, 1, "higher priority host 1 is the only VIP holder");
     // A client in a third namespace reaches the VIP and learns host 1's MAC.
     assert!(reach(&t, 3), "client reaches the VIP");
@@ -105,8 +108,8 @@ fn real_two_hosts_elect_one_master_and_fail_over_on_host_death() {
 #[test]
 fn real_sigterm_releases_vip_and_backup_takes_over() {
     let t = Topo::new(2);
-    let mut a = t.warren(1, "a", &warren_cfg(&t, 150, 3, "100ms", "", ""));
-    let b = t.warren(2, "b", &warren_cfg(&t, 100, 3, "100ms", "", ""));
+    let mut a = t.warren(1, "a", &warren_cfg(&t, 150, 3, ADV, "", ""));
+    let b = t.warren(2, "b", &warren_cfg(&t, 100, 3, ADV, "", ""));
     expect_only(&t, 1, "host 1 master");
     assert!(a.term(), "warren-vip exits 0 on SIGTERM: {}", a.log_text());
     assert!(
@@ -128,6 +131,7 @@ fn real_tracker_weight_zero_faults_and_releases_vip() {
 type = "exec"
 command = ["/bin/sh", "-c", "test ! -e {}"]
 interval = "100ms"
+timeout = "2s"
 rise = 1
 fall = 1
 weight = 0
@@ -136,8 +140,8 @@ weight = 0
     );
     let state = t.path("a.state");
     let extra = format!("state_file = \"{}\"", state.display());
-    let _a = t.warren(1, "a", &warren_cfg(&t, 150, 3, "100ms", &extra, &track));
-    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, "100ms", "", ""));
+    let _a = t.warren(1, "a", &warren_cfg(&t, 150, 3, ADV, &extra, &track));
+    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, ADV, "", ""));
     expect_only(&t, 1, "host 1 master while its tracker passes");
     std::fs::write(&flag, "").unwrap();
     expect_only(&t, 2, "tracker failed → host 1 FAULT, host 2 owns the VIP");
@@ -158,14 +162,15 @@ fn real_tracker_negative_weight_hands_over() {
 type = "exec"
 command = ["/bin/sh", "-c", "test ! -e {}"]
 interval = "100ms"
+timeout = "2s"
 rise = 1
 fall = 1
 weight = -60
 "#,
         flag.display()
     );
-    let _a = t.warren(1, "a", &warren_cfg(&t, 150, 3, "100ms", "", &track));
-    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, "100ms", "", ""));
+    let _a = t.warren(1, "a", &warren_cfg(&t, 150, 3, ADV, "", &track));
+    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, ADV, "", ""));
     expect_only(&t, 1, "host 1 master at priority 150");
     std::fs::write(&flag, "").unwrap();
     expect_only(&t, 2, "host 1 drops to 90 < 100 → host 2 preempts");
@@ -174,13 +179,9 @@ weight = -60
 #[test]
 fn real_nopreempt_keeps_current_master() {
     let t = Topo::new(2);
-    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, "100ms", "", ""));
+    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, ADV, "", ""));
     expect_only(&t, 2, "host 2 alone becomes master");
-    let _a = t.warren(
-        1,
-        "a",
-        &warren_cfg(&t, 150, 3, "100ms", "nopreempt = true", ""),
-    );
+    let _a = t.warren(1, "a", &warren_cfg(&t, 150, 3, ADV, "nopreempt = true", ""));
     wait_for("host 1 in BACKUP", DEADLINE, || {
         _a.log_text().contains("Entering BACKUP STATE")
     });
@@ -235,7 +236,7 @@ fn interop(version: u8, advert_w: &str, advert_k: &str) {
 
 #[test]
 fn real_keepalived_interop_v3() {
-    interop(3, "100ms", "0.1");
+    interop(3, "200ms", "0.2");
 }
 
 #[test]
@@ -281,7 +282,7 @@ fn real_forged_and_malformed_adverts_are_dropped_and_counted() {
     let _a = t.warren(
         1,
         "a",
-        &warren_cfg(&t, 100, 3, "100ms", "", "").replace(
+        &warren_cfg(&t, 100, 3, ADV, "", "").replace(
             "[[instance]]",
             "[status]\nbind = \"127.0.0.1:8405\"\n\n[[instance]]",
         ),
@@ -397,8 +398,8 @@ fn real_forged_and_malformed_adverts_are_dropped_and_counted() {
 #[test]
 fn real_split_brain_heals_to_one_master() {
     let t = Topo::new(2);
-    let _a = t.warren(1, "a", &warren_cfg(&t, 150, 3, "100ms", "", ""));
-    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, "100ms", "", ""));
+    let _a = t.warren(1, "a", &warren_cfg(&t, 150, 3, ADV, "", ""));
+    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, ADV, "", ""));
     expect_only(&t, 1, "host 1 master");
     // Cut the two apart (isolated bridge ports cannot reach each other).
     for i in 1..=2 {
@@ -433,20 +434,25 @@ fn real_split_brain_heals_to_one_master() {
 #[test]
 fn real_preempt_delay_postpones_takeover() {
     let t = Topo::new(2);
-    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, "100ms", "", ""));
+    let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, ADV, "", ""));
     expect_only(&t, 2, "host 2 alone is master");
     let a = t.warren(
         1,
         "a",
-        &warren_cfg(&t, 150, 3, "100ms", "preempt_delay = \"3s\"", ""),
+        &warren_cfg(&t, 150, 3, ADV, "preempt_delay = \"3s\"", ""),
     );
     wait_for("host 1 in BACKUP", DEADLINE, || {
         a.log_text().contains("Entering BACKUP STATE")
     });
-    // Well inside the delay, host 2 keeps the VIP although host 1 has higher priority.
-    for _ in 0..20 {
+    // Well inside the delay (first half of it), host 2 keeps the VIP although host 1
+    // has the higher priority.
+    let seen = std::time::Instant::now();
+    while seen.elapsed() < Duration::from_millis(1500) {
+        let h = t.holders();
+        if seen.elapsed() < Duration::from_millis(1500) {
+            assert_eq!(h, vec![2], "preempt_delay: no takeover yet");
+        }
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(t.holders(), vec![2], "preempt_delay: no takeover yet");
     }
     expect_only(&t, 1, "after preempt_delay host 1 preempts");
 }
