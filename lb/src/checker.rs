@@ -61,7 +61,11 @@ async fn run(backend: Arc<BackendState>, index: usize) {
 /// One run of the configured probe against one server.
 pub async fn probe_once(check: &Check, address: &Address) -> Result<(), ProbeError> {
     let port = check.port.unwrap_or(address.port());
-    let target = resolve(address, port).await?;
+    // A hung resolver must not stall the check schedule: the lookup counts
+    // against the check's own timeout.
+    let target = tokio::time::timeout(check.timeout, resolve(address, port))
+        .await
+        .map_err(|_| ProbeError::L4Timeout)??;
     let password = match &check.password {
         None => None,
         Some(secret) => Some(

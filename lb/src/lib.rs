@@ -6,8 +6,10 @@
 //! * [`server`], [`backend`]: live state and what a state change triggers.
 //! * [`checker`]: the per-server check task around the pure check machine.
 //! * [`proxy`], [`relay`]: accepting, connecting with redispatch, relaying.
+//! * [`admin`]: the HTTP admin API (healthz, readyz, status, commands).
 //! * [`runtime`]: wiring it all from a configuration.
 
+pub mod admin;
 pub mod backend;
 pub mod balance;
 pub mod checker;

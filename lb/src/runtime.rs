@@ -12,12 +12,13 @@ use tracing::info;
 
 use crate::backend::BackendState;
 use crate::config::Config;
-use crate::{checker, proxy};
+use crate::{admin, checker, proxy};
 
 pub struct Running {
     pub backends: Vec<Arc<BackendState>>,
     /// Where each frontend actually listens (port 0 in the file = any free port).
     pub listening: Vec<SocketAddr>,
+    pub admin: Option<SocketAddr>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -32,6 +33,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .with_context(|| format!("frontend '{}': cannot listen on {}", f.name, f.bind))?;
         listeners.push(l);
     }
+    let admin_listener = match &config.admin {
+        Some(a) => Some(
+            admin::bind(a)
+                .await
+                .with_context(|| format!("admin: cannot listen on {}", a.bind))?,
+        ),
+        None => None,
+    };
     let backends: Vec<_> = config
         .backends
         .iter()
@@ -40,6 +49,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .collect();
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
+    let mut admin_addr = None;
+    if let (Some(l), Some(a)) = (admin_listener, &config.admin) {
+        admin_addr = Some(l.local_addr()?);
+        info!("admin API listening on {}", l.local_addr()?);
+        tasks.push(tokio::spawn(admin::serve(
+            l,
+            a.clone(),
+            Arc::new(backends.clone()),
+            stop.clone(),
+        )));
+    }
     for b in &backends {
         for (i, s) in b.servers.iter().enumerate() {
             if s.checked {
@@ -65,6 +85,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     Ok(Running {
         backends,
         listening,
+        admin: admin_addr,
         stop,
         tasks,
     })

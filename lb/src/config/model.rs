@@ -10,9 +10,26 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    pub admin: Option<SocketAddr>,
+    pub admin: Option<Admin>,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
+}
+
+/// The HTTP admin API (status, readiness, operator commands).
+#[derive(Clone, PartialEq)]
+pub struct Admin {
+    pub bind: SocketAddr,
+    /// When set, commands need `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("bind", &self.bind)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -23,6 +23,7 @@ pub struct File {
 #[serde(deny_unknown_fields)]
 pub struct Admin {
     pub bind: Spanned<String>,
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

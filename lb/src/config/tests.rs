@@ -48,7 +48,7 @@ fn only_problem(text: &str) -> Problem {
 #[test]
 fn good_config_is_validated_with_haproxy_defaults_filled_in() {
     let c = parse(GOOD).unwrap();
-    assert_eq!(c.admin, Some("127.0.0.1:8404".parse().unwrap()));
+    assert_eq!(c.admin.unwrap().bind, "127.0.0.1:8404".parse().unwrap());
     assert_eq!(c.frontends[0].backend, 0);
     let b = &c.backends[0];
     assert_eq!(b.balance, Balance::First);

@@ -50,10 +50,12 @@ impl Validator<'_> {
     }
 
     fn config(&mut self, file: &raw::File) -> Config {
-        let admin = file
-            .admin
-            .as_ref()
-            .and_then(|a| self.socket_addr(&a.bind, "admin.bind"));
+        let admin = file.admin.as_ref().and_then(|a| {
+            self.socket_addr(&a.bind, "admin.bind").map(|bind| Admin {
+                bind,
+                token: a.token.clone(),
+            })
+        });
         let backends: Vec<Backend> = self.backends(&file.backend);
         let names: Vec<&str> = file
             .backend

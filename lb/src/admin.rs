@@ -1,0 +1,171 @@
+//! The admin HTTP API: liveness, readiness (what warren-vip tracks), a JSON
+//! status of every pool and server, and operator commands per server.
+//!
+//! Bound to loopback by default; commands (POST) need the bearer token when
+//! one is configured, reads do not (HAProxy's stats page model).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::BackendState;
+use crate::config::{Admin, CheckKind, Role};
+use crate::server::{AdminState, ServerState};
+
+#[derive(Clone)]
+struct Shared {
+    backends: Arc<Vec<Arc<BackendState>>>,
+    token: Option<String>,
+    started: Instant,
+}
+
+pub async fn bind(admin: &Admin) -> std::io::Result<TcpListener> {
+    TcpListener::bind(admin.bind).await
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    admin: Admin,
+    backends: Arc<Vec<Arc<BackendState>>>,
+    stop: CancellationToken,
+) {
+    let shared = Shared {
+        backends,
+        token: admin.token,
+        started: Instant::now(),
+    };
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .route("/servers/{backend}/{server}/{command}", post(command))
+        .with_state(shared);
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await;
+}
+
+/// 200 when every backend has at least one eligible server, else 503 and
+/// the names of the empty backends.
+async fn readyz(State(s): State<Shared>) -> Response {
+    let empty: Vec<&str> = s
+        .backends
+        .iter()
+        .filter(|b| b.servers.iter().all(|srv| !srv.is_eligible()))
+        .map(|b| b.config.name.as_str())
+        .collect();
+    if empty.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no eligible server in backend(s): {}\n", empty.join(", ")),
+        )
+            .into_response()
+    }
+}
+
+async fn status(State(s): State<Shared>) -> Json<Value> {
+    let backends: Vec<Value> = s.backends.iter().map(|b| backend_status(b)).collect();
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": s.started.elapsed().as_secs_f64(),
+        "backends": backends,
+    }))
+}
+
+pub fn backend_status(b: &BackendState) -> Value {
+    let (primaries, backups) = b.eligible_counts();
+    json!({
+        "name": b.config.name,
+        "balance": format!("{:?}", b.config.balance).to_lowercase(),
+        "eligible_primaries": primaries,
+        "eligible_backups": backups,
+        "servers": b.servers.iter().map(|s| server_status(b, s)).collect::<Vec<_>>(),
+    })
+}
+
+fn server_status(b: &BackendState, s: &ServerState) -> Value {
+    json!({
+        "name": s.config.name,
+        "address": s.config.address.to_string(),
+        "role": match s.config.role { Role::Primary => "primary", Role::Backup => "backup" },
+        "status": if s.is_up() { "UP" } else { "DOWN" },
+        "admin": match s.admin() { AdminState::Ready => "ready", AdminState::Drain => "drain", AdminState::Maint => "maint" },
+        "eligible": s.is_eligible(),
+        "awaiting_failback": s.awaiting_failback(),
+        "check": check_name(&b.config.check.kind),
+        "last_check": *s.last_check.lock().expect("last_check lock"),
+        "seconds_since_change": s.last_change.lock().expect("last_change lock").elapsed().as_secs_f64(),
+        "sessions": s.sessions.load(Ordering::Relaxed),
+        "total_sessions": s.total_sessions.load(Ordering::Relaxed),
+        "bytes_in": s.bytes_in.load(Ordering::Relaxed),
+        "bytes_out": s.bytes_out.load(Ordering::Relaxed),
+        "connect_errors": s.connect_errors.load(Ordering::Relaxed),
+        "redispatches": s.redispatches.load(Ordering::Relaxed),
+    })
+}
+
+fn check_name(kind: &CheckKind) -> &'static str {
+    match kind {
+        CheckKind::None => "none",
+        CheckKind::Tcp => "tcp",
+        CheckKind::Amqp => "amqp",
+        CheckKind::Http { .. } => "http",
+        CheckKind::Rabbitmq => "rabbitmq",
+    }
+}
+
+async fn command(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path((backend, server, command)): Path<(String, String, String)>,
+) -> Response {
+    if let Some(token) = &s.token {
+        let given = headers.get("authorization").and_then(|v| v.to_str().ok());
+        if given != Some(&format!("Bearer {token}")) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "expected header `Authorization: Bearer <admin token>`\n",
+            )
+                .into_response();
+        }
+    }
+    let state = match command.as_str() {
+        "drain" => AdminState::Drain,
+        "maint" => AdminState::Maint,
+        "ready" => AdminState::Ready,
+        other => {
+            return (
+                StatusCode::NOT_FOUND,
+                format!("unknown command {other:?}: expected drain, maint or ready\n"),
+            )
+                .into_response()
+        }
+    };
+    let Some(b) = s.backends.iter().find(|b| b.config.name == backend) else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no backend named {backend:?}\n"),
+        )
+            .into_response();
+    };
+    let Some(index) = b.servers.iter().position(|srv| srv.config.name == server) else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no server named {server:?} in backend {backend:?}\n"),
+        )
+            .into_response();
+    };
+    b.set_admin(index, state);
+    Json(server_status(b, &b.servers[index])).into_response()
+}
