@@ -6,7 +6,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -19,34 +18,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::BackendState;
 use crate::config::{Admin, CheckKind, Role};
+use crate::runtime::Live;
 use crate::server::{AdminState, ServerState};
 
 #[derive(Clone)]
 struct Shared {
-    backends: Arc<Vec<Arc<BackendState>>>,
-    token: Option<String>,
-    started: Instant,
+    live: Arc<Live>,
 }
 
 pub async fn bind(admin: &Admin) -> std::io::Result<TcpListener> {
     TcpListener::bind(admin.bind).await
 }
 
-pub async fn serve(
-    listener: TcpListener,
-    admin: Admin,
-    backends: Arc<Vec<Arc<BackendState>>>,
-    stop: CancellationToken,
-) {
-    let shared = Shared {
-        backends,
-        token: admin.token,
-        started: Instant::now(),
-    };
+pub async fn serve(listener: TcpListener, live: Arc<Live>, stop: CancellationToken) {
+    let shared = Shared { live };
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
+        .route("/metrics", get(metrics))
         .route("/servers/{backend}/{server}/{command}", post(command))
         .with_state(shared);
     let _ = axum::serve(listener, app)
@@ -56,8 +46,20 @@ pub async fn serve(
 
 /// 200 when every backend has at least one eligible server, else 503 and
 /// the names of the empty backends.
+async fn metrics(State(s): State<Shared>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.live.metrics(),
+    )
+        .into_response()
+}
+
 async fn readyz(State(s): State<Shared>) -> Response {
-    let empty: Vec<&str> = s
+    let generation = s.live.current();
+    let empty: Vec<&str> = generation
         .backends
         .iter()
         .filter(|b| b.servers.iter().all(|srv| !srv.is_eligible()))
@@ -75,10 +77,19 @@ async fn readyz(State(s): State<Shared>) -> Response {
 }
 
 async fn status(State(s): State<Shared>) -> Json<Value> {
-    let backends: Vec<Value> = s.backends.iter().map(|b| backend_status(b)).collect();
+    let generation = s.live.current();
+    let backends: Vec<Value> = generation
+        .backends
+        .iter()
+        .map(|b| backend_status(b))
+        .collect();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": s.started.elapsed().as_secs_f64(),
+        "uptime_seconds": s.live.started.elapsed().as_secs_f64(),
+        "config_generation": generation.number,
+        "reloads_ok": s.live.reloads_ok.load(Ordering::Relaxed),
+        "reloads_failed": s.live.reloads_failed.load(Ordering::Relaxed),
+        "sessions": s.live.sessions.load(Ordering::Relaxed),
         "backends": backends,
     }))
 }
@@ -98,8 +109,9 @@ fn server_status(b: &BackendState, s: &ServerState) -> Value {
     json!({
         "name": s.config.name,
         "address": s.config.address.to_string(),
-        "role": match s.config.role { Role::Primary => "primary", Role::Backup => "backup" },
+        "role": match s.role() { Role::Primary => "primary", Role::Backup => "backup" },
         "status": if s.is_up() { "UP" } else { "DOWN" },
+        "state": s.state_word(),
         "admin": match s.admin() { AdminState::Ready => "ready", AdminState::Drain => "drain", AdminState::Maint => "maint" },
         "eligible": s.is_eligible(),
         "awaiting_failback": s.awaiting_failback(),
@@ -112,6 +124,9 @@ fn server_status(b: &BackendState, s: &ServerState) -> Value {
         "bytes_out": s.bytes_out.load(Ordering::Relaxed),
         "connect_errors": s.connect_errors.load(Ordering::Relaxed),
         "redispatches": s.redispatches.load(Ordering::Relaxed),
+        "check_failures": s.check_failures.load(Ordering::Relaxed),
+        "downs": s.downs.load(Ordering::Relaxed),
+        "weight": s.weight(),
     })
 }
 
@@ -130,7 +145,13 @@ async fn command(
     headers: HeaderMap,
     Path((backend, server, command)): Path<(String, String, String)>,
 ) -> Response {
-    if let Some(token) = &s.token {
+    let generation = s.live.current();
+    if let Some(token) = generation
+        .config
+        .admin
+        .as_ref()
+        .and_then(|a| a.token.as_ref())
+    {
         let given = headers.get("authorization").and_then(|v| v.to_str().ok());
         if given != Some(&format!("Bearer {token}")) {
             return (
@@ -152,7 +173,11 @@ async fn command(
                 .into_response()
         }
     };
-    let Some(b) = s.backends.iter().find(|b| b.config.name == backend) else {
+    let Some(b) = generation
+        .backends
+        .iter()
+        .find(|b| b.config.name == backend)
+    else {
         return (
             StatusCode::NOT_FOUND,
             format!("no backend named {backend:?}\n"),

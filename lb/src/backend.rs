@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 use warren_health::{Outcome, Status, Transition};
@@ -27,6 +27,11 @@ impl BackendState {
             .iter()
             .map(|s| Arc::new(ServerState::new(&config.name, s.clone(), &config.check)))
             .collect();
+        Self::with_servers(config, servers)
+    }
+
+    /// A backend over existing server states (reload keeps them).
+    pub fn with_servers(config: Backend, servers: Vec<Arc<ServerState>>) -> Arc<Self> {
         Arc::new(BackendState {
             config,
             servers,
@@ -40,10 +45,10 @@ impl BackendState {
             .servers
             .iter()
             .map(|s| Candidate {
-                role: s.config.role,
+                role: s.role(),
                 eligible: s.is_eligible(),
                 has_slot: s.has_slot(),
-                weight: s.config.weight,
+                weight: s.weight(),
                 sessions: s.sessions.load(Ordering::Acquire),
             })
             .collect();
@@ -63,7 +68,7 @@ impl BackendState {
         let count = |role| {
             self.servers
                 .iter()
-                .filter(|s| s.config.role == role && s.is_eligible())
+                .filter(|s| s.role() == role && s.is_eligible())
                 .count()
         };
         (count(Role::Primary), count(Role::Backup))
@@ -73,7 +78,7 @@ impl BackendState {
     pub fn observed_error(self: &Arc<Self>, index: usize, reason: &str) {
         let server = &self.servers[index];
         server.connect_errors.fetch_add(1, Ordering::Relaxed);
-        let Some(on_error) = self.config.observe_layer4.filter(|_| server.checked) else {
+        let Some(on_error) = self.config.observe_layer4.filter(|_| server.checked()) else {
             return;
         };
         let now = Instant::now();
@@ -83,16 +88,32 @@ impl BackendState {
         });
         server.reschedule.notify_one();
         if let Some(t) = step.transition {
-            self.transition(index, t, reason);
+            self.transition(index, t, reason, None);
         }
     }
 
-    /// Logs a transition and carries out what it implies.
-    pub fn transition(self: &Arc<Self>, index: usize, t: Transition, reason: &str) {
+    /// Logs a transition (exactly one line, HAProxy's words, with the
+    /// same facts as structured fields) and carries out what it implies.
+    /// `check_duration` is set when an active check caused it.
+    pub fn transition(
+        self: &Arc<Self>,
+        index: usize,
+        t: Transition,
+        reason: &str,
+        check_duration: Option<Duration>,
+    ) {
         let server = &self.servers[index];
         let holds_back = self.config.failback != Failback::Immediate;
         server.apply(t, holds_back);
         let (primaries, backups) = self.eligible_counts();
+        let id = server.id();
+        let cause = describe_cause(t.cause);
+        let duration_ms = check_duration.map(|d| d.as_millis() as u64);
+        let duration_text = match duration_ms {
+            Some(ms) => format!(", check duration: {ms}ms"),
+            None => String::new(),
+        };
+        let (old, new) = (t.from.as_str(), t.to.as_str());
         match t.to {
             Status::Down => {
                 let closed = if self.config.shutdown_sessions_on_down {
@@ -100,23 +121,53 @@ impl BackendState {
                 } else {
                     0
                 };
+                let empty = if primaries + backups == 0 {
+                    format!(" backend '{}' has no server available!", self.config.name)
+                } else {
+                    String::new()
+                };
                 warn!(
-                    "Server {} is DOWN, reason: {reason} ({}). {primaries} active and {backups} backup servers left. {closed} sessions closed.",
-                    server.id(),
-                    describe_cause(t.cause),
+                    event = "server_state",
+                    server = %id,
+                    old,
+                    new,
+                    reason,
+                    cause,
+                    check_duration_ms = duration_ms,
+                    active = primaries,
+                    backup = backups,
+                    sessions_closed = closed,
+                    "Server {id} is DOWN, reason: {reason} ({cause}){duration_text}. {primaries} active and {backups} backup servers left. {closed} sessions closed.{empty}",
                 );
-                if primaries + backups == 0 {
-                    warn!("backend '{}' has no server available!", self.config.name);
-                }
             }
             Status::Up => {
-                if server.config.role == Role::Primary && holds_back && server.awaiting_failback() {
+                let held =
+                    server.role() == Role::Primary && holds_back && server.awaiting_failback();
+                let wait = match (held, self.config.failback) {
+                    (false, _) | (true, Failback::Immediate) => String::new(),
+                    (true, Failback::Manual) => {
+                        format!(" Waiting for manual failback (`warren-lb ctl enable {id}`).")
+                    }
+                    (true, Failback::After(d)) => {
+                        format!(" Failback in {d:?} if it stays up.")
+                    }
+                };
+                info!(
+                    event = "server_state",
+                    server = %id,
+                    old,
+                    new,
+                    reason,
+                    cause,
+                    check_duration_ms = duration_ms,
+                    active = primaries,
+                    backup = backups,
+                    awaiting_failback = held,
+                    "Server {id} is UP, reason: {reason} ({cause}){duration_text}. {primaries} active and {backups} backup servers online.{wait}",
+                );
+                if held {
                     self.hold_failback(index);
                 } else {
-                    info!(
-                        "Server {} is UP. {primaries} active and {backups} backup servers online.",
-                        server.id()
-                    );
                     self.on_primary_back(index);
                 }
             }
@@ -128,7 +179,7 @@ impl BackendState {
         match self.config.failback {
             Failback::Immediate => {}
             Failback::Manual => info!(
-                "Server {} is UP, waiting for manual failback (`warren-lb ctl ready {}`).",
+                "Server {} is UP, waiting for manual failback (`warren-lb ctl enable {}`).",
                 server.id(),
                 server.id()
             ),
@@ -182,16 +233,12 @@ impl BackendState {
     /// A primary became eligible again: `on_marked_up = shutdown-backup-sessions`
     /// moves clients off the backups so they all meet on the primary.
     pub fn on_primary_back(&self, index: usize) {
-        if self.servers[index].config.role != Role::Primary
+        if self.servers[index].role() != Role::Primary
             || !self.config.shutdown_backup_sessions_on_up
         {
             return;
         }
-        for backup in self
-            .servers
-            .iter()
-            .filter(|s| s.config.role == Role::Backup)
-        {
+        for backup in self.servers.iter().filter(|s| s.role() == Role::Backup) {
             let n = backup.shutdown_sessions();
             if n > 0 {
                 info!(

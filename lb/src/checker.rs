@@ -7,6 +7,7 @@
 //! passive error brings the next check forward.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,11 +18,8 @@ use warren_health::Outcome;
 use crate::backend::BackendState;
 use crate::config::{Address, Check, CheckKind};
 
-pub fn spawn(backend: Arc<BackendState>, index: usize) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(backend, index))
-}
-
-async fn run(backend: Arc<BackendState>, index: usize) {
+/// Checks server `index` of `backend` for ever (the caller cancels it).
+pub async fn run(backend: Arc<BackendState>, index: usize) {
     let server = backend.servers[index].clone();
     let check = &backend.config.check;
     let mut due = server.machine(|m| m.first_check_at(Instant::now()));
@@ -36,24 +34,26 @@ async fn run(backend: Arc<BackendState>, index: usize) {
         let started = Instant::now();
         let result = probe_once(check, &server.config.address).await;
         let finished = Instant::now();
+        let took = finished - started;
         let reason = match &result {
-            Ok(()) => format!("check passed, {} ms", (finished - started).as_millis()),
-            Err(e) => format!(
-                "{e}, check duration: {} ms",
-                (finished - started).as_millis()
-            ),
+            Ok(()) => format!("{} check passed", layer(check)),
+            Err(e) => e.to_string(),
         };
         let outcome = if result.is_ok() {
             Outcome::Passed
         } else {
             Outcome::Failed
         };
-        debug!(server = %server.id(), %reason, "check");
-        *server.last_check.lock().expect("last_check lock") = Some(reason.clone());
+        debug!(server = %server.id(), %reason, check_duration_ms = took.as_millis() as u64, "check");
+        if result.is_err() {
+            server.check_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        *server.last_check.lock().expect("last_check lock") =
+            Some(format!("{reason}, check duration: {}ms", took.as_millis()));
         let step = server.machine(|m| m.on_check(outcome, finished));
         due = step.next_check_at;
         if let Some(t) = step.transition {
-            backend.transition(index, t, &reason);
+            backend.transition(index, t, &reason, Some(took));
         }
     }
 }
@@ -100,6 +100,15 @@ pub async fn probe_once(check: &Check, address: &Address) -> Result<(), ProbeErr
             };
             probe::rabbitmq(&rabbit, check.timeout).await.map(|_| ())
         }
+    }
+}
+
+/// HAProxy's layer word for a passed check of this kind.
+fn layer(check: &Check) -> &'static str {
+    match check.kind {
+        CheckKind::None | CheckKind::Tcp => "Layer4",
+        CheckKind::Amqp => "Layer6",
+        CheckKind::Http { .. } | CheckKind::Rabbitmq => "Layer7",
     }
 }
 

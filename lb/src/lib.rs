@@ -6,7 +6,8 @@
 //! * [`server`], [`backend`]: live state and what a state change triggers.
 //! * [`checker`]: the per-server check task around the pure check machine.
 //! * [`proxy`], [`relay`]: accepting, connecting with redispatch, relaying.
-//! * [`admin`]: the HTTP admin API (healthz, readyz, status, commands).
+//! * [`admin`]: the HTTP admin API (healthz, readyz, status, metrics, commands).
+//! * [`metrics`]: the Prometheus text rendering.
 //! * [`runtime`]: wiring it all from a configuration.
 
 pub mod admin;
@@ -14,6 +15,7 @@ pub mod backend;
 pub mod balance;
 pub mod checker;
 pub mod config;
+pub mod metrics;
 pub mod proxy;
 pub mod relay;
 pub mod runtime;

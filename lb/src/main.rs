@@ -21,8 +21,18 @@ struct Cli {
         env = "WARREN_LB_CONFIG"
     )]
     config: PathBuf,
+    /// Log format: `text` (one human line per event) or `json` (one JSON
+    /// object per line, every fact also a field).
+    #[arg(long, value_enum, default_value = "text", env = "WARREN_LB_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -79,7 +89,7 @@ fn main() -> ExitCode {
             token,
             action,
         }) => ctl(&admin, token.as_deref(), action),
-        None => run(cli.config),
+        None => run(cli.config, cli.log_format),
     }
 }
 
@@ -137,13 +147,22 @@ fn ctl(admin: &str, token: Option<&str>, action: CtlAction) -> ExitCode {
     })
 }
 
-fn run(path: PathBuf) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_target(false)
-        .init();
+fn run(path: PathBuf, format: LogFormat) -> ExitCode {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    match format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_env_filter(filter)
+            .with_target(false)
+            .init(),
+    }
     let config = match warren_lb::config::load(&path) {
         Ok(c) => c,
         Err(e) => {
@@ -159,6 +178,18 @@ fn run(path: PathBuf) -> ExitCode {
         }
     };
     rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut term, mut int, mut hup) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+            _ => {
+                error!("cannot install the signal handlers");
+                return ExitCode::FAILURE;
+            }
+        };
         let running = match warren_lb::runtime::start(config).await {
             Ok(r) => r,
             Err(e) => {
@@ -167,23 +198,100 @@ fn run(path: PathBuf) -> ExitCode {
             }
         };
         info!(
-            "warren-lb {} started with {}",
+            event = "start",
+            generation = 1u64,
+            "warren-lb {} started with {} (generation 1)",
             env!("CARGO_PKG_VERSION"),
             path.display()
         );
-        wait_for_stop_signal().await;
-        info!("stopping");
+        loop {
+            tokio::select! {
+                _ = hup.recv() => reload(&running, &path).await,
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        let deadline = running.live.current().config.hard_stop_after;
+        let open = running
+            .live
+            .sessions
+            .load(std::sync::atomic::Ordering::Acquire);
+        info!(
+            event = "stop",
+            sessions = open,
+            "stopping: listeners closed, waiting for {open} sessions to end{}",
+            match deadline {
+                Some(d) => format!(" (at most {d:?}, global.hard_stop_after)"),
+                None => String::new(),
+            }
+        );
+        // A second SIGTERM/SIGINT stops at once.
+        let left = tokio::select! {
+            n = running.drain(deadline) => n,
+            _ = term.recv() => usize::MAX,
+            _ = int.recv() => usize::MAX,
+        };
+        if left == usize::MAX {
+            info!(
+                event = "stop",
+                "second stop signal: closing every session now"
+            );
+        } else if left > 0 {
+            info!(
+                event = "stop",
+                sessions = left,
+                "hard_stop_after reached: closing {left} sessions"
+            );
+        }
         running.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGHUP: re-read and validate the file; swap only a valid configuration.
+async fn reload(running: &warren_lb::runtime::Running, path: &std::path::Path) {
+    let old = running.generation();
+    let config = match warren_lb::config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            running.reload_refused();
+            let problems: Vec<String> = e.to_string().lines().map(str::to_owned).collect();
+            error!(
+                event = "reload",
+                result = "failed",
+                generation = old,
+                error = %problems.join("; "),
+                "reload failed, generation {old} keeps serving: {}",
+                problems.join("; ")
+            );
+            return;
+        }
+    };
+    match running.reload(config).await {
+        Ok(r) => info!(
+            event = "reload",
+            result = "ok",
+            generation = r.generation,
+            servers_kept = r.servers_kept,
+            servers_added = r.servers_added,
+            servers_removed = r.servers_removed,
+            binds_opened = r.binds_opened,
+            binds_closed = r.binds_closed,
+            "reload ok: generation {} from {} ({} servers kept, {} added, {} removed; {} listeners opened, {} closed)",
+            r.generation,
+            path.display(),
+            r.servers_kept,
+            r.servers_added,
+            r.servers_removed,
+            r.binds_opened,
+            r.binds_closed
+        ),
+        Err(e) => error!(
+            event = "reload",
+            result = "failed",
+            generation = old,
+            error = %format!("{e:#}"),
+            "reload failed, generation {old} keeps serving: {e:#}"
+        ),
     }
 }

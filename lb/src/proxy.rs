@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::backend::BackendState;
 use crate::checker::resolve;
-use crate::config::Frontend;
 use crate::relay::{relay, Counters, RelayError};
+use crate::runtime::{Live, Route};
 
 /// Dead peers are found by TCP keepalive after about 60 s + 3 × 10 s even
 /// when the application sends nothing (AMQP heartbeats usually beat it).
@@ -25,16 +25,30 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
 pub async fn serve(
     listener: TcpListener,
-    frontend: Frontend,
-    backend: Arc<BackendState>,
+    mut routes: watch::Receiver<Route>,
+    live: Arc<Live>,
     stop: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(frontend.maxconn));
+    let mut maxconn = routes.borrow().frontend.maxconn;
+    let mut slots = Arc::new(Semaphore::new(maxconn));
     loop {
         // Backpressure: at maxconn we stop accepting; new clients wait in
         // the kernel's backlog instead of being refused.
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
+            changed = routes.changed() => {
+                if changed.is_err() {
+                    return; // the listener was removed by a reload
+                }
+                // A reload changed maxconn: new sessions count against a
+                // fresh limit, sessions already open keep their old slot.
+                let wanted = routes.borrow_and_update().frontend.maxconn;
+                if wanted != maxconn {
+                    maxconn = wanted;
+                    slots = Arc::new(Semaphore::new(maxconn));
+                }
+                continue;
+            }
             _ = stop.cancelled() => return,
         };
         let accepted = tokio::select! {
@@ -43,20 +57,35 @@ pub async fn serve(
         };
         match accepted {
             Ok((client, peer)) => {
+                // The route is read per client: after a reload, new clients
+                // go to the new generation's backend.
+                let route = routes.borrow().clone();
+                live.sessions.fetch_add(1, Ordering::AcqRel);
+                let open = OpenSession(live.clone());
                 tokio::spawn(session(
                     client,
                     peer,
-                    backend.clone(),
-                    frontend.name.clone(),
-                    permit,
+                    route.backend,
+                    route.frontend.name,
+                    (permit, open),
                 ));
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
-                warn!("frontend '{}': accept failed: {e}", frontend.name);
+                let name = routes.borrow().frontend.name.clone();
+                warn!("frontend '{name}': accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// Counts a client session in [`Live::sessions`] while it lives.
+struct OpenSession(Arc<Live>);
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        self.0.sessions.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -65,7 +94,7 @@ async fn session(
     peer: SocketAddr,
     backend: Arc<BackendState>,
     frontend: String,
-    _permit: OwnedSemaphorePermit,
+    _held: (OwnedSemaphorePermit, OpenSession),
 ) {
     tune(&client);
     let mut tried = Vec::new();

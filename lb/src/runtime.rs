@@ -1,37 +1,128 @@
 //! Brings a validated configuration to life: binds every frontend, starts a
-//! check task per checked server, and serves until stopped.
+//! check task per checked server, serves until stopped, and swaps in a new
+//! configuration on reload without touching established sessions.
+//!
+//! Reload model (HAProxy's semantics, in one process):
+//! * the configuration lives in a [`Generation`]; the admin API and every
+//!   listener read the current one, established sessions keep the one they
+//!   started with;
+//! * a server that is still there (same backend, name, address) keeps its
+//!   [`ServerState`]: health, operator state, sessions, counters;
+//! * a frontend whose `bind` is unchanged keeps its listening socket (no
+//!   connect is ever refused), new binds are opened before anything is
+//!   swapped (a taken port fails the reload, nothing changes), removed
+//!   binds are closed;
+//! * a removed server gets no new sessions; its sessions drain, or are
+//!   closed after `global.hard_stop_after` when set.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::backend::BackendState;
-use crate::config::Config;
-use crate::{admin, checker, proxy};
+use crate::config::{Config, Frontend};
+use crate::server::ServerState;
+use crate::{admin, checker, metrics, proxy};
+
+/// One loaded configuration and the run-time state built from it.
+pub struct Generation {
+    /// 1 at start, +1 on every successful reload.
+    pub number: u64,
+    pub config: Config,
+    pub backends: Vec<Arc<BackendState>>,
+}
+
+/// What the admin API, the listeners and the reload share.
+pub struct Live {
+    current: RwLock<Arc<Generation>>,
+    pub started: Instant,
+    pub started_at: SystemTime,
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
+    /// Client sessions open right now, over every generation.
+    pub sessions: AtomicUsize,
+}
+
+impl Live {
+    pub fn current(&self) -> Arc<Generation> {
+        self.current.read().expect("generation lock").clone()
+    }
+
+    pub fn metrics(&self) -> String {
+        let generation = self.current();
+        metrics::render(
+            &generation.backends,
+            &metrics::Process {
+                uptime: self.started.elapsed(),
+                started_at: self.started_at,
+                generation: generation.number,
+                reloads_ok: self.reloads_ok.load(Ordering::Relaxed),
+                reloads_failed: self.reloads_failed.load(Ordering::Relaxed),
+                sessions: self.sessions.load(Ordering::Relaxed),
+            },
+        )
+    }
+}
+
+/// What a listener task reads for each new client.
+#[derive(Clone)]
+pub struct Route {
+    pub frontend: Frontend,
+    pub backend: Arc<BackendState>,
+}
+
+struct Listener {
+    /// As written in the configuration (port 0 stays 0), which is what a
+    /// reload compares.
+    bind: SocketAddr,
+    local: SocketAddr,
+    route: watch::Sender<Route>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+struct Inner {
+    listeners: Vec<Listener>,
+    /// Cancels the check tasks of the current generation.
+    checks: CancellationToken,
+}
 
 pub struct Running {
-    pub backends: Vec<Arc<BackendState>>,
-    /// Where each frontend actually listens (port 0 in the file = any free port).
+    pub live: Arc<Live>,
+    /// Where each frontend listened at start (port 0 in the file = any
+    /// free port); see [`Running::listening_now`] after a reload.
     pub listening: Vec<SocketAddr>,
     pub admin: Option<SocketAddr>,
     stop: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    inner: Mutex<Inner>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// The outcome of a successful reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    pub generation: u64,
+    pub servers_kept: usize,
+    pub servers_added: usize,
+    pub servers_removed: usize,
+    pub binds_opened: usize,
+    pub binds_closed: usize,
 }
 
 /// Binds everything first, so a taken port fails start-up before any
 /// server is checked or any client accepted.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let mut listeners = Vec::new();
+    let mut bound = Vec::new();
     for f in &config.frontends {
-        let l = TcpListener::bind(f.bind)
-            .await
-            .with_context(|| format!("frontend '{}': cannot listen on {}", f.name, f.bind))?;
-        listeners.push(l);
+        bound.push(bind(f).await?);
     }
     let admin_listener = match &config.admin {
         Some(a) => Some(
@@ -48,55 +139,309 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .map(BackendState::new)
         .collect();
     let stop = CancellationToken::new();
+    let live = Arc::new(Live {
+        current: RwLock::new(Arc::new(Generation {
+            number: 1,
+            config: config.clone(),
+            backends: backends.clone(),
+        })),
+        started: Instant::now(),
+        started_at: SystemTime::now(),
+        reloads_ok: AtomicU64::new(0),
+        reloads_failed: AtomicU64::new(0),
+        sessions: AtomicUsize::new(0),
+    });
     let mut tasks = Vec::new();
     let mut admin_addr = None;
-    if let (Some(l), Some(a)) = (admin_listener, &config.admin) {
+    if let Some(l) = admin_listener {
         admin_addr = Some(l.local_addr()?);
         info!("admin API listening on {}", l.local_addr()?);
-        tasks.push(tokio::spawn(admin::serve(
-            l,
-            a.clone(),
-            Arc::new(backends.clone()),
-            stop.clone(),
-        )));
+        tasks.push(tokio::spawn(admin::serve(l, live.clone(), stop.clone())));
     }
-    for b in &backends {
-        for (i, s) in b.servers.iter().enumerate() {
-            if s.checked {
-                tasks.push(checker::spawn(b.clone(), i));
-            }
-        }
-    }
-    let mut listening = Vec::new();
-    for (f, l) in config.frontends.iter().zip(listeners) {
-        let addr = l.local_addr()?;
-        info!(
-            "frontend '{}' listening on {addr} -> backend '{}'",
-            f.name, backends[f.backend].config.name
-        );
-        listening.push(addr);
-        tasks.push(tokio::spawn(proxy::serve(
-            l,
-            f.clone(),
-            backends[f.backend].clone(),
-            stop.clone(),
-        )));
+    let checks = stop.child_token();
+    spawn_checks(&backends, &checks);
+    let mut listeners = Vec::new();
+    for (f, l) in config.frontends.iter().zip(bound) {
+        listeners.push(open(l, f, &backends, &live, &stop)?);
     }
     Ok(Running {
-        backends,
-        listening,
+        listening: listeners.iter().map(|l| l.local).collect(),
+        live,
         admin: admin_addr,
         stop,
-        tasks,
+        inner: Mutex::new(Inner { listeners, checks }),
+        tasks: std::sync::Mutex::new(tasks),
     })
 }
 
+async fn bind(f: &Frontend) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(f.bind)
+        .await
+        .with_context(|| format!("frontend '{}': cannot listen on {}", f.name, f.bind))
+}
+
+fn open(
+    l: TcpListener,
+    f: &Frontend,
+    backends: &[Arc<BackendState>],
+    live: &Arc<Live>,
+    stop: &CancellationToken,
+) -> anyhow::Result<Listener> {
+    let local = l.local_addr()?;
+    let backend = backends[f.backend].clone();
+    info!(
+        "frontend '{}' listening on {local} -> backend '{}'",
+        f.name, backend.config.name
+    );
+    let (route, routes) = watch::channel(Route {
+        frontend: f.clone(),
+        backend,
+    });
+    let own_stop = stop.child_token();
+    let task = tokio::spawn(proxy::serve(l, routes, live.clone(), own_stop.clone()));
+    Ok(Listener {
+        bind: f.bind,
+        local,
+        route,
+        stop: own_stop,
+        task,
+    })
+}
+
+fn spawn_checks(backends: &[Arc<BackendState>], token: &CancellationToken) {
+    for b in backends {
+        for (i, s) in b.servers.iter().enumerate() {
+            if s.checked() {
+                let task = checker::run(b.clone(), i);
+                let token = token.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = task => {}
+                        _ = token.cancelled() => {}
+                    }
+                });
+            }
+        }
+    }
+}
+
 impl Running {
-    /// Stops accepting and checking.  Established sessions end with the
-    /// process (graceful draining belongs to reload and upgrade).
+    /// The backends of the current generation.
+    pub fn backends(&self) -> Vec<Arc<BackendState>> {
+        self.live.current().backends.clone()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.live.current().number
+    }
+
+    /// Where each frontend of the current generation listens, in file order.
+    pub async fn listening_now(&self) -> Vec<SocketAddr> {
+        let inner = self.inner.lock().await;
+        let generation = self.live.current();
+        generation
+            .config
+            .frontends
+            .iter()
+            .filter_map(|f| {
+                inner
+                    .listeners
+                    .iter()
+                    .find(|l| l.bind == f.bind)
+                    .map(|l| l.local)
+            })
+            .collect()
+    }
+
+    /// Swaps in a new (already validated) configuration.  On error nothing
+    /// has changed and the old configuration keeps serving.
+    pub async fn reload(&self, config: Config) -> anyhow::Result<Reloaded> {
+        let mut inner = self.inner.lock().await;
+        let old = self.live.current();
+        // 1. Open the new binds first: the only step that can fail.
+        let mut fresh = Vec::new();
+        for f in &config.frontends {
+            let known = inner.listeners.iter().any(|l| l.bind == f.bind)
+                || fresh.iter().any(|(b, _)| *b == f.bind);
+            if !known {
+                match bind(f).await {
+                    Ok(l) => fresh.push((f.bind, l)),
+                    Err(e) => {
+                        self.live.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (&old.config.admin, &config.admin) {
+            if a.bind != b.bind {
+                warn!(
+                    "admin.bind changed from {} to {}: takes effect at the next restart",
+                    a.bind, b.bind
+                );
+            }
+        }
+        // 2. Build the new backends, keeping the state of known servers.
+        let mut kept = 0;
+        let mut added = 0;
+        let mut reused: Vec<*const ServerState> = Vec::new();
+        let backends: Vec<Arc<BackendState>> = config
+            .backends
+            .iter()
+            .map(|b| {
+                let previous = old.backends.iter().find(|o| o.config.name == b.name);
+                let servers = b
+                    .servers
+                    .iter()
+                    .map(|s| {
+                        let same = previous.and_then(|p| {
+                            p.servers
+                                .iter()
+                                .find(|o| o.config.name == s.name && o.config.address == s.address)
+                                .map(|o| (p, o))
+                        });
+                        match same {
+                            Some((p, o)) => {
+                                kept += 1;
+                                o.retune(s, &p.config.check, &b.check);
+                                reused.push(Arc::as_ptr(o));
+                                o.clone()
+                            }
+                            None => {
+                                added += 1;
+                                Arc::new(ServerState::new(&b.name, s.clone(), &b.check))
+                            }
+                        }
+                    })
+                    .collect();
+                BackendState::with_servers(b.clone(), servers)
+            })
+            .collect();
+        let removed: Vec<Arc<ServerState>> = old
+            .backends
+            .iter()
+            .flat_map(|b| b.servers.iter())
+            .filter(|s| !reused.contains(&Arc::as_ptr(s)))
+            .cloned()
+            .collect();
+        // 3. Swap.
+        let generation = Arc::new(Generation {
+            number: old.number + 1,
+            config: config.clone(),
+            backends: backends.clone(),
+        });
+        *self.live.current.write().expect("generation lock") = generation.clone();
+        // 4. Checks follow the new generation (a known server keeps its
+        //    health; its next check simply runs at once).
+        inner.checks.cancel();
+        inner.checks = self.stop.child_token();
+        spawn_checks(&backends, &inner.checks);
+        // 5. Listeners: re-route kept binds, close removed, open new.
+        let mut listeners = Vec::new();
+        let mut closed = 0;
+        for l in inner.listeners.drain(..) {
+            match config.frontends.iter().find(|f| f.bind == l.bind) {
+                Some(f) => {
+                    let _ = l.route.send(Route {
+                        frontend: f.clone(),
+                        backend: backends[f.backend].clone(),
+                    });
+                    listeners.push(l);
+                }
+                None => {
+                    info!("listener {} closed by reload", l.local);
+                    l.stop.cancel();
+                    closed += 1;
+                }
+            }
+        }
+        let opened = fresh.len();
+        for (bind, l) in fresh {
+            let f = config
+                .frontends
+                .iter()
+                .find(|f| f.bind == bind)
+                .expect("bound from this config");
+            listeners.push(open(l, f, &backends, &self.live, &self.stop)?);
+        }
+        inner.listeners = listeners;
+        // 6. Removed servers: no new sessions; drain, or cut at the deadline.
+        for s in &removed {
+            let open = s.sessions.load(Ordering::Acquire);
+            info!(
+                server = %s.id(),
+                sessions = open,
+                "Server {} removed by reload: {open} sessions left to drain.",
+                s.id()
+            );
+        }
+        if let Some(deadline) = config.hard_stop_after {
+            if !removed.is_empty() {
+                let stop = self.stop.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::time::sleep(deadline) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                    for s in removed {
+                        let n = s.shutdown_sessions();
+                        if n > 0 {
+                            warn!(
+                                "Server {} (removed): {n} sessions closed after hard_stop_after {deadline:?}.",
+                                s.id()
+                            );
+                        }
+                    }
+                });
+            }
+        }
+        self.live.reloads_ok.fetch_add(1, Ordering::Relaxed);
+        Ok(Reloaded {
+            generation: generation.number,
+            servers_kept: kept,
+            servers_added: added,
+            servers_removed: old.backends.iter().map(|b| b.servers.len()).sum::<usize>() - kept,
+            binds_opened: opened,
+            binds_closed: closed,
+        })
+    }
+
+    /// Counts a reload refused before it reached [`Running::reload`]
+    /// (a file that does not validate).
+    pub fn reload_refused(&self) {
+        self.live.reloads_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Graceful stop: close every listener, then wait for the open
+    /// sessions to end, at most `deadline` (none = wait for all).
+    /// Returns the sessions still open when it gave up.
+    pub async fn drain(&self, deadline: Option<Duration>) -> usize {
+        {
+            let inner = self.inner.lock().await;
+            for l in &inner.listeners {
+                l.stop.cancel();
+            }
+        }
+        let until = deadline.map(|d| tokio::time::Instant::now() + d);
+        loop {
+            let open = self.live.sessions.load(Ordering::Acquire);
+            if open == 0 || until.is_some_and(|u| tokio::time::Instant::now() >= u) {
+                return open;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops accepting and checking.  Sessions still open end with the
+    /// process.
     pub async fn shutdown(self) {
         self.stop.cancel();
-        for t in self.tasks {
+        let listeners = std::mem::take(&mut self.inner.lock().await.listeners);
+        for l in listeners {
+            let _ = l.task.await;
+        }
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
+        for t in tasks {
             t.abort();
             let _ = t.await;
         }

@@ -6,7 +6,7 @@
 //! so every transition is logged once and acted on once
 //! (`on-marked-down shutdown-sessions`, failback).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -28,8 +28,14 @@ pub enum AdminState {
 
 pub struct ServerState {
     pub backend: String,
+    /// The server as configured when it was created.  Its identity (name,
+    /// address) never changes; role, weight and maxconn may change on a
+    /// reload: read them with [`ServerState::role`] and friends.
     pub config: Server,
-    pub checked: bool,
+    checked: AtomicBool,
+    role: AtomicU8,
+    weight: AtomicU32,
+    maxconn: AtomicUsize,
     machine: Mutex<CheckMachine>,
     up: AtomicBool,
     /// A primary that came back waits here until its failback policy allows.
@@ -49,6 +55,12 @@ pub struct ServerState {
     pub bytes_out: AtomicU64,
     pub connect_errors: AtomicU64,
     pub redispatches: AtomicU64,
+    /// Active checks that failed (HAProxy `chkfail`, counted in any state).
+    pub check_failures: AtomicU64,
+    /// UP → DOWN transitions (HAProxy `chkdown`).
+    pub downs: AtomicU64,
+    /// DOWN → UP transitions.
+    pub ups: AtomicU64,
 }
 
 /// A session's claim on a server slot; releases it when dropped.
@@ -62,19 +74,15 @@ impl Drop for SessionSlot {
 
 impl ServerState {
     pub fn new(backend: &str, config: Server, check: &Check) -> Self {
-        let params = CheckParams {
-            inter: check.inter,
-            fastinter: check.fastinter,
-            downinter: check.downinter,
-            rise: check.rise,
-            fall: check.fall,
-        };
-        let machine = CheckMachine::new(params, InitialState::default());
+        let machine = CheckMachine::new(check_params(check), InitialState::default());
         let up = machine.is_up();
         ServerState {
             backend: backend.to_owned(),
+            checked: AtomicBool::new(check.kind != CheckKind::None),
+            role: AtomicU8::new(role_code(config.role)),
+            weight: AtomicU32::new(config.weight),
+            maxconn: AtomicUsize::new(config.maxconn),
             config,
-            checked: check.kind != CheckKind::None,
             machine: Mutex::new(machine),
             up: AtomicBool::new(up),
             failed_back: AtomicBool::new(true),
@@ -90,11 +98,68 @@ impl ServerState {
             bytes_out: AtomicU64::new(0),
             connect_errors: AtomicU64::new(0),
             redispatches: AtomicU64::new(0),
+            check_failures: AtomicU64::new(0),
+            downs: AtomicU64::new(0),
+            ups: AtomicU64::new(0),
+        }
+    }
+
+    /// HAProxy's word for the server's state: UP, DOWN, DRAIN or MAINT
+    /// (an operator state wins over health).
+    pub fn state_word(&self) -> &'static str {
+        match self.admin() {
+            AdminState::Maint => "MAINT",
+            AdminState::Drain => "DRAIN",
+            AdminState::Ready if self.is_up() => "UP",
+            AdminState::Ready => "DOWN",
         }
     }
 
     pub fn id(&self) -> String {
         format!("{}/{}", self.backend, self.config.name)
+    }
+
+    pub fn checked(&self) -> bool {
+        self.checked.load(Ordering::Acquire)
+    }
+
+    pub fn role(&self) -> Role {
+        if self.role.load(Ordering::Acquire) == role_code(Role::Backup) {
+            Role::Backup
+        } else {
+            Role::Primary
+        }
+    }
+
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Ordering::Acquire)
+    }
+
+    /// 0 = unlimited.
+    pub fn maxconn(&self) -> usize {
+        self.maxconn.load(Ordering::Acquire)
+    }
+
+    /// Reload: the same server (backend, name, address) with possibly new
+    /// role, weight, maxconn and check settings.  Health, operator state,
+    /// sessions and counters stay.  When the check's rise/fall/intervals
+    /// changed, the check machine restarts in the state the server is in
+    /// (UP with `health = rise`, or DOWN needing `rise` passes).
+    pub fn retune(&self, config: &Server, old_check: &Check, check: &Check) {
+        self.role.store(role_code(config.role), Ordering::Release);
+        self.weight.store(config.weight, Ordering::Release);
+        self.maxconn.store(config.maxconn, Ordering::Release);
+        self.checked
+            .store(check.kind != CheckKind::None, Ordering::Release);
+        if check_params(old_check) != check_params(check) {
+            let mut m = self.machine.lock().expect("check machine lock");
+            let initial = if m.is_up() {
+                InitialState::Up
+            } else {
+                InitialState::FullyDown
+            };
+            *m = CheckMachine::new(check_params(check), initial);
+        }
     }
 
     pub fn is_up(&self) -> bool {
@@ -121,7 +186,8 @@ impl ServerState {
     }
 
     pub fn has_slot(&self) -> bool {
-        self.config.maxconn == 0 || self.sessions.load(Ordering::Acquire) < self.config.maxconn
+        let maxconn = self.maxconn();
+        maxconn == 0 || self.sessions.load(Ordering::Acquire) < maxconn
     }
 
     pub fn generation(&self) -> u64 {
@@ -170,12 +236,34 @@ impl ServerState {
     pub fn apply(&self, transition: Transition, holds_back_failback: bool) -> Transition {
         let up = transition.to == Status::Up;
         self.up.store(up, Ordering::Release);
-        if !up && self.config.role == Role::Primary && holds_back_failback {
+        if up {
+            self.ups.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.downs.fetch_add(1, Ordering::Relaxed);
+        }
+        if !up && self.role() == Role::Primary && holds_back_failback {
             self.failed_back.store(false, Ordering::Release);
         }
         self.generation.fetch_add(1, Ordering::AcqRel);
         *self.last_change.lock().expect("last_change lock") = Instant::now();
         transition
+    }
+}
+
+fn role_code(role: Role) -> u8 {
+    match role {
+        Role::Primary => 0,
+        Role::Backup => 1,
+    }
+}
+
+fn check_params(check: &Check) -> CheckParams {
+    CheckParams {
+        inter: check.inter,
+        fastinter: check.fastinter,
+        downinter: check.downinter,
+        rise: check.rise,
+        fall: check.fall,
     }
 }
 

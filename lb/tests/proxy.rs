@@ -153,7 +153,7 @@ async fn large_transfer_with_half_close_in_both_directions() {
         .unwrap()
         .unwrap();
     assert_eq!(answer, format!("{} {expect_sum}", payload.len()));
-    let s = &lb.backends[0].servers[0];
+    let s = &lb.backends()[0].servers[0];
     assert_eq!(
         s.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
         payload.len() as u64
@@ -234,7 +234,7 @@ async fn backup_takes_traffic_only_when_the_primary_is_gone_and_clients_see_no_e
     // connect: it gets a session, not an error.
     assert_eq!(who(addr).await.0, "backup");
     assert!(
-        !lb.backends[0].servers[0].is_up(),
+        !lb.backends()[0].servers[0].is_up(),
         "the failed connect marked the primary down at once"
     );
     lb.shutdown().await;
@@ -278,7 +278,7 @@ async fn without_shutdown_sessions_a_session_outlives_its_server_being_marked_do
     let (lb, addr) = start(&text).await;
     let (_, mut session) = who(addr).await;
     p.stop_listening();
-    let primary = lb.backends[0].servers[0].clone();
+    let primary = lb.backends()[0].servers[0].clone();
     eventually("primary marked down", || !primary.is_up()).await;
     session.write_all(b"still here").await.unwrap();
     let mut buf = [0u8; 10];
@@ -308,7 +308,7 @@ async fn failback_case(
     assert_eq!(who(addr).await.0, "primary");
     p.stop_listening();
     assert_eq!(who(addr).await.0, "backup");
-    let primary = lb.backends[0].servers[0].clone();
+    let primary = lb.backends()[0].servers[0].clone();
     (lb, addr, primary, primary_addr)
 }
 
@@ -324,7 +324,7 @@ async fn manual_failback_waits_for_the_operator() {
         "backup",
         "an UP primary must wait for `ready` under manual failback"
     );
-    lb.backends[0].set_admin(0, AdminState::Ready);
+    lb.backends()[0].set_admin(0, AdminState::Ready);
     assert_eq!(who(addr).await.0, "primary");
     let mut buf = [0u8; 1];
     let n = tokio::time::timeout(PATIENCE, on_backup.read(&mut buf))

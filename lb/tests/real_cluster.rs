@@ -299,7 +299,7 @@ fn longest_gap(h: &History, from: Instant) -> Duration {
 async fn real_kill_primary_node_loses_no_confirmed_message_and_manual_failback_holds() {
     let tb = Testbed::up(&["--mode", "mirrored"]);
     let lb = start_lb(&tb, "manual").await;
-    let servers = lb.backends[0].servers.clone();
+    let servers = lb.backends()[0].servers.clone();
     eventually("all three servers eligible", || {
         servers.iter().all(|s| s.is_eligible())
     })
@@ -358,7 +358,7 @@ async fn real_kill_primary_node_loses_no_confirmed_message_and_manual_failback_h
         lost.len(),
         &lost[..lost.len().min(10)]
     );
-    lb.backends[0].set_admin(0, warren_lb::server::AdminState::Ready);
+    lb.backends()[0].set_admin(0, warren_lb::server::AdminState::Ready);
     assert!(servers[0].is_eligible());
     lb.shutdown().await;
 }
@@ -369,7 +369,7 @@ async fn real_frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majo
     // case that fooled HAProxy in DESIGN.md.
     let tb = Testbed::up(&["--mode", "quorum", "--partition-handling", "ignore"]);
     let lb = start_lb(&tb, "immediate").await;
-    let servers = lb.backends[0].servers.clone();
+    let servers = lb.backends()[0].servers.clone();
     eventually("all three servers eligible", || {
         servers.iter().all(|s| s.is_eligible())
     })

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// After a reload removed a server, or after SIGTERM, sessions still
+    /// open this long are closed (HAProxy's `hard-stop-after`).  `None`
+    /// (the default, or "0s") = wait for them to end on their own.
+    pub hard_stop_after: Option<Duration>,
     pub admin: Option<Admin>,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,

@@ -12,11 +12,18 @@ use toml::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct File {
+    pub global: Option<Global>,
     pub admin: Option<Admin>,
     #[serde(default)]
     pub frontend: Vec<Spanned<Frontend>>,
     #[serde(default)]
     pub backend: Vec<Spanned<Backend>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Global {
+    pub hard_stop_after: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -110,7 +110,13 @@ impl Validator<'_> {
                 });
             }
         }
+        let hard_stop_after = file
+            .global
+            .as_ref()
+            .and_then(|g| self.duration(&g.hard_stop_after, "global.hard_stop_after"))
+            .filter(|d| !d.is_zero());
         Config {
+            hard_stop_after,
             admin,
             frontends,
             backends,

@@ -1,0 +1,267 @@
+//! Prometheus text exposition (format 0.0.4) of the live state, rendered by
+//! hand on each scrape: every value already lives in an atomic, so a
+//! registry would only duplicate it (see docs/decisions/lb-metrics.md).
+//!
+//! Names follow HAProxy's built-in exporter (`haproxy_server_*` →
+//! `warren_lb_server_*`) where the concept is the same; labels are
+//! `backend` and `server`.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::backend::BackendState;
+use crate::server::ServerState;
+
+/// The server states `warren_lb_server_status` reports, one series each.
+pub const STATES: [&str; 4] = ["UP", "DOWN", "DRAIN", "MAINT"];
+
+/// Process-wide facts for the scrape.
+pub struct Process {
+    pub uptime: Duration,
+    pub started_at: SystemTime,
+    pub generation: u64,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+    pub sessions: usize,
+}
+
+type ServerMetric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ServerState) -> f64,
+);
+
+/// Per-server series: name, type, help, value.
+const SERVER_METRICS: &[ServerMetric] = &[
+    (
+        "warren_lb_server_current_sessions",
+        "gauge",
+        "Current number of sessions on the server.",
+        |s| s.sessions.load(Ordering::Relaxed) as f64,
+    ),
+    (
+        "warren_lb_server_sessions_total",
+        "counter",
+        "Total number of sessions sent to the server.",
+        |s| s.total_sessions.load(Ordering::Relaxed) as f64,
+    ),
+    (
+        "warren_lb_server_bytes_in_total",
+        "counter",
+        "Bytes relayed from clients to the server.",
+        |s| s.bytes_in.load(Ordering::Relaxed) as f64,
+    ),
+    (
+        "warren_lb_server_bytes_out_total",
+        "counter",
+        "Bytes relayed from the server to clients.",
+        |s| s.bytes_out.load(Ordering::Relaxed) as f64,
+    ),
+    (
+        "warren_lb_server_connection_errors_total",
+        "counter",
+        "Failed connects to the server from the data path.",
+        |s| s.connect_errors.load(Ordering::Relaxed) as f64,
+    ),
+    (
+        "warren_lb_server_redispatch_warnings_total",
+        "counter",
+        "Sessions redispatched to another server after a failed connect to this one.",
+        |s| s.redispatches.load(Ordering::Relaxed) as f64,
+    ),
+    (
+        "warren_lb_server_check_failures_total",
+        "counter",
+        "Failed active health checks.",
+        |s| s.check_failures.load(Ordering::Relaxed) as f64,
+    ),
+    (
+        "warren_lb_server_check_up_down_total",
+        "counter",
+        "UP to DOWN transitions.",
+        |s| s.downs.load(Ordering::Relaxed) as f64,
+    ),
+    (
+        "warren_lb_server_check_down_up_total",
+        "counter",
+        "DOWN to UP transitions.",
+        |s| s.ups.load(Ordering::Relaxed) as f64,
+    ),
+    (
+        "warren_lb_server_last_status_change_seconds",
+        "gauge",
+        "Seconds since the last UP/DOWN transition (or since the server was created).",
+        |s| {
+            s.last_change
+                .lock()
+                .expect("last_change lock")
+                .elapsed()
+                .as_secs_f64()
+        },
+    ),
+    (
+        "warren_lb_server_eligible",
+        "gauge",
+        "1 when the server may take new sessions (up, failed back, ready).",
+        |s| f64::from(u8::from(s.is_eligible())),
+    ),
+    (
+        "warren_lb_server_weight",
+        "gauge",
+        "Configured weight of the server.",
+        |s| f64::from(s.weight()),
+    ),
+];
+
+/// Renders the whole scrape.
+pub fn render(backends: &[Arc<BackendState>], process: &Process) -> String {
+    let mut out = String::with_capacity(4096);
+    let started = process
+        .started_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    family(
+        &mut out,
+        "warren_lb_process_start_time_seconds",
+        "gauge",
+        "Start time of the process since the Unix epoch in seconds.",
+    );
+    let _ = writeln!(out, "warren_lb_process_start_time_seconds {started}");
+    family(
+        &mut out,
+        "warren_lb_process_uptime_seconds",
+        "gauge",
+        "Seconds since the process started.",
+    );
+    let _ = writeln!(
+        out,
+        "warren_lb_process_uptime_seconds {}",
+        process.uptime.as_secs_f64()
+    );
+    family(
+        &mut out,
+        "warren_lb_process_current_connections",
+        "gauge",
+        "Client sessions open right now (all frontends, all generations).",
+    );
+    let _ = writeln!(
+        out,
+        "warren_lb_process_current_connections {}",
+        process.sessions
+    );
+    family(
+        &mut out,
+        "warren_lb_config_generation",
+        "gauge",
+        "Configuration generation: 1 at start, +1 on every successful reload.",
+    );
+    let _ = writeln!(out, "warren_lb_config_generation {}", process.generation);
+    family(
+        &mut out,
+        "warren_lb_config_reloads_total",
+        "counter",
+        "Configuration reloads by result.",
+    );
+    let _ = writeln!(
+        out,
+        "warren_lb_config_reloads_total{{result=\"ok\"}} {}",
+        process.reloads_ok
+    );
+    let _ = writeln!(
+        out,
+        "warren_lb_config_reloads_total{{result=\"failed\"}} {}",
+        process.reloads_failed
+    );
+
+    family(
+        &mut out,
+        "warren_lb_backend_active_servers",
+        "gauge",
+        "Eligible primary servers of the backend.",
+    );
+    for b in backends {
+        let (primaries, _) = b.eligible_counts();
+        let _ = writeln!(
+            out,
+            "warren_lb_backend_active_servers{{backend=\"{}\"}} {primaries}",
+            escape(&b.config.name)
+        );
+    }
+    family(
+        &mut out,
+        "warren_lb_backend_backup_servers",
+        "gauge",
+        "Eligible backup servers of the backend.",
+    );
+    for b in backends {
+        let (_, backups) = b.eligible_counts();
+        let _ = writeln!(
+            out,
+            "warren_lb_backend_backup_servers{{backend=\"{}\"}} {backups}",
+            escape(&b.config.name)
+        );
+    }
+
+    family(
+        &mut out,
+        "warren_lb_server_status",
+        "gauge",
+        "Current state of the server: 1 for the series whose state label is the current one (UP, DOWN, DRAIN, MAINT).",
+    );
+    for b in backends {
+        for s in &b.servers {
+            let current = s.state_word();
+            for state in STATES {
+                let _ = writeln!(
+                    out,
+                    "warren_lb_server_status{{{},state=\"{state}\"}} {}",
+                    labels(b, s),
+                    u8::from(state == current)
+                );
+            }
+        }
+    }
+    for (name, kind, help, value) in SERVER_METRICS {
+        family(&mut out, name, kind, help);
+        for b in backends {
+            for s in &b.servers {
+                let _ = writeln!(out, "{name}{{{}}} {}", labels(b, s), value(s));
+            }
+        }
+    }
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn labels(b: &BackendState, s: &ServerState) -> String {
+    format!(
+        "backend=\"{}\",server=\"{}\"",
+        escape(&b.config.name),
+        escape(&s.config.name)
+    )
+}
+
+/// Label value escaping of the text format: backslash, quote, newline.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
