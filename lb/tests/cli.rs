@@ -72,3 +72,158 @@ fn a_missing_or_malformed_file_is_a_clear_error_not_a_panic() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{}:1", file.display())));
 }
+
+/// A running `warren-lb` whose stdout lines arrive on a channel; killed on drop.
+struct Lb {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Drop for Lb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Lb {
+    fn start(config: &std::path::Path, format: &str) -> Lb {
+        let mut child = lb()
+            .arg("--config")
+            .arg(config)
+            .arg("--log-format")
+            .arg(format)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Lb {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next JSON log line for which `pred` holds.
+    fn wait_json(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let v: serde_json::Value = serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+                    self.seen.push(line);
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(_) => panic!("no log line for {what}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig}");
+    }
+}
+
+#[test]
+fn json_logs_state_changes_and_sighup_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lb.toml");
+    // s1 refuses (bound, then closed): its first check marks it DOWN.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let alive = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let alive_addr = alive.local_addr().unwrap();
+    let base = "[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\ninter = \"100ms\"\nrise = 1\nfall = 1\n";
+    std::fs::write(
+        &file,
+        format!("{base}[[backend.server]]\nname = \"s1\"\naddress = \"{dead_addr}\"\n"),
+    )
+    .unwrap();
+    let mut lb = Lb::start(&file, "json");
+    let down = lb.wait_json("s1 DOWN", |v| v["event"] == "server_state");
+    assert_eq!(down["server"], "b/s1");
+    assert_eq!(down["old"], "UP");
+    assert_eq!(down["new"], "DOWN");
+    assert_eq!(down["level"], "WARN");
+    assert!(
+        down["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Layer4 connection problem"),
+        "{down}"
+    );
+    assert!(down["check_duration_ms"].is_u64(), "{down}");
+    let message = down["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Server b/s1 is DOWN, reason: Layer4 connection problem")
+            && message.contains("check duration: "),
+        "{message}"
+    );
+
+    // A broken file: one precise error, the old generation keeps serving.
+    std::fs::write(
+        &file,
+        format!("{base}[[backend.server]]\nname = \"s1\"\nadress = \"x\"\n"),
+    )
+    .unwrap();
+    lb.signal("HUP");
+    let failed = lb.wait_json("failed reload", |v| v["event"] == "reload");
+    assert_eq!(failed["result"], "failed");
+    assert_eq!(failed["generation"], 1);
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains(&format!("{}:13", file.display())), "{error}");
+
+    // A good file: generation 2, s1 kept (still DOWN), s2 added.
+    std::fs::write(
+        &file,
+        format!("{base}[[backend.server]]\nname = \"s1\"\naddress = \"{dead_addr}\"\n[[backend.server]]\nname = \"s2\"\naddress = \"{alive_addr}\"\n"),
+    )
+    .unwrap();
+    lb.signal("HUP");
+    let ok = lb.wait_json("good reload", |v| v["event"] == "reload");
+    assert_eq!(ok["result"], "ok", "{ok}");
+    assert_eq!(ok["generation"], 2);
+    assert_eq!(ok["servers_kept"], 1);
+    assert_eq!(ok["servers_added"], 1);
+
+    // SIGTERM: a clean, prompt exit.
+    lb.signal("TERM");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(status) = lb.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(alive);
+}
