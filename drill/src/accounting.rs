@@ -33,6 +33,21 @@ pub struct Publish {
     pub confirmed_us: Option<u64>,
     /// How many times it was sent (retries after nack/timeout/reconnect).
     pub attempts: u32,
+    /// Index in [`History::conns`] of the connection the confirm came on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn: Option<u32>,
+}
+
+/// One AMQP connection the workload opened through the endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnRecord {
+    /// Client-provided connection name (`warren-drill RUNID p0.3`), unique per run.
+    pub name: String,
+    /// Server-side node the connection landed on, from the management API
+    /// (`/api/connections`); None = never seen there.
+    pub node: Option<String>,
+    pub opened_us: u64,
+    pub closed_us: Option<u64>,
 }
 
 /// One delivery a consumer received.
@@ -65,6 +80,33 @@ pub struct History {
     /// Deliveries whose body was not a message of this run (counted as unexpected).
     pub foreign: Vec<Foreign>,
     pub events: Vec<Event>,
+    /// Every connection the workload opened (publish `conn` indexes into it).
+    #[serde(default)]
+    pub conns: Vec<ConnRecord>,
+}
+
+/// A node cut off from the majority (partition fault) and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CutOff {
+    pub node: String,
+    pub from_us: u64,
+    pub to_us: u64,
+}
+
+/// Confirms the cut-off node gave while it was cut off (split brain).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitBrain {
+    pub node: String,
+    pub from_ms: f64,
+    pub to_ms: f64,
+    /// Messages sent and confirmed inside the window, on any connection.
+    pub confirms_in_window: usize,
+    /// Of those: on a connection that landed on the cut-off node.
+    pub confirms_from_cut_off_node: usize,
+    /// Of those: on a connection whose node the management API never showed.
+    pub confirms_node_unknown: usize,
+    /// Up to 20 ids confirmed by the cut-off node.
+    pub sample: Vec<u64>,
 }
 
 /// Facts about the run that the accounting needs besides the history.
@@ -91,6 +133,14 @@ pub struct RunFacts {
     pub interrupted: bool,
     /// Whether the final drain found the queue empty.
     pub drained: bool,
+    /// Set when the drain deadline passed before the queue settled (messages
+    /// ready or unacknowledged, or workload connections still open on the
+    /// broker): why. Missing confirmed ids are then `unsettled`, not `lost`.
+    #[serde(default)]
+    pub unsettled: Option<String>,
+    /// Partition fault: the node cut off from its peers and when.
+    #[serde(default)]
+    pub cut_off: Option<CutOff>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -134,6 +184,10 @@ pub struct Accounting {
     pub deliveries: usize,
     pub ok: usize,
     pub lost: usize,
+    /// Confirmed, not consumed, but the queue never settled before the drain
+    /// deadline: neither proven lost nor proven kept (fails the drill).
+    #[serde(default)]
+    pub unsettled: usize,
     pub recovered: usize,
     pub duplicated: usize,
     /// Deliveries beyond the first, summed over duplicated ids.
@@ -157,6 +211,12 @@ pub struct Accounting {
     pub heal_duration_ms: Option<f64>,
     pub interrupted: bool,
     pub drained: bool,
+    /// Why the drain did not settle (None = it did).
+    #[serde(default)]
+    pub unsettled_reason: Option<String>,
+    /// Partition drills: confirms given by the cut-off node while cut off.
+    #[serde(default)]
+    pub split_brain: Option<SplitBrain>,
     pub verdict: Verdict,
     /// Why the verdict is what it is, one line per reason.
     pub reasons: Vec<String>,
@@ -249,6 +309,13 @@ pub fn account(h: &History, f: &RunFacts) -> Accounting {
     }
     lost_ids.sort_unstable();
     lost_ids.truncate(20);
+    // the queue never settled: missing confirmed ids may still sit in it
+    // (e.g. unacked on a connection the broker has not dropped yet)
+    let unsettled = if f.unsettled.is_some() {
+        std::mem::take(&mut lost)
+    } else {
+        0
+    };
     let unexpected = consumed
         .keys()
         .filter(|id| !published.contains_key(id))
@@ -300,6 +367,12 @@ pub fn account(h: &History, f: &RunFacts) -> Accounting {
             "{lost} confirmed message(s) were never consumed (lost)"
         ));
     }
+    if unsettled > 0 {
+        reasons.push(format!(
+            "{unsettled} confirmed message(s) not consumed and the queue did not settle before the drain deadline ({}): unsettled, not proven lost",
+            f.unsettled.as_deref().unwrap_or("?")
+        ));
+    }
     if unexpected > 0 {
         reasons.push(format!(
             "{unexpected} message(s) consumed that this drill never published (unexpected)"
@@ -311,11 +384,13 @@ pub fn account(h: &History, f: &RunFacts) -> Accounting {
     if f.interrupted {
         reasons.push("the drill was interrupted: partial history".into());
     }
-    let verdict = if lost == 0 && unexpected == 0 && f.cluster_healed && !f.interrupted {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
-    };
+    let split_brain = f.cut_off.as_ref().map(|c| split_brain(h, c));
+    let verdict =
+        if lost == 0 && unsettled == 0 && unexpected == 0 && f.cluster_healed && !f.interrupted {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
 
     Accounting {
         published: published.len(),
@@ -324,6 +399,7 @@ pub fn account(h: &History, f: &RunFacts) -> Accounting {
         deliveries: h.deliveries.len(),
         ok,
         lost,
+        unsettled,
         recovered,
         duplicated,
         duplicate_deliveries: dup_deliv,
@@ -342,8 +418,50 @@ pub fn account(h: &History, f: &RunFacts) -> Accounting {
         heal_duration_ms: f.heal_duration_us.map(ms),
         interrupted: f.interrupted,
         drained: f.drained,
+        unsettled_reason: f.unsettled.clone(),
+        split_brain,
         verdict,
         reasons,
+    }
+}
+
+/// Messages accepted while `c.node` was cut off: the confirmed attempt was
+/// sent after the cut was in force and confirmed before the heal step began,
+/// split by the node the confirming connection had landed on. (A message
+/// sent before the cut may have been accepted before it: not counted.)
+pub fn split_brain(h: &History, c: &CutOff) -> SplitBrain {
+    let (mut in_window, mut from_cut, mut unknown) = (0, 0, 0);
+    let mut sample = Vec::new();
+    for p in &h.publishes {
+        let Some(t) = p.confirmed_us else { continue };
+        if p.last_sent_us < c.from_us || t > c.to_us {
+            continue;
+        }
+        in_window += 1;
+        let node = p
+            .conn
+            .and_then(|i| h.conns.get(i as usize))
+            .and_then(|cr| cr.node.as_deref());
+        match node {
+            Some(n) if n == c.node => {
+                from_cut += 1;
+                if sample.len() < 20 {
+                    sample.push(p.id);
+                }
+            }
+            Some(_) => {}
+            None => unknown += 1,
+        }
+    }
+    sample.sort_unstable();
+    SplitBrain {
+        node: c.node.clone(),
+        from_ms: ms(c.from_us),
+        to_ms: ms(c.to_us),
+        confirms_in_window: in_window,
+        confirms_from_cut_off_node: from_cut,
+        confirms_node_unknown: unknown,
+        sample,
     }
 }
 
@@ -390,6 +508,7 @@ mod tests {
             last_sent_us: sent,
             confirmed_us: conf,
             attempts: 1,
+            conn: None,
         }
     }
     fn del(id: u64, at: u64) -> Delivery {
@@ -414,6 +533,8 @@ mod tests {
             prefetch: 5,
             interrupted: false,
             drained: true,
+            unsettled: None,
+            cut_off: None,
         }
     }
     /// Ten messages, one per second, each confirmed after 2 ms and consumed after 3 ms.
@@ -454,6 +575,67 @@ mod tests {
         assert_eq!(a.ok, 9);
         assert_eq!(a.verdict, Verdict::Fail);
         assert!(a.reasons[0].contains("lost"));
+    }
+
+    #[test]
+    fn unsettled_queue_reports_unsettled_not_lost_and_fails() {
+        let mut h = clean();
+        h.deliveries.retain(|d| d.id != 7);
+        let mut f = facts();
+        f.unsettled = Some("queue has 1 unacknowledged".into());
+        let a = account(&h, &f);
+        assert_eq!(a.lost, 0);
+        assert_eq!(a.unsettled, 1);
+        assert_eq!(a.verdict, Verdict::Fail);
+        assert!(a.reasons[0].contains("unsettled"), "{:?}", a.reasons);
+        // nothing missing: an unsettled drain alone does not fail
+        let a = account(&clean(), &f);
+        assert_eq!((a.lost, a.unsettled), (0, 0));
+        assert_eq!(a.verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn split_brain_counts_confirms_from_the_cut_off_node() {
+        let mut h = clean();
+        let conn = |name: &str, node: Option<&str>| ConnRecord {
+            name: name.into(),
+            node: node.map(String::from),
+            opened_us: 0,
+            closed_us: None,
+        };
+        h.conns = vec![
+            conn("p0.0", Some("rabbit@n1")),
+            conn("p0.1", Some("rabbit@n2")),
+            conn("p0.2", None),
+        ];
+        // ids 0..10 confirmed at i s + 2 ms; cut 3.5 s .. 7.5 s covers ids 4,5,6,7
+        for p in h.publishes.iter_mut() {
+            p.conn = Some(match p.id {
+                4 | 5 => 0,
+                6 => 1,
+                7 => 2,
+                _ => 0,
+            });
+        }
+        // sent before the cut, confirmed in it: may have been accepted before it
+        let mut early = publ(50, 3_400_000, Some(3_600_000));
+        early.conn = Some(0);
+        h.publishes.push(early);
+        h.deliveries.push(del(50, 3_700_000));
+        let mut f = facts();
+        f.cut_off = Some(CutOff {
+            node: "rabbit@n1".into(),
+            from_us: 3_500_000,
+            to_us: 7_500_000,
+        });
+        let a = account(&h, &f);
+        let sb = a.split_brain.unwrap();
+        assert_eq!(sb.confirms_in_window, 4);
+        assert_eq!(sb.confirms_from_cut_off_node, 2);
+        assert_eq!(sb.confirms_node_unknown, 1);
+        assert_eq!(sb.sample, vec![4, 5]);
+        assert_eq!(a.verdict, Verdict::Pass);
+        assert!(account(&h, &facts()).split_brain.is_none());
     }
 
     #[test]

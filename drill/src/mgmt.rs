@@ -128,6 +128,34 @@ impl ClusterView {
     }
 }
 
+/// Ready and unacknowledged message counts of a queue (`/api/queues/VH/Q`).
+pub fn parse_queue_counts(v: &serde_json::Value) -> Option<(u64, u64)> {
+    Some((
+        v.get("messages_ready")?.as_u64()?,
+        v.get("messages_unacknowledged")?.as_u64()?,
+    ))
+}
+
+/// (client-provided connection name, server node) of every connection in an
+/// `/api/connections` answer whose name starts with `prefix`.
+pub fn parse_connections(v: &serde_json::Value, prefix: &str) -> Vec<(String, String)> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| {
+                    let name = c
+                        .get("client_properties")?
+                        .get("connection_name")?
+                        .as_str()?;
+                    let node = c.get("node")?.as_str()?;
+                    name.starts_with(prefix)
+                        .then(|| (name.to_string(), node.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn enc(s: &str) -> String {
     let mut o = String::new();
     for b in s.bytes() {
@@ -254,6 +282,42 @@ impl Mgmt {
         None
     }
 
+    /// Ready and unacknowledged counts of a queue as the first answering node reports them.
+    pub async fn queue_counts(&self, vhost: &str, name: &str) -> Result<(u64, u64)> {
+        let v = self
+            .get(&format!("/api/queues/{}/{}", enc(vhost), enc(name)))
+            .await?;
+        parse_queue_counts(&v).context("queue without messages_ready/messages_unacknowledged")
+    }
+
+    /// Connections named with `prefix` and their nodes, as every answering
+    /// node sees them (union: during a partition each side lists its own).
+    /// Err when no URL answered.
+    pub async fn connections(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let path = "/api/connections?columns=name,node,client_properties";
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut answered = false;
+        let mut last = anyhow!("no management URL given");
+        for u in &self.urls {
+            match self.get_from(u, path).await {
+                Ok(v) => {
+                    answered = true;
+                    for c in parse_connections(&v, prefix) {
+                        if !out.contains(&c) {
+                            out.push(c);
+                        }
+                    }
+                }
+                Err(e) => last = e,
+            }
+        }
+        if answered {
+            Ok(out)
+        } else {
+            Err(last)
+        }
+    }
+
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>> {
         if !self.enabled() {
             return Ok(vec![]);
@@ -343,6 +407,30 @@ mod tests {
             queue: None,
         };
         assert_eq!(v.not_whole(3), None);
+    }
+
+    #[test]
+    fn queue_counts_and_connections() {
+        assert_eq!(
+            parse_queue_counts(&json!({"messages_ready":3,"messages_unacknowledged":20})),
+            Some((3, 20))
+        );
+        assert_eq!(parse_queue_counts(&json!({"messages":3})), None);
+        let v = json!([
+            {"name":"10.0.0.1:5000 -> 10.0.0.11:5672","node":"rabbit@n1",
+             "client_properties":{"connection_name":"warren-drill r1 p0.0"}},
+            {"name":"x","node":"rabbit@n2","client_properties":{"connection_name":"warren-drill r2 p0.0"}},
+            {"name":"y","node":"rabbit@n2","client_properties":{}},
+            {"name":"z","node":"rabbit@n3","client_properties":{"connection_name":"warren-drill r1 c1.4"}}
+        ]);
+        assert_eq!(
+            parse_connections(&v, "warren-drill r1 "),
+            vec![
+                ("warren-drill r1 p0.0".to_string(), "rabbit@n1".to_string()),
+                ("warren-drill r1 c1.4".to_string(), "rabbit@n3".to_string())
+            ]
+        );
+        assert!(parse_connections(&json!({"error":1}), "w").is_empty());
     }
 
     #[test]

@@ -53,6 +53,16 @@ pub fn summary(r: &DrillReport) -> String {
     );
     row("ok", a.ok.to_string());
     row("LOST (confirmed, never consumed)", a.lost.to_string());
+    if a.unsettled > 0 || a.unsettled_reason.is_some() {
+        row(
+            "UNSETTLED (confirmed, not consumed)",
+            format!(
+                "{} (the queue did not settle: {})",
+                a.unsettled,
+                a.unsettled_reason.as_deref().unwrap_or("?")
+            ),
+        );
+    }
     row("recovered (unconfirmed, consumed)", a.recovered.to_string());
     row(
         "in doubt (unconfirmed, not consumed)",
@@ -111,6 +121,27 @@ pub fn summary(r: &DrillReport) -> String {
             opt(a.throughput.after, "msg/s")
         ),
     );
+    if let Some(sb) = &a.split_brain {
+        row(
+            "split brain (confirms from cut-off node)",
+            format!(
+                "{} of {} confirms while {} was cut off ({:.1}-{:.1} s){}",
+                sb.confirms_from_cut_off_node,
+                sb.confirms_in_window,
+                sb.node,
+                sb.from_ms / 1000.0,
+                sb.to_ms / 1000.0,
+                if sb.confirms_node_unknown > 0 {
+                    format!(
+                        "; {} on connections of unknown node",
+                        sb.confirms_node_unknown
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+        );
+    }
     row("lb switch", r.lb_switch.clone());
     row("vip move", r.vip_move.clone());
     row(
@@ -349,6 +380,7 @@ mod tests {
                 last_sent_us: i * 100_000,
                 confirmed_us: Some(i * 100_000 + 5_000),
                 attempts: 1,
+                conn: None,
             });
             if !(lost && i == 3) {
                 h.deliveries.push(accounting::Delivery {

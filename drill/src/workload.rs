@@ -1,7 +1,7 @@
 //! The drill workload: N confirming publishers and M acking consumers that
 //! reconnect through the endpoint, recording everything into a [`Recorder`].
 
-use crate::accounting::{Delivery, Event, Foreign, History, Publish};
+use crate::accounting::{ConnRecord, Delivery, Event, Foreign, History, Publish};
 use anyhow::{Context, Result};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use lapin::{
@@ -107,6 +107,7 @@ pub struct Recorder {
     deliveries: Mutex<Vec<Delivery>>,
     foreign: Mutex<Vec<Foreign>>,
     events: Mutex<Vec<Event>>,
+    conns: Mutex<Vec<ConnRecord>>,
     pub sent: AtomicU64,
     pub confirmed: AtomicU64,
     pub consumed: AtomicU64,
@@ -124,6 +125,7 @@ impl Recorder {
             deliveries: Mutex::default(),
             foreign: Mutex::default(),
             events: Mutex::default(),
+            conns: Mutex::default(),
             sent: AtomicU64::new(0),
             confirmed: AtomicU64::new(0),
             consumed: AtomicU64::new(0),
@@ -151,16 +153,18 @@ impl Recorder {
             last_sent_us: at,
             confirmed_us: None,
             attempts: 0,
+            conn: None,
         });
         p.attempts += 1;
         p.last_sent_us = at;
         self.sent.fetch_add(1, Ordering::Relaxed);
     }
-    fn confirmed(&self, id: u64, at: u64) {
+    fn confirmed(&self, id: u64, at: u64, conn: u32) {
         let mut m = self.publishes.lock().unwrap();
         if let Some(p) = m.get_mut(&id) {
             if p.confirmed_us.is_none() {
                 p.confirmed_us = Some(at);
+                p.conn = Some(conn);
                 self.confirmed.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -176,6 +180,62 @@ impl Recorder {
         };
         self.foreign.lock().unwrap().push(f);
         self.consumed.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Record a connection the workload opened; returns its index.
+    fn conn_opened(&self, name: String) -> u32 {
+        let mut c = self.conns.lock().unwrap();
+        c.push(ConnRecord {
+            name,
+            node: None,
+            opened_us: self.now_us(),
+            closed_us: None,
+        });
+        (c.len() - 1) as u32
+    }
+    fn conn_closed(&self, idx: u32) {
+        let now = self.now_us();
+        if let Some(c) = self.conns.lock().unwrap().get_mut(idx as usize) {
+            c.closed_us.get_or_insert(now);
+        }
+    }
+    /// Names of the workload's connections whose name starts with `prefix`
+    /// that are open on the client side.
+    pub fn open_conn_names(&self, prefix: &str) -> Vec<String> {
+        self.conns
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.closed_us.is_none() && c.name.starts_with(prefix))
+            .map(|c| c.name.clone())
+            .collect()
+    }
+    /// When the workload last gave up a connection named `prefix...` (µs), if ever.
+    pub fn last_conn_close_us(&self, prefix: &str) -> Option<u64> {
+        self.conns
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.name.starts_with(prefix))
+            .filter_map(|c| c.closed_us)
+            .max()
+    }
+    /// Names of connections whose server-side node is not known yet.
+    pub fn conns_without_node(&self) -> usize {
+        self.conns
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.node.is_none())
+            .count()
+    }
+    /// Fill in server-side nodes from (connection name, node) pairs of the management API.
+    pub fn conn_nodes(&self, seen: &[(String, String)]) {
+        let mut c = self.conns.lock().unwrap();
+        for r in c.iter_mut().filter(|r| r.node.is_none()) {
+            if let Some((_, n)) = seen.iter().find(|(name, _)| *name == r.name) {
+                r.node = Some(n.clone());
+            }
+        }
     }
     fn error(&self, e: impl std::fmt::Display) {
         *self.last_error.lock().unwrap() = e.to_string();
@@ -204,6 +264,7 @@ impl Recorder {
             deliveries: self.deliveries.lock().unwrap().clone(),
             foreign: self.foreign.lock().unwrap().clone(),
             events: self.events.lock().unwrap().clone(),
+            conns: self.conns.lock().unwrap().clone(),
         }
     }
 }
@@ -218,11 +279,21 @@ pub enum Phase {
     Stop,
 }
 
+/// Prefix of the client-provided names of this run's connections.
+pub fn conn_prefix(run_id: &str) -> String {
+    format!("warren-drill {run_id} ")
+}
+
 pub async fn connect(cfg: &WorkloadConfig) -> Result<Connection> {
+    connect_named(cfg, "tool").await
+}
+
+/// Connect with the client-provided connection name `warren-drill RUNID TAG`.
+pub async fn connect_named(cfg: &WorkloadConfig, tag: &str) -> Result<Connection> {
     let props = ConnectionProperties::default()
         .with_executor(tokio_executor_trait::Tokio::current())
         .with_reactor(tokio_reactor_trait::Tokio)
-        .with_connection_name(format!("warren-drill {}", cfg.run_id).into());
+        .with_connection_name(format!("{}{tag}", conn_prefix(&cfg.run_id)).into());
     let conn = tokio::time::timeout(
         Duration::from_secs(5),
         Connection::connect(&cfg.uri(), props),
@@ -301,6 +372,7 @@ pub async fn publisher(
     let props = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("text/plain".into());
+    let mut serial = 0u32;
     'outer: loop {
         if *phase.borrow() == Phase::Stop {
             break;
@@ -308,7 +380,9 @@ pub async fn publisher(
         if *phase.borrow() == Phase::Settle && retry.is_empty() {
             break;
         }
-        let conn = match connect(&cfg).await {
+        let tag = format!("p{idx}.{serial}");
+        serial += 1;
+        let conn = match connect_named(&cfg, &tag).await {
             Ok(c) => c,
             Err(e) => {
                 rec.error(format!("publisher {idx}: {e:#}"));
@@ -342,6 +416,8 @@ pub async fn publisher(
                 continue;
             }
         };
+        let mark = ConnMark::new(&rec, format!("{}{tag}", conn_prefix(&cfg.run_id)));
+        let cid = mark.idx;
         if attempt > 0 || next_seq > 0 {
             rec.reconnects.fetch_add(1, Ordering::Relaxed);
         }
@@ -395,7 +471,7 @@ pub async fn publisher(
                     match res {
                         Ok(confirm) => {
                             if cfg.no_confirms {
-                                rec.confirmed(id, rec.now_us());
+                                rec.confirmed(id, rec.now_us(), cid);
                             } else {
                                 if inflight.is_empty() {
                                     last_progress = tokio::time::Instant::now();
@@ -418,7 +494,7 @@ pub async fn publisher(
                     inflight_ids.retain(|x| *x != id);
                     match res {
                         Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => {
-                            rec.confirmed(id, rec.now_us());
+                            rec.confirmed(id, rec.now_us(), cid);
                         }
                         Ok(Confirmation::Ack(Some(_))) => {
                             // returned (unroutable: the queue is not there right now)
@@ -446,6 +522,27 @@ pub async fn publisher(
     }
 }
 
+/// Marks a workload connection closed (client side) when dropped.
+struct ConnMark {
+    rec: Arc<Recorder>,
+    idx: u32,
+}
+
+impl ConnMark {
+    fn new(rec: &Arc<Recorder>, name: String) -> ConnMark {
+        ConnMark {
+            rec: rec.clone(),
+            idx: rec.conn_opened(name),
+        }
+    }
+}
+
+impl Drop for ConnMark {
+    fn drop(&mut self) {
+        self.rec.conn_closed(self.idx);
+    }
+}
+
 /// Close a connection without waiting on a possibly dead peer.
 fn drop_conn(conn: Connection) {
     tokio::spawn(async move {
@@ -461,11 +558,14 @@ pub async fn consumer(
 ) {
     let mut attempt = 0u32;
     let mut first = true;
+    let mut serial = 0u32;
     loop {
         if *phase.borrow() == Phase::Stop {
             break;
         }
-        let conn = match connect(&cfg).await {
+        let tag = format!("c{idx}.{serial}");
+        serial += 1;
+        let conn = match connect_named(&cfg, &tag).await {
             Ok(c) => c,
             Err(e) => {
                 rec.error(format!("consumer {idx}: {e:#}"));
@@ -511,6 +611,7 @@ pub async fn consumer(
                 continue;
             }
         };
+        let _mark = ConnMark::new(&rec, format!("{}{tag}", conn_prefix(&cfg.run_id)));
         if !first {
             rec.reconnects.fetch_add(1, Ordering::Relaxed);
         }
