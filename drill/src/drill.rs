@@ -484,7 +484,35 @@ async fn run_fault(
             let what = tokio::task::spawn_blocking(move || t.lb_kill()).await??;
             ctx.rec
                 .event("fault", format!("killed the active load balancer: {what}"));
+            // time the VIP's move while the killed host is down
+            let vip_watch = ctx.target.vip_holder().is_some().then(|| {
+                let (t, rec) = (ctx.target.clone(), ctx.rec.clone());
+                tokio::task::spawn_blocking(move || {
+                    let was = t.killed_lb_name();
+                    match crate::target::wait_vip_move(
+                        t.as_ref(),
+                        was.as_deref(),
+                        d,
+                        Duration::from_millis(100),
+                    ) {
+                        Some(h) => rec.event(
+                            "vip-move",
+                            format!(
+                                "VIP held by {h} (was {})",
+                                was.as_deref().unwrap_or("the killed host")
+                            ),
+                        ),
+                        None => rec.event(
+                            "note",
+                            format!("the VIP did not move to another host within {d:?}"),
+                        ),
+                    }
+                })
+            });
             tokio::time::sleep(d).await;
+            if let Some(h) = vip_watch {
+                let _ = h.await;
+            }
             ctx.undo_last().await?;
             Ok(1)
         }
@@ -862,7 +890,7 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
                 None => "no switch seen (the lb kept routing to the same server)".into(),
             },
         },
-        vip_move: "not measured by this drill".into(),
+        vip_move: vip_move(cfg.fault, target.vip_holder().is_some(), &history.events),
         reconnects: rec.reconnects.load(Ordering::Relaxed),
         last_error,
         accounting: acc,
@@ -870,6 +898,32 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
         timeline: accounting::timeline(&history, bucket_ms, end_us),
         bucket_ms,
     })
+}
+
+/// The report's "vip move" line: time from the kill of the lb host (the
+/// `fault` event) to the first `vip-move` event.
+pub fn vip_move(fault: Fault, can_tell: bool, events: &[Event]) -> String {
+    if fault != Fault::LbCrash {
+        return "no lb-crash fault".into();
+    }
+    if !can_tell {
+        return "not measured (the target cannot tell which host holds the VIP; compose with --vip can)"
+            .into();
+    }
+    let Some(f) = events.iter().find(|e| e.kind == "fault") else {
+        return "not measured (no fault)".into();
+    };
+    match events
+        .iter()
+        .find(|e| e.kind == "vip-move" && e.at_us >= f.at_us)
+    {
+        Some(e) => format!(
+            "{:.0} ms after the lb host was killed: {}",
+            (e.at_us - f.at_us) as f64 / 1000.0,
+            e.detail
+        ),
+        None => "the VIP did not move to another host while the killed one was down".into(),
+    }
 }
 
 async fn master_before_clone(mgmt: &Mgmt, w: &WorkloadConfig) -> Option<String> {
@@ -957,6 +1011,28 @@ mod tests {
         assert!(matches!(drain_step(&v), DrainStep::Wait(_)));
         v.deadline_passed = true;
         assert!(matches!(drain_step(&v), DrainStep::Unsettled(_)));
+    }
+
+    #[test]
+    fn vip_move_line() {
+        let ev = |at_us: u64, kind: &str, detail: &str| Event {
+            at_us,
+            kind: kind.into(),
+            detail: detail.into(),
+        };
+        let events = vec![
+            ev(
+                1_000_000,
+                "fault",
+                "killed the active load balancer: container lb1",
+            ),
+            ev(1_850_000, "vip-move", "VIP held by lb2 (was lb1)"),
+        ];
+        let s = vip_move(Fault::LbCrash, true, &events);
+        assert!(s.starts_with("850 ms after") && s.contains("lb2"), "{s}");
+        assert!(vip_move(Fault::LbCrash, false, &events).contains("cannot tell"));
+        assert!(vip_move(Fault::LbCrash, true, &events[..1]).contains("did not move"));
+        assert_eq!(vip_move(Fault::Crash, true, &events), "no lb-crash fault");
     }
 
     #[test]

@@ -48,6 +48,44 @@ pub trait Target: Send + Sync {
     fn lb_kill(&self) -> Result<String>;
     /// Bring the killed load balancer back (if the target knows how).
     fn lb_restore(&self) -> Result<()>;
+    /// Which host holds the VIP now: None = this target cannot tell (no
+    /// VIP given or not supported); Some(Ok(None)) = nobody holds it.
+    fn vip_holder(&self) -> Option<Result<Option<String>>> {
+        None
+    }
+    /// Name of the load balancer host `lb_kill` killed, as `vip_holder` names it.
+    fn killed_lb_name(&self) -> Option<String> {
+        None
+    }
+}
+
+/// `ip -o -4 addr` output holds `vip` as an address.
+pub fn holds_vip(ip_addr_out: &str, vip: &str) -> bool {
+    ip_addr_out
+        .split_whitespace()
+        .any(|w| w.split('/').next() == Some(vip) && w.contains('/'))
+}
+
+/// Poll `t.vip_holder()` every `every` until a host other than `was` holds
+/// the VIP (returns it) or `timeout` passes (None).
+pub fn wait_vip_move(
+    t: &dyn Target,
+    was: Option<&str>,
+    timeout: std::time::Duration,
+    every: std::time::Duration,
+) -> Option<String> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(Ok(Some(h))) = t.vip_holder() {
+            if Some(h.as_str()) != was {
+                return Some(h);
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
 }
 
 pub fn run(cmd: &mut Command) -> Result<String> {
@@ -420,7 +458,7 @@ impl Target for Compose {
                 for c in self.containers()? {
                     if let Ok(out) = run(self.docker().args(["exec", &c, "ip", "-o", "-4", "addr"]))
                     {
-                        if out.contains(&format!(" {vip}/")) {
+                        if holds_vip(&out, vip) {
                             found = Some(c);
                             break;
                         }
@@ -439,6 +477,48 @@ impl Target for Compose {
             run(self.docker().args(["start", &c]))?;
         }
         Ok(())
+    }
+    /// The running container of the project whose `ip -o -4 addr` shows the
+    /// VIP (all containers asked in parallel).
+    fn vip_holder(&self) -> Option<Result<Option<String>>> {
+        let vip = self.vip.as_ref()?;
+        let running = match run(self.docker().args([
+            "ps",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.project),
+            "--filter",
+            "status=running",
+            "--format",
+            "{{.Names}}",
+        ])) {
+            Ok(o) => o,
+            Err(e) => return Some(Err(e)),
+        };
+        let names: Vec<&str> = running
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let found = std::thread::scope(|sc| {
+            let hs: Vec<_> = names
+                .iter()
+                .map(|c| {
+                    sc.spawn(move || {
+                        run(self.docker().args(["exec", c, "ip", "-o", "-4", "addr"]))
+                            .map(|out| holds_vip(&out, vip))
+                            .unwrap_or(false)
+                    })
+                })
+                .collect();
+            names
+                .iter()
+                .zip(hs)
+                .find_map(|(c, h)| h.join().unwrap_or(false).then(|| c.to_string()))
+        });
+        Some(Ok(found))
+    }
+    fn killed_lb_name(&self) -> Option<String> {
+        self.killed_lb.lock().unwrap().clone()
     }
 }
 
@@ -621,6 +701,78 @@ impl Target for Ssh {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vip_in_ip_addr_output() {
+        let out = "1: lo    inet 127.0.0.1/8 scope host lo\n\
+                   7: eth0    inet 10.230.0.21/24 brd 10.230.0.255 scope global eth0\n\
+                   7: eth0    inet 10.230.0.100/32 scope global eth0";
+        assert!(holds_vip(out, "10.230.0.100"));
+        assert!(!holds_vip(out, "10.230.0.10"));
+        assert!(
+            !holds_vip(out, "10.230.0.255"),
+            "a broadcast address is not held"
+        );
+    }
+
+    /// A target whose VIP holder follows a script: one answer per call.
+    struct VipScript(Mutex<Vec<Option<String>>>);
+    impl Target for VipScript {
+        fn describe(&self) -> String {
+            "script".into()
+        }
+        fn preflight(&self) -> Result<()> {
+            Ok(())
+        }
+        fn node(&self, n: &str) -> Result<String> {
+            Ok(n.into())
+        }
+        fn nodes(&self) -> Result<Vec<String>> {
+            Ok(vec![])
+        }
+        fn act(&self, _: Action, _: &str) -> Result<()> {
+            Ok(())
+        }
+        fn lb_kill(&self) -> Result<String> {
+            Ok("lb1".into())
+        }
+        fn lb_restore(&self) -> Result<()> {
+            Ok(())
+        }
+        fn vip_holder(&self) -> Option<Result<Option<String>>> {
+            let mut v = self.0.lock().unwrap();
+            Some(Ok(if v.len() > 1 {
+                v.remove(0)
+            } else {
+                v[0].clone()
+            }))
+        }
+    }
+
+    #[test]
+    fn vip_move_waits_for_another_holder() {
+        use std::time::Duration;
+        let t = VipScript(Mutex::new(vec![
+            Some("lb1".into()),
+            None,
+            None,
+            Some("lb2".into()),
+        ]));
+        let ms = Duration::from_millis(1);
+        assert_eq!(
+            wait_vip_move(&t, Some("lb1"), Duration::from_secs(5), ms).as_deref(),
+            Some("lb2")
+        );
+        let t = VipScript(Mutex::new(vec![None]));
+        assert_eq!(
+            wait_vip_move(&t, Some("lb1"), Duration::from_millis(20), ms),
+            None
+        );
+        assert_eq!(
+            wait_vip_move(&NoTarget, None, Duration::from_millis(5), ms),
+            None
+        );
+    }
 
     #[test]
     fn testbed_json_parses_and_maps_nodes() {
