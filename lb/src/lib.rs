@@ -8,7 +8,8 @@
 //! * [`proxy`], [`relay`]: accepting, connecting with redispatch, relaying.
 //! * [`admin`]: the HTTP admin API (healthz, readyz, status, metrics, commands).
 //! * [`metrics`]: the Prometheus text rendering.
-//! * [`runtime`]: wiring it all from a configuration.
+//! * [`runtime`]: wiring it all from a configuration; reload.
+//! * [`upgrade`]: listening-socket handover to a new binary.
 
 pub mod admin;
 pub mod backend;
@@ -20,3 +21,4 @@ pub mod proxy;
 pub mod relay;
 pub mod runtime;
 pub mod server;
+pub mod upgrade;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +25,15 @@ struct Cli {
     /// object per line, every fact also a field).
     #[arg(long, value_enum, default_value = "text", env = "WARREN_LB_LOG_FORMAT")]
     log_format: LogFormat,
+    /// Serve listening-socket handovers on this unix socket, so a new
+    /// binary started with `--upgrade-from` takes over without refusing a
+    /// connection (this process then drains and exits).
+    #[arg(long, env = "WARREN_LB_UPGRADE_SOCKET")]
+    upgrade_socket: Option<PathBuf>,
+    /// Take the listening sockets over from the warren-lb serving
+    /// `--upgrade-socket` at this path.
+    #[arg(long)]
+    upgrade_from: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -89,7 +98,12 @@ fn main() -> ExitCode {
             token,
             action,
         }) => ctl(&admin, token.as_deref(), action),
-        None => run(cli.config, cli.log_format),
+        None => run(
+            cli.config,
+            cli.log_format,
+            cli.upgrade_socket,
+            cli.upgrade_from,
+        ),
     }
 }
 
@@ -147,7 +161,12 @@ fn ctl(admin: &str, token: Option<&str>, action: CtlAction) -> ExitCode {
     })
 }
 
-fn run(path: PathBuf, format: LogFormat) -> ExitCode {
+fn run(
+    path: PathBuf,
+    format: LogFormat,
+    upgrade_socket: Option<PathBuf>,
+    upgrade_from: Option<PathBuf>,
+) -> ExitCode {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     match format {
@@ -190,11 +209,62 @@ fn run(path: PathBuf, format: LogFormat) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let running = match warren_lb::runtime::start(config).await {
+        let mut handover = None;
+        if let Some(from) = &upgrade_from {
+            match warren_lb::upgrade::Handover::receive(from) {
+                Ok(h) => {
+                    info!(
+                        event = "upgrade",
+                        step = "received",
+                        sockets = h.sockets.len(),
+                        "upgrade: received {} listening socket(s) from {}",
+                        h.sockets.len(),
+                        from.display()
+                    );
+                    handover = Some(h);
+                }
+                Err(e) => {
+                    error!(event = "upgrade", step = "failed", "upgrade: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        let inherited = handover
+            .as_mut()
+            .map(|h| std::mem::take(&mut h.sockets))
+            .unwrap_or_default();
+        let running = match warren_lb::runtime::start_with(config, inherited).await {
             Ok(r) => r,
             Err(e) => {
                 error!("{e:#}");
                 return ExitCode::FAILURE;
+            }
+        };
+        if let Some(h) = handover {
+            match h.ready() {
+                Ok(()) => info!(
+                    event = "upgrade",
+                    step = "took_over",
+                    "upgrade: serving; the old process stops accepting and drains"
+                ),
+                Err(e) => warn!(
+                    event = "upgrade",
+                    step = "ready_not_delivered",
+                    "upgrade: could not tell the old process to stop accepting ({e}); both serve until it is stopped"
+                ),
+            }
+        }
+        let upgrades = match &upgrade_socket {
+            None => None,
+            Some(p) => {
+                let _ = std::fs::remove_file(p);
+                match tokio::net::UnixListener::bind(p) {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        error!("cannot listen for upgrades on {}: {e}", p.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
             }
         };
         info!(
@@ -204,11 +274,32 @@ fn run(path: PathBuf, format: LogFormat) -> ExitCode {
             env!("CARGO_PKG_VERSION"),
             path.display()
         );
+        let mut upgraded = false;
         loop {
+            let upgrade_request = async {
+                match &upgrades {
+                    Some(l) => l.accept().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = hup.recv() => reload(&running, &path).await,
                 _ = term.recv() => break,
                 _ = int.recv() => break,
+                r = upgrade_request => {
+                    if let Ok((stream, _)) = r {
+                        if hand_over(&running, stream).await {
+                            upgraded = true;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        drop(upgrades);
+        if !upgraded {
+            if let Some(p) = &upgrade_socket {
+                let _ = std::fs::remove_file(p);
             }
         }
         let deadline = running.live.current().config.hard_stop_after;
@@ -246,6 +337,66 @@ fn run(path: PathBuf, format: LogFormat) -> ExitCode {
         running.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// Hands the listening sockets to a new process; true once it took over.
+async fn hand_over(running: &warren_lb::runtime::Running, stream: tokio::net::UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    info!(
+        event = "upgrade",
+        step = "requested",
+        "upgrade: a new process asks for the listening sockets"
+    );
+    let sockets = match running.handover_sockets().await {
+        Ok(s) => s,
+        Err(e) => {
+            error!(event = "upgrade", step = "aborted", "upgrade aborted: {e}");
+            return false;
+        }
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        let stream = stream.into_std()?;
+        stream.set_nonblocking(false)?;
+        let raw: Vec<_> = sockets.iter().map(|(b, fd)| (*b, fd.as_raw_fd())).collect();
+        let r = warren_lb::upgrade::hand_over(stream, &raw);
+        drop(sockets);
+        r
+    })
+    .await;
+    match result {
+        Ok(Ok(true)) => {
+            info!(
+                event = "upgrade",
+                step = "handed_over",
+                "upgrade: the new process is serving; this one stops accepting and drains"
+            );
+            true
+        }
+        Ok(Ok(false)) => {
+            warn!(
+                event = "upgrade",
+                step = "aborted",
+                "upgrade aborted: the new process did not become ready; still serving"
+            );
+            false
+        }
+        Ok(Err(e)) => {
+            warn!(
+                event = "upgrade",
+                step = "aborted",
+                "upgrade aborted: {e:#}; still serving"
+            );
+            false
+        }
+        Err(e) => {
+            warn!(
+                event = "upgrade",
+                step = "aborted",
+                "upgrade aborted: {e}; still serving"
+            );
+            false
+        }
+    }
 }
 
 /// SIGHUP: re-read and validate the file; swap only a valid configuration.

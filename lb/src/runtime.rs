@@ -16,6 +16,7 @@
 //!   closed after `global.hard_stop_after` when set.
 
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -87,6 +88,8 @@ struct Listener {
     route: watch::Sender<Route>,
     stop: CancellationToken,
     task: JoinHandle<()>,
+    /// A duplicate of the listening socket, to hand over on upgrade.
+    dup: OwnedFd,
 }
 
 struct Inner {
@@ -120,10 +123,29 @@ pub struct Reloaded {
 /// Binds everything first, so a taken port fails start-up before any
 /// server is checked or any client accepted.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    start_with(config, Vec::new()).await
+}
+
+/// Like [`start`], but a frontend whose configured bind is in `inherited`
+/// (sockets handed over by the process being upgraded) uses that socket
+/// instead of binding; unused inherited sockets are closed.
+pub async fn start_with(
+    config: Config,
+    mut inherited: Vec<(SocketAddr, std::net::TcpListener)>,
+) -> anyhow::Result<Running> {
     let mut bound = Vec::new();
     for f in &config.frontends {
-        bound.push(bind(f).await?);
+        match inherited.iter().position(|(b, _)| *b == f.bind) {
+            Some(i) => {
+                let (_, l) = inherited.swap_remove(i);
+                l.set_nonblocking(true)?;
+                info!("frontend '{}': listening socket inherited", f.name);
+                bound.push(TcpListener::from_std(l)?);
+            }
+            None => bound.push(bind(f).await?),
+        }
     }
+    drop(inherited);
     let admin_listener = match &config.admin {
         Some(a) => Some(
             admin::bind(a)
@@ -188,6 +210,7 @@ fn open(
     stop: &CancellationToken,
 ) -> anyhow::Result<Listener> {
     let local = l.local_addr()?;
+    let dup = OwnedFd::from(socket2::SockRef::from(&l).try_clone()?);
     let backend = backends[f.backend].clone();
     info!(
         "frontend '{}' listening on {local} -> backend '{}'",
@@ -205,6 +228,7 @@ fn open(
         route,
         stop: own_stop,
         task,
+        dup,
     })
 }
 
@@ -406,6 +430,17 @@ impl Running {
         })
     }
 
+    /// Duplicates of the current listening sockets with their configured
+    /// binds, for an upgrade handover.
+    pub async fn handover_sockets(&self) -> std::io::Result<Vec<(SocketAddr, OwnedFd)>> {
+        let inner = self.inner.lock().await;
+        inner
+            .listeners
+            .iter()
+            .map(|l| Ok((l.bind, l.dup.try_clone()?)))
+            .collect()
+    }
+
     /// Counts a reload refused before it reached [`Running::reload`]
     /// (a file that does not validate).
     pub fn reload_refused(&self) {
@@ -416,11 +451,12 @@ impl Running {
     /// sessions to end, at most `deadline` (none = wait for all).
     /// Returns the sessions still open when it gave up.
     pub async fn drain(&self, deadline: Option<Duration>) -> usize {
-        {
-            let inner = self.inner.lock().await;
-            for l in &inner.listeners {
-                l.stop.cancel();
-            }
+        // Dropping the listeners (and their duplicate fds) closes the
+        // sockets: new clients are refused instead of queueing unseen.
+        let listeners = std::mem::take(&mut self.inner.lock().await.listeners);
+        for l in listeners {
+            l.stop.cancel();
+            let _ = l.task.await;
         }
         let until = deadline.map(|d| tokio::time::Instant::now() + d);
         loop {

@@ -89,11 +89,16 @@ impl Drop for Lb {
 
 impl Lb {
     fn start(config: &std::path::Path, format: &str) -> Lb {
+        Self::start_with(config, format, &[])
+    }
+
+    fn start_with(config: &std::path::Path, format: &str, args: &[&std::ffi::OsStr]) -> Lb {
         let mut child = lb()
             .arg("--config")
             .arg(config)
             .arg("--log-format")
             .arg(format)
+            .args(args)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -226,4 +231,160 @@ fn json_logs_state_changes_and_sighup_reloads() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     drop(alive);
+}
+
+/// An echo server on loopback, in threads.
+fn echo_server() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut r = s.try_clone().unwrap();
+                let _ = std::io::copy(&mut r, &mut s);
+            });
+        }
+    });
+    addr
+}
+
+fn exchange(s: &mut std::net::TcpStream, what: &[u8]) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    s.write_all(what)?;
+    let mut buf = vec![0u8; what.len()];
+    s.read_exact(&mut buf)?;
+    assert_eq!(buf, what);
+    Ok(())
+}
+
+#[test]
+fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lb.toml");
+    let sock = dir.path().join("upgrade.sock");
+    let backend = echo_server();
+    std::fs::write(
+        &file,
+        format!("[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\ninter = \"200ms\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\n"),
+    )
+    .unwrap();
+    let mut old = Lb::start_with(
+        &file,
+        "json",
+        &["--upgrade-socket".as_ref(), sock.as_os_str()],
+    );
+    let listening = old.wait_json("the frontend", |v| {
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("frontend 'f' listening on"))
+    });
+    let addr: std::net::SocketAddr = listening["message"].as_str().unwrap()
+        ["frontend 'f' listening on ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !sock.exists() {
+        assert!(std::time::Instant::now() < deadline, "no upgrade socket");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut longs: Vec<_> = (0..50)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            exchange(&mut s, b"before").unwrap();
+            s
+        })
+        .collect();
+
+    // New connections all through the handover.
+    let stop = Arc::new(AtomicBool::new(false));
+    let made = Arc::new(AtomicU64::new(0));
+    let churners: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, made) = (stop.clone(), made.clone());
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let r = std::net::TcpStream::connect(addr)
+                        .and_then(|mut s| exchange(&mut s, b"hi"));
+                    if let Err(e) = r {
+                        failures.push(e.to_string());
+                    }
+                    made.fetch_add(1, Ordering::Relaxed);
+                }
+                failures
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let mut new = Lb::start_with(
+        &file,
+        "json",
+        &[
+            "--upgrade-socket".as_ref(),
+            sock.as_os_str(),
+            "--upgrade-from".as_ref(),
+            sock.as_os_str(),
+        ],
+    );
+    new.wait_json("the new process taking over", |v| {
+        v["event"] == "upgrade" && v["step"] == "took_over"
+    });
+    old.wait_json("the old process handing over", |v| {
+        v["event"] == "upgrade" && v["step"] == "handed_over"
+    });
+    let handover = started.elapsed();
+    // Keep connecting for a while against the new process alone.
+    let after = made.load(Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while made.load(Ordering::Relaxed) < after + 200 {
+        assert!(std::time::Instant::now() < deadline, "churn stalled");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let failures: Vec<String> = churners
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failed connections: {:?}",
+        failures.len(),
+        failures
+    );
+    // The old process still serves its established session ...
+    assert!(
+        old.child.try_wait().unwrap().is_none(),
+        "old process exited with a session open"
+    );
+    for s in &mut longs {
+        exchange(s, b"after the handover").unwrap();
+    }
+    // ... and exits once they have ended.
+    drop(longs);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(status) = old.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "old process never exited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    exchange(&mut s, b"new process").unwrap();
+    println!(
+        "upgrade: handover in {handover:?}, 50 sessions kept, {} new connections, 0 refused",
+        made.load(Ordering::Relaxed)
+    );
+    assert!(sock.exists(), "the new process serves the next upgrade");
 }
