@@ -72,7 +72,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
     let deserializer = toml::Deserializer::new(text);
     let file: raw::File = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let key = e.path().to_string();
+        // `Spanned` wrappers show up in the path as a private field name:
+        // drop them so the key reads `backend[0].server[0].adress`.
+        let key = e
+            .path()
+            .to_string()
+            .replace(".$__serde_spanned_private_value", "");
         let inner = e.into_inner();
         vec![Problem {
             line: inner.span().map(|s| line_of(text, s.start)),

@@ -116,6 +116,15 @@ fn unknown_key_is_refused_with_line_and_path() {
     assert!(p.message.contains("unknown field `fal`"), "{p:?}");
     assert_eq!(p.line, Some(20));
     assert!(p.key.contains("check"), "{p:?}");
+    assert!(!p.key.contains("serde"), "{p:?}");
+}
+
+#[test]
+fn unknown_server_key_path_is_readable() {
+    let text = "[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:5672\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"s\"\nadress = \"x\"\n";
+    let p = only_problem(text);
+    assert_eq!(p.key, "backend[0].server[0].adress", "{p:?}");
+    assert_eq!(p.line, Some(9));
 }
 
 #[test]
