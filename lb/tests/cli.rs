@@ -388,3 +388,66 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
     );
     assert!(sock.exists(), "the new process serves the next upgrade");
 }
+
+#[test]
+fn a_failed_upgrade_leaves_the_old_process_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lb.toml");
+    let sock = dir.path().join("upgrade.sock");
+    let backend = echo_server();
+    let frontend = format!("[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\n");
+    std::fs::write(&file, &frontend).unwrap();
+    let mut old = Lb::start_with(
+        &file,
+        "json",
+        &["--upgrade-socket".as_ref(), sock.as_os_str()],
+    );
+    let listening = old.wait_json("the frontend", |v| {
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("frontend 'f' listening on"))
+    });
+    let addr: std::net::SocketAddr = listening["message"].as_str().unwrap()
+        ["frontend 'f' listening on ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !sock.exists() {
+        assert!(std::time::Instant::now() < deadline, "no upgrade socket");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The new process gets the sockets, then cannot start: a second
+    // frontend on a port that is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bad = dir.path().join("new.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "{frontend}[[frontend]]\nname = \"g\"\nbind = \"{}\"\nbackend = \"b\"\n",
+            taken.local_addr().unwrap()
+        ),
+    )
+    .unwrap();
+    let status = lb()
+        .arg("--config")
+        .arg(&bad)
+        .arg("--upgrade-from")
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success());
+    let aborted = old.wait_json("the aborted upgrade", |v| {
+        v["event"] == "upgrade" && v["step"] != "requested"
+    });
+    assert_eq!(aborted["step"], "aborted", "{aborted}");
+    assert!(
+        old.child.try_wait().unwrap().is_none(),
+        "the old process must keep running"
+    );
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    exchange(&mut s, b"still serving").unwrap();
+}
