@@ -4,7 +4,8 @@
 One message in flight at a time (publish, wait for the broker's confirm),
 persistent, mandatory, a unique id per message.  On any error it reconnects
 through the same endpoint at once (5 ms pause, no backoff) and resends the
-id that was not confirmed, so the gap between confirms is what the endpoint
+id that was not confirmed (with several --host values, pika tries them in
+order: client-side failover, the "direct" baseline), so the gap between confirms is what the endpoint
 and the broker cost, not the client's retry policy.
 
 Prints "ready" on stdout after the first confirm, runs until --duration has
@@ -23,7 +24,7 @@ import pika
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--host", required=True)
+    p.add_argument("--host", required=True, help="HOST or HOST,HOST,... (tried in order)")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--user", required=True)
     p.add_argument("--password", required=True)
@@ -33,12 +34,12 @@ def main():
     p.add_argument("--persistent", action="store_true", help="delivery_mode 2 (fsync before confirm)")
     a = p.parse_args()
 
-    params = pika.ConnectionParameters(
-        host=a.host, port=a.port, virtual_host="/",
+    params = [pika.ConnectionParameters(
+        host=h, port=a.port, virtual_host="/",
         credentials=pika.PlainCredentials(a.user, a.password),
         heartbeat=5, socket_timeout=2, stack_timeout=5, blocked_connection_timeout=10,
         connection_attempts=1,
-    )
+    ) for h in a.host.split(",")]
     props = pika.BasicProperties(delivery_mode=2 if a.persistent else 1)
     deadline = time.monotonic() + a.duration
     confirms, errors = [], []
