@@ -44,7 +44,14 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
         } else {
             Outcome::Failed
         };
-        debug!(server = %server.id(), %reason, check_duration_ms = took.as_millis() as u64, "check");
+        debug!(
+            server = %server.id(),
+            %reason,
+            check_duration_ms = took.as_millis() as u64,
+            "check {}: {reason}, {}ms",
+            server.id(),
+            took.as_millis()
+        );
         if result.is_err() {
             server.check_failures.fetch_add(1, Ordering::Relaxed);
         }

@@ -170,9 +170,22 @@ fn run(
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     match format {
+        // Text: the message only (it already says everything, in HAProxy's
+        // words); the structured fields are for json.  No colours unless
+        // on a terminal (journald, files).
         LogFormat::Text => tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .fmt_fields(tracing_subscriber::fmt::format::debug_fn(
+                |writer, field, value| {
+                    if field.name() == "message" {
+                        write!(writer, "{value:?}")
+                    } else {
+                        Ok(())
+                    }
+                },
+            ))
             .init(),
         LogFormat::Json => tracing_subscriber::fmt()
             .json()

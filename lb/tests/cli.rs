@@ -142,6 +142,26 @@ impl Lb {
         }
     }
 
+    /// The next raw log line containing `needle`.
+    fn wait_text(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line with {needle:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
     fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .arg(format!("-{sig}"))
@@ -450,4 +470,45 @@ fn a_failed_upgrade_leaves_the_old_process_serving() {
     );
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     exchange(&mut s, b"still serving").unwrap();
+}
+
+#[test]
+fn text_logs_are_one_plain_haproxy_line_per_state_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lb.toml");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    std::fs::write(
+        &file,
+        format!("[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\ninter = \"100ms\"\nrise = 1\nfall = 1\n[[backend.server]]\nname = \"s1\"\naddress = \"{dead_addr}\"\n"),
+    )
+    .unwrap();
+    // Debug level shows every check, so the test can wait for several.
+    // (nextest runs each test in its own process.)
+    std::env::set_var("RUST_LOG", "debug");
+    let mut lb = Lb::start(&file, "text");
+    let line = lb.wait_text("is DOWN");
+    assert!(
+        line.contains(" WARN Server b/s1 is DOWN, reason: Layer4 connection problem"),
+        "{line}"
+    );
+    assert!(line.contains("check duration: "), "{line}");
+    assert!(
+        !line.contains('\u{1b}'),
+        "no colours off a terminal: {line:?}"
+    );
+    assert!(!line.contains("event="), "fields are for json: {line}");
+    // Five more failed checks: still the one DOWN line (a state change,
+    // not every check, is logged).
+    for _ in 0..5 {
+        let check = lb.wait_text("DEBUG check b/s1: Layer4 connection problem");
+        assert!(!check.contains("is DOWN"));
+    }
+    lb.signal("TERM");
+    let rest: Vec<String> = lb.lines.iter().collect();
+    assert!(
+        !rest.iter().any(|l| l.contains("is DOWN")),
+        "a second DOWN line: {rest:?}"
+    );
 }
