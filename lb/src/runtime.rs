@@ -197,9 +197,24 @@ pub async fn start_with(
 }
 
 async fn bind(f: &Frontend) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(f.bind)
-        .await
+    listen(f.bind, f.maxconn)
         .with_context(|| format!("frontend '{}': cannot listen on {}", f.name, f.bind))
+}
+
+/// Binds with an accept backlog of `maxconn` (HAProxy's default `backlog`),
+/// capped by the kernel's `net.core.somaxconn`.  The std/tokio default of
+/// 128 overflows when hundreds of AMQP clients reconnect at once after a
+/// failover, and an overflowed SYN costs the client a 1 s, 3 s, 7 s ...
+/// retransmit.
+pub fn listen(addr: SocketAddr, maxconn: usize) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(maxconn.clamp(1024, u32::MAX as usize) as u32)
 }
 
 fn open(

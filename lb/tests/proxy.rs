@@ -20,7 +20,10 @@ struct Named {
 }
 
 async fn named(name: &'static str) -> Named {
-    named_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), name)
+    // A backlog that holds the concurrent-client tests' bursts (the
+    // default 128 overflows and costs SYN retransmits of seconds).
+    let listener = warren_lb::runtime::listen("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
+    named_on(listener, name)
 }
 
 fn named_on(listener: TcpListener, name: &'static str) -> Named {

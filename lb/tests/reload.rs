@@ -17,7 +17,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 /// A backend that greets with its name, then echoes.
 async fn named(name: &'static str) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = warren_lb::runtime::listen("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
@@ -261,7 +261,7 @@ async fn reload_opens_new_binds_and_closes_removed_ones() {
 
 /// A backend that only echoes.
 async fn echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = warren_lb::runtime::listen("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
