@@ -177,17 +177,9 @@ impl BackendState {
     fn hold_failback(self: &Arc<Self>, index: usize) {
         let server = &self.servers[index];
         match self.config.failback {
-            Failback::Immediate => {}
-            Failback::Manual => info!(
-                "Server {} is UP, waiting for manual failback (`warren-lb ctl enable {}`).",
-                server.id(),
-                server.id()
-            ),
+            // The UP line already said it is held back.
+            Failback::Immediate | Failback::Manual => {}
             Failback::After(delay) => {
-                info!(
-                    "Server {} is UP, failback in {delay:?} if it stays up.",
-                    server.id()
-                );
                 let generation = server.generation();
                 let backend = self.clone();
                 tokio::spawn(async move {

@@ -18,6 +18,7 @@ pub mod checker;
 pub mod config;
 pub mod metrics;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod relay;
 pub mod runtime;
 pub mod server;

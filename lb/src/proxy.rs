@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -15,6 +16,8 @@ use tracing::{debug, info, warn};
 
 use crate::backend::BackendState;
 use crate::checker::resolve;
+use crate::config::SendProxy;
+use crate::proxy_protocol;
 use crate::relay::{relay, Counters, RelayError};
 use crate::runtime::{Live, Route};
 
@@ -114,7 +117,19 @@ async fn session(
         let slot = server.claim_slot();
         let token = server.sessions_token();
         match connect(&backend, index).await {
-            Ok(upstream) => {
+            Ok(mut upstream) => {
+                if server.config.send_proxy != SendProxy::None {
+                    let destination = client.local_addr().unwrap_or(peer);
+                    let header =
+                        proxy_protocol::header(server.config.send_proxy, peer, destination);
+                    if let Err(e) = upstream.write_all(&header).await {
+                        debug!(
+                            "{frontend}: {peer}: PROXY header to {} failed: {e}",
+                            server.id()
+                        );
+                        return;
+                    }
+                }
                 debug!(
                     "{frontend}: {peer} -> {} ({})",
                     server.id(),

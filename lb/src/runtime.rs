@@ -336,7 +336,11 @@ impl Running {
                         let same = previous.and_then(|p| {
                             p.servers
                                 .iter()
-                                .find(|o| o.config.name == s.name && o.config.address == s.address)
+                                .find(|o| {
+                                    o.config.name == s.name
+                                        && o.config.address == s.address
+                                        && o.config.send_proxy == s.send_proxy
+                                })
                                 .map(|o| (p, o))
                         });
                         match same {

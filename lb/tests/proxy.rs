@@ -451,3 +451,68 @@ async fn frontend_maxconn_holds_new_clients_in_the_backlog() {
     assert_eq!(&greeting, b"echo\n");
     lb.shutdown().await;
 }
+
+/// A backend that reads a PROXY header (v1 line or v2 binary) and answers
+/// with the client address it announces, as "ip:port\n".
+async fn proxy_aware() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut first = [0u8; 12];
+                s.read_exact(&mut first).await.unwrap();
+                let announced = if first.starts_with(b"PROXY ") {
+                    let mut line = first.to_vec();
+                    while !line.ends_with(b"\r\n") {
+                        let mut b = [0u8; 1];
+                        s.read_exact(&mut b).await.unwrap();
+                        line.push(b[0]);
+                    }
+                    let text = String::from_utf8(line).unwrap();
+                    let f: Vec<&str> = text.trim_end().split(' ').collect();
+                    format!("v1 {}:{}", f[2], f[4])
+                } else {
+                    let mut rest = [0u8; 4];
+                    s.read_exact(&mut rest).await.unwrap();
+                    assert_eq!(rest[0], 0x21);
+                    assert_eq!(rest[1], 0x11);
+                    let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
+                    let mut body = vec![0u8; len];
+                    s.read_exact(&mut body).await.unwrap();
+                    let ip = std::net::Ipv4Addr::new(body[0], body[1], body[2], body[3]);
+                    let port = u16::from_be_bytes([body[8], body[9]]);
+                    format!("v2 {ip}:{port}")
+                };
+                s.write_all(format!("{announced}\n").as_bytes())
+                    .await
+                    .unwrap();
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn send_proxy_v1_and_v2_announce_the_real_client() {
+    for version in ["v1", "v2"] {
+        let backend = proxy_aware().await;
+        let text = format!(
+            "[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\nsend_proxy = \"{version}\"\n"
+        );
+        let (lb, addr) = start(&text).await;
+        let (announced, mut s) = who(addr).await;
+        assert_eq!(
+            announced,
+            format!("{version} {}", s.local_addr().unwrap()),
+            "the header names the client, not the balancer"
+        );
+        s.write_all(b"payload after the header").await.unwrap();
+        let mut buf = [0u8; 24];
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"payload after the header");
+        lb.shutdown().await;
+    }
+}

@@ -196,4 +196,15 @@ pub struct Server {
     pub weight: u32,
     /// 0 = unlimited.
     pub maxconn: usize,
+    /// PROXY protocol header sent to the server before the client's bytes
+    /// (HAProxy `send-proxy` / `send-proxy-v2`).
+    pub send_proxy: SendProxy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SendProxy {
+    #[default]
+    None,
+    V1,
+    V2,
 }

@@ -90,4 +90,5 @@ pub struct Server {
     pub role: Option<Spanned<String>>,
     pub weight: Option<Spanned<i64>>,
     pub maxconn: Option<Spanned<i64>>,
+    pub send_proxy: Option<Spanned<String>>,
 }

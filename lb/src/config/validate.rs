@@ -425,6 +425,17 @@ impl Validator<'_> {
                     .int_at_least(m, &format!("{key}.maxconn"), 0)
                     .unwrap_or(0) as usize,
             };
+            let send_proxy = self
+                .choice(
+                    &s.send_proxy,
+                    &format!("{key}.send_proxy"),
+                    &[
+                        ("none", SendProxy::None),
+                        ("v1", SendProxy::V1),
+                        ("v2", SendProxy::V2),
+                    ],
+                )
+                .unwrap_or(SendProxy::None);
             if let Some(address) = address {
                 servers.push(Server {
                     name,
@@ -432,6 +443,7 @@ impl Validator<'_> {
                     role,
                     weight,
                     maxconn,
+                    send_proxy,
                 });
             }
         }
