@@ -3,6 +3,7 @@
 import os
 import pathlib
 import subprocess
+import tempfile
 
 import pytest
 
@@ -23,21 +24,27 @@ def ansible_env(extra=None):
     return env
 
 
-def run_playbook(playbook, inventory, *args, timeout=1800, extra_env=None):
-    """Run ansible-playbook; return CompletedProcess with .output (stdout+stderr)."""
+def run_playbook(playbook, inventory, *args, timeout=1800, extra_env=None, log=None):
+    """Run ansible-playbook; return CompletedProcess with .output (stdout+stderr).
+
+    The output goes to `log` (a path) as it is produced, so a run that hangs and
+    is killed at `timeout` still leaves its evidence; the test then fails with
+    the tail of it."""
     cmd = ["ansible-playbook", "-i", str(inventory), str(ANSIBLE_DIR / playbook), *args]
-    proc = subprocess.run(
-        cmd,
-        cwd=ANSIBLE_DIR,
-        env=ansible_env(extra_env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    proc.output = proc.stdout
-    return proc
+    log = pathlib.Path(log) if log else pathlib.Path(tempfile.mkstemp(prefix="wans-playbook-", suffix=".log")[1])
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ANSIBLE_DIR, env=ansible_env(extra_env),
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            tail = log.read_text()[-6000:]
+            pytest.fail(f"{playbook} did not finish within {timeout}s (whole output: {log}); last output:\n{tail}")
+    done = subprocess.CompletedProcess(cmd, proc.returncode, stdout=log.read_text())
+    done.output = done.stdout
+    return done
 
 
 def require_tool(name):

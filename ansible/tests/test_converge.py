@@ -176,9 +176,8 @@ def logged_playbook(name, playbook, bed, *args, timeout=1500):
     """run_playbook, with the whole output kept in WANS_LOG_DIR/<name>.log."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    proc = run_playbook(playbook, bed.inventory, *args, timeout=timeout)
+    proc = run_playbook(playbook, bed.inventory, *args, timeout=timeout, log=LOG_DIR / f"{name}.log")
     proc.seconds = time.monotonic() - t0
-    (LOG_DIR / f"{name}.log").write_text(proc.output)
     print(f"{name}: {proc.seconds:.0f}s, rc={proc.returncode}, log {LOG_DIR / name}.log")
     return proc
 
