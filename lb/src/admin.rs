@@ -114,6 +114,7 @@ fn server_status(b: &BackendState, s: &ServerState) -> Value {
         "state": s.state_word(),
         "admin": match s.admin() { AdminState::Ready => "ready", AdminState::Drain => "drain", AdminState::Maint => "maint" },
         "eligible": s.is_eligible(),
+        "cut_off": s.cut_off(),
         "awaiting_failback": s.awaiting_failback(),
         "check": check_name(&b.config.check.kind),
         "last_check": *s.last_check.lock().expect("last_check lock"),

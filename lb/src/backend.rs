@@ -12,6 +12,7 @@ use warren_health::{Outcome, Status, Transition};
 
 use crate::balance::{self, Candidate};
 use crate::config::{Backend, Failback, OnError, Role};
+use crate::majority::{self, Member};
 use crate::server::{describe_cause, AdminState, ServerState};
 
 pub struct BackendState {
@@ -72,6 +73,53 @@ impl BackendState {
                 .count()
         };
         (count(Role::Primary), count(Role::Backup))
+    }
+
+    /// Compares the nodes' cluster views (`rabbitmq` check) and takes a node
+    /// the majority does not vouch for out of service, as a mark-down would.
+    pub fn cross_check(&self) {
+        let members: Vec<Member> = self
+            .servers
+            .iter()
+            .map(|s| Member {
+                up: s.is_up(),
+                ..s.cluster.lock().expect("cluster lock").clone()
+            })
+            .collect();
+        for (index, verdict) in majority::cut_off(&members).into_iter().enumerate() {
+            let server = &self.servers[index];
+            let reason = verdict.clone();
+            if !server.set_cut_off(verdict) {
+                continue;
+            }
+            match reason {
+                Some(reason) => {
+                    let closed = if self.config.shutdown_sessions_on_down {
+                        server.shutdown_sessions()
+                    } else {
+                        0
+                    };
+                    warn!(
+                        event = "cut_off",
+                        server = %server.id(),
+                        %reason,
+                        "Server {} is cut off from the cluster's majority, reason: {reason}. No new sessions; {closed} sessions closed.",
+                        server.id()
+                    );
+                }
+                None => {
+                    info!(
+                        event = "rejoined",
+                        server = %server.id(),
+                        "Server {} is back with the cluster's majority.",
+                        server.id()
+                    );
+                    if server.is_eligible() {
+                        self.on_primary_back(index);
+                    }
+                }
+            }
+        }
     }
 
     /// A real connect to `server` failed (`observe layer4`).

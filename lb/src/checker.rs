@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::debug;
-use warren_health::probe::{self, HttpCheck, ProbeError, RabbitCheck};
+use warren_health::probe::{self, HttpCheck, NodeReport, ProbeError, RabbitCheck};
 use warren_health::Outcome;
 
 use crate::backend::BackendState;
 use crate::config::{Address, Check, CheckKind};
+use crate::majority::View;
 
 /// Checks server `index` of `backend` for ever (the caller cancels it).
 pub async fn run(backend: Arc<BackendState>, index: usize) {
@@ -33,10 +34,18 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
         }
         let started = Instant::now();
         let result = probe_once(check, &server.config.address).await;
+        if let Ok(Some(report)) = &result {
+            let mut cluster = server.cluster.lock().expect("cluster lock");
+            cluster.node = Some(report.node.clone());
+            cluster.view = Some(View {
+                running: report.running.clone(),
+                total: report.total,
+            });
+        }
         let finished = Instant::now();
         let took = finished - started;
         let reason = match &result {
-            Ok(()) => format!("{} check passed", layer(check)),
+            Ok(_) => format!("{} check passed", layer(check)),
             Err(e) => e.to_string(),
         };
         let outcome = if result.is_ok() {
@@ -62,11 +71,18 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
         if let Some(t) = step.transition {
             backend.transition(index, t, &reason, Some(took));
         }
+        if matches!(check.kind, CheckKind::Rabbitmq) {
+            backend.cross_check();
+        }
     }
 }
 
-/// One run of the configured probe against one server.
-pub async fn probe_once(check: &Check, address: &Address) -> Result<(), ProbeError> {
+/// One run of the configured probe against one server; a passed `rabbitmq`
+/// check also returns what the node reported of its cluster.
+pub async fn probe_once(
+    check: &Check,
+    address: &Address,
+) -> Result<Option<NodeReport>, ProbeError> {
     let port = check.port.unwrap_or(address.port());
     // A hung resolver must not stall the check schedule: the lookup counts
     // against the check's own timeout.
@@ -82,9 +98,9 @@ pub async fn probe_once(check: &Check, address: &Address) -> Result<(), ProbeErr
         ),
     };
     match &check.kind {
-        CheckKind::None => Ok(()),
-        CheckKind::Tcp => probe::tcp(target, check.timeout).await,
-        CheckKind::Amqp => probe::amqp(target, check.timeout).await,
+        CheckKind::None => Ok(None),
+        CheckKind::Tcp => probe::tcp(target, check.timeout).await.map(|_| None),
+        CheckKind::Amqp => probe::amqp(target, check.timeout).await.map(|_| None),
         CheckKind::Http {
             path,
             expect_status,
@@ -97,7 +113,7 @@ pub async fn probe_once(check: &Check, address: &Address) -> Result<(), ProbeErr
                 expect_status: *expect_status,
                 expect_body: expect_body.clone(),
             };
-            probe::http(&http, check.timeout).await
+            probe::http(&http, check.timeout).await.map(|_| None)
         }
         CheckKind::Rabbitmq => {
             let rabbit = RabbitCheck {
@@ -105,7 +121,7 @@ pub async fn probe_once(check: &Check, address: &Address) -> Result<(), ProbeErr
                 username: check.username.clone().unwrap_or_default(),
                 password: password.unwrap_or_default(),
             };
-            probe::rabbitmq(&rabbit, check.timeout).await.map(|_| ())
+            probe::rabbitmq(&rabbit, check.timeout).await.map(Some)
         }
     }
 }

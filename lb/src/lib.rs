@@ -5,6 +5,7 @@
 //! * [`balance`]: pure server selection.
 //! * [`server`], [`backend`]: live state and what a state change triggers.
 //! * [`checker`]: the per-server check task around the pure check machine.
+//! * [`majority`]: pure cross-check of the nodes' cluster views.
 //! * [`proxy`], [`relay`]: accepting, connecting with redispatch, relaying.
 //! * [`admin`]: the HTTP admin API (healthz, readyz, status, metrics, commands).
 //! * [`metrics`]: the Prometheus text rendering.
@@ -16,6 +17,7 @@ pub mod backend;
 pub mod balance;
 pub mod checker;
 pub mod config;
+pub mod majority;
 pub mod metrics;
 pub mod proxy;
 pub mod proxy_protocol;

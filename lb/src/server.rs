@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use warren_health::{Cause, CheckMachine, CheckParams, InitialState, Status, Transition};
 
 use crate::config::{Check, CheckKind, Role, Server};
+use crate::majority::Member;
 
 /// What an operator asked of a server (HAProxy's admin states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,11 @@ pub struct ServerState {
     pub check_failures: AtomicU64,
     /// UP → DOWN transitions (HAProxy `chkdown`).
     pub downs: AtomicU64,
+    /// The node's name and cluster view from its last passed `rabbitmq`
+    /// check (see [`crate::majority`]).
+    pub cluster: Mutex<Member>,
+    /// Why the majority says this node is not with it (`rabbitmq` check).
+    cut_off: Mutex<Option<String>>,
     /// DOWN → UP transitions.
     pub ups: AtomicU64,
 }
@@ -101,6 +107,8 @@ impl ServerState {
             check_failures: AtomicU64::new(0),
             downs: AtomicU64::new(0),
             ups: AtomicU64::new(0),
+            cluster: Mutex::new(Member::default()),
+            cut_off: Mutex::new(None),
         }
     }
 
@@ -174,11 +182,25 @@ impl ServerState {
         }
     }
 
-    /// May take new sessions: up, failed back, and not drained.
+    /// May take new sessions: up, failed back, not drained, and not cut off
+    /// from the cluster's majority.
     pub fn is_eligible(&self) -> bool {
         self.is_up()
             && self.failed_back.load(Ordering::Acquire)
             && self.admin() == AdminState::Ready
+            && self.cut_off.lock().expect("cut_off lock").is_none()
+    }
+
+    pub fn cut_off(&self) -> Option<String> {
+        self.cut_off.lock().expect("cut_off lock").clone()
+    }
+
+    /// Records the cross-check's verdict; true when it changed.
+    pub fn set_cut_off(&self, verdict: Option<String>) -> bool {
+        let mut current = self.cut_off.lock().expect("cut_off lock");
+        let changed = current.is_some() != verdict.is_some();
+        *current = verdict;
+        changed
     }
 
     pub fn awaiting_failback(&self) -> bool {
