@@ -87,7 +87,8 @@ fn main() -> std::process::ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match rt.block_on(run(cfg)) {
+    let loaded_text = std::fs::read(&file).unwrap_or_default();
+    match rt.block_on(run(cfg, &file, loaded_text)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -96,7 +97,11 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cfg: config::Config) -> anyhow::Result<()> {
+async fn run(
+    cfg: config::Config,
+    file: &std::path::Path,
+    loaded_text: Vec<u8>,
+) -> anyhow::Result<()> {
     let nl = link::connect()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut all = Vec::new();
@@ -131,9 +136,13 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     }
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: resigning and removing virtual addresses"),
-        _ = int.recv() => tracing::info!("SIGINT: resigning and removing virtual addresses"),
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: resigning and removing virtual addresses"); break }
+            _ = int.recv() => { tracing::info!("SIGINT: resigning and removing virtual addresses"); break }
+            _ = hup.recv() => on_hangup(file, &loaded_text),
+        }
     }
     let _ = stop_tx.send(true);
     for t in tasks {
@@ -141,4 +150,21 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP must never end the agent (the default action would drop the VIP
+/// without resigning).  Instances are not re-created in place: a changed
+/// file is validated and reported, and applied by a restart, whose
+/// priority-0 resign hands the VIP over within the skew time.
+fn on_hangup(file: &std::path::Path, loaded_text: &[u8]) {
+    match check(file) {
+        Err(e) => tracing::error!("SIGHUP: {e}; the running configuration stays"),
+        Ok(_) if std::fs::read(file).is_ok_and(|t| t == loaded_text) => {
+            tracing::info!("SIGHUP: {} unchanged, nothing to do", file.display())
+        }
+        Ok(_) => tracing::warn!(
+            "SIGHUP: {} changed and is valid; restart warren-vip to apply it (running configuration unchanged)",
+            file.display()
+        ),
+    }
 }

@@ -111,6 +111,11 @@ fn real_sigterm_releases_vip_and_backup_takes_over() {
     let mut a = t.warren(1, "a", &warren_cfg(&t, 150, 3, ADV, "", ""));
     let b = t.warren(2, "b", &warren_cfg(&t, 100, 3, ADV, "", ""));
     expect_only(&t, 1, "host 1 master");
+    // SIGHUP (`systemctl reload`, log rotation) must not end the agent.
+    a.hangup();
+    wait_for("SIGHUP acknowledged", DEADLINE, || a.log_text().contains("SIGHUP:"));
+    assert!(a.alive(), "warren-vip survives SIGHUP: {}", a.log_text());
+    expect_only(&t, 1, "host 1 still master after SIGHUP");
     assert!(a.term(), "warren-vip exits 0 on SIGTERM: {}", a.log_text());
     assert!(
         !t.has_addr(1, t.vip()),

@@ -300,6 +300,10 @@ impl Proc {
         }
     }
 
+    pub fn hangup(&mut self) {
+        self.signal("-HUP");
+    }
+
     /// SIGKILL and reap.
     pub fn kill(&mut self) {
         self.signal("-KILL");
