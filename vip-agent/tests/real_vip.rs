@@ -113,7 +113,9 @@ fn real_sigterm_releases_vip_and_backup_takes_over() {
     expect_only(&t, 1, "host 1 master");
     // SIGHUP (`systemctl reload`, log rotation) must not end the agent.
     a.hangup();
-    wait_for("SIGHUP acknowledged", DEADLINE, || a.log_text().contains("SIGHUP:"));
+    wait_for("SIGHUP acknowledged", DEADLINE, || {
+        a.log_text().contains("SIGHUP:")
+    });
     assert!(a.alive(), "warren-vip survives SIGHUP: {}", a.log_text());
     expect_only(&t, 1, "host 1 still master after SIGHUP");
     assert!(a.term(), "warren-vip exits 0 on SIGTERM: {}", a.log_text());
