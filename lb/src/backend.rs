@@ -14,11 +14,13 @@ use crate::balance::{self, Candidate};
 use crate::config::{Backend, Failback, OnError, Role};
 use crate::majority::{self, Member};
 use crate::server::{describe_cause, AdminState, ServerState};
+use warren_health::probe::NodeReport;
 
 pub struct BackendState {
     pub config: Backend,
     pub servers: Vec<Arc<ServerState>>,
     turn: AtomicUsize,
+    cross_checking: std::sync::Mutex<()>,
 }
 
 impl BackendState {
@@ -37,6 +39,7 @@ impl BackendState {
             config,
             servers,
             turn: AtomicUsize::new(0),
+            cross_checking: std::sync::Mutex::new(()),
         })
     }
 
@@ -78,13 +81,18 @@ impl BackendState {
     /// Compares the nodes' cluster views (`rabbitmq` check) and takes a node
     /// the majority does not vouch for out of service, as a mark-down would.
     pub fn cross_check(&self) {
-        let members: Vec<Member> = self
+        // Every check task calls this: one at a time, so an older snapshot
+        // never overwrites a newer verdict.
+        let _one_at_a_time = self.cross_checking.lock().expect("cross_check lock");
+        let reports: Vec<Option<NodeReport>> = self
             .servers
             .iter()
-            .map(|s| Member {
-                up: s.is_up(),
-                ..s.cluster.lock().expect("cluster lock").clone()
-            })
+            .map(|s| s.cluster.lock().expect("cluster lock").clone())
+            .collect();
+        let members: Vec<Member> = reports
+            .iter()
+            .zip(&self.servers)
+            .map(|(r, s)| (r.as_ref(), s.is_up()))
             .collect();
         for (index, verdict) in majority::cut_off(&members).into_iter().enumerate() {
             let server = &self.servers[index];
@@ -94,11 +102,7 @@ impl BackendState {
             }
             match reason {
                 Some(reason) => {
-                    let closed = if self.config.shutdown_sessions_on_down {
-                        server.shutdown_sessions()
-                    } else {
-                        0
-                    };
+                    let closed = self.close_sessions_of_a_lost_server(server);
                     warn!(
                         event = "cut_off",
                         server = %server.id(),
@@ -119,6 +123,15 @@ impl BackendState {
                     }
                 }
             }
+        }
+    }
+
+    /// `on_marked_down = "shutdown-sessions"`: returns how many were closed.
+    fn close_sessions_of_a_lost_server(&self, server: &ServerState) -> usize {
+        if self.config.shutdown_sessions_on_down {
+            server.shutdown_sessions()
+        } else {
+            0
         }
     }
 
@@ -164,11 +177,7 @@ impl BackendState {
         let (old, new) = (t.from.as_str(), t.to.as_str());
         match t.to {
             Status::Down => {
-                let closed = if self.config.shutdown_sessions_on_down {
-                    server.shutdown_sessions()
-                } else {
-                    0
-                };
+                let closed = self.close_sessions_of_a_lost_server(server);
                 let empty = if primaries + backups == 0 {
                     format!(" backend '{}' has no server available!", self.config.name)
                 } else {

@@ -17,7 +17,6 @@ use warren_health::Outcome;
 
 use crate::backend::BackendState;
 use crate::config::{Address, Check, CheckKind};
-use crate::majority::View;
 
 /// Checks server `index` of `backend` for ever (the caller cancels it).
 pub async fn run(backend: Arc<BackendState>, index: usize) {
@@ -35,12 +34,7 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
         let started = Instant::now();
         let result = probe_once(check, &server.config.address).await;
         if let Ok(Some(report)) = &result {
-            let mut cluster = server.cluster.lock().expect("cluster lock");
-            cluster.node = Some(report.node.clone());
-            cluster.view = Some(View {
-                running: report.running.clone(),
-                total: report.total,
-            });
+            *server.cluster.lock().expect("cluster lock") = Some(report.clone());
         }
         let finished = Instant::now();
         let took = finished - started;
@@ -84,11 +78,6 @@ pub async fn probe_once(
     address: &Address,
 ) -> Result<Option<NodeReport>, ProbeError> {
     let port = check.port.unwrap_or(address.port());
-    // A hung resolver must not stall the check schedule: the lookup counts
-    // against the check's own timeout.
-    let target = tokio::time::timeout(check.timeout, resolve(address, port))
-        .await
-        .map_err(|_| ProbeError::L4Timeout)??;
     let password = match &check.password {
         None => None,
         Some(secret) => Some(
@@ -99,8 +88,21 @@ pub async fn probe_once(
     };
     match &check.kind {
         CheckKind::None => Ok(None),
-        CheckKind::Tcp => probe::tcp(target, check.timeout).await.map(|_| None),
-        CheckKind::Amqp => probe::amqp(target, check.timeout).await.map(|_| None),
+        CheckKind::Tcp | CheckKind::Amqp => {
+            // The lookup counts against the check's own timeout, so a hung
+            // resolver cannot stall the schedule (http/rabbitmq resolve
+            // inside their request, under the same timeout).
+            let started = Instant::now();
+            let target = tokio::time::timeout(check.timeout, resolve(address, port))
+                .await
+                .map_err(|_| ProbeError::L4Timeout)??;
+            let left = check.timeout.saturating_sub(started.elapsed());
+            if check.kind == CheckKind::Tcp {
+                probe::tcp(target, left).await.map(|_| None)
+            } else {
+                probe::amqp(target, left).await.map(|_| None)
+            }
+        }
         CheckKind::Http {
             path,
             expect_status,

@@ -15,65 +15,53 @@
 //! 2. the majority it claims is made of nodes whose own servers are DOWN in
 //!    warren-lb — the claim cannot be confirmed by the nodes themselves.
 //!
-//! Pure: views in, verdicts out; [`crate::backend`] applies them.
+//! Pure: reports in, verdicts out; [`crate::backend`] applies them.
 
-/// What warren-lb knows of one server for the cross-check.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Member {
-    /// The server's RabbitMQ node name, from its last successful check.
-    pub node: Option<String>,
-    /// Whether warren-lb has the server UP.
-    pub up: bool,
-    /// The node's own view at its last successful check: nodes it saw
-    /// running, and how many cluster members it listed.
-    pub view: Option<View>,
-}
+use warren_health::probe::NodeReport;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct View {
-    pub running: Vec<String>,
-    pub total: usize,
-}
+/// One server as the cross-check sees it: the node's report from its last
+/// passed `rabbitmq` check (None before the first), and whether warren-lb
+/// has the server UP.
+pub type Member<'a> = (Option<&'a NodeReport>, bool);
 
 /// For each member: `Some(reason)` when it is cut off from the majority.
 pub fn cut_off(members: &[Member]) -> Vec<Option<String>> {
     members
         .iter()
         .enumerate()
-        .map(|(i, m)| {
-            let node = m.node.as_deref()?;
-            dropped_by_an_up_peer(members, i, node)
-                .or_else(|| unconfirmed_majority(members, m, node))
+        .map(|(i, (report, _))| {
+            let report = (*report)?;
+            dropped_by_an_up_peer(members, i, &report.node)
+                .or_else(|| unconfirmed_majority(members, report))
         })
         .collect()
 }
 
 fn dropped_by_an_up_peer(members: &[Member], me: usize, node: &str) -> Option<String> {
-    members.iter().enumerate().find_map(|(j, peer)| {
-        let view = peer.view.as_ref()?;
-        let peer_node = peer.node.as_deref()?;
-        (j != me && peer.up && peer_node != node && !view.running.iter().any(|n| n == node))
-            .then(|| format!("{peer_node} (UP) does not see {node} running"))
+    members.iter().enumerate().find_map(|(j, (peer, up))| {
+        let peer = (*peer)?;
+        (j != me && *up && peer.node != node && !peer.running.iter().any(|n| n == node))
+            .then(|| format!("{} (UP) does not see {node} running", peer.node))
     })
 }
 
-fn unconfirmed_majority(members: &[Member], me: &Member, node: &str) -> Option<String> {
-    let view = me.view.as_ref()?;
+fn unconfirmed_majority(members: &[Member], me: &NodeReport) -> Option<String> {
     let down_here = |n: &str| {
         members
             .iter()
-            .any(|m| m.node.as_deref() == Some(n) && !m.up)
+            .any(|(r, up)| !up && r.is_some_and(|r| r.node == n))
     };
-    let confirmed = view
+    let confirmed = me
         .running
         .iter()
-        .filter(|n| n.as_str() == node || !down_here(n))
+        .filter(|n| **n == me.node || !down_here(n))
         .count();
-    (view.running.len() * 2 > view.total && confirmed * 2 <= view.total).then(|| {
+    (me.running.len() * 2 > me.total && confirmed * 2 <= me.total).then(|| {
         format!(
-            "{node} claims {} of {} nodes running but only {confirmed} pass their own checks",
-            view.running.len(),
-            view.total
+            "{} claims {} of {} nodes running but only {confirmed} pass their own checks",
+            me.node,
+            me.running.len(),
+            me.total
         )
     })
 }
@@ -82,38 +70,45 @@ fn unconfirmed_majority(members: &[Member], me: &Member, node: &str) -> Option<S
 mod tests {
     use super::*;
 
-    fn member(node: &str, up: bool, running: &[&str]) -> Member {
-        Member {
-            node: Some(node.into()),
-            up,
-            view: Some(View {
-                running: running.iter().map(|s| s.to_string()).collect(),
-                total: 3,
-            }),
+    fn report(node: &str, running: &[&str]) -> NodeReport {
+        NodeReport {
+            node: node.into(),
+            cluster_name: None,
+            running: running.iter().map(|s| s.to_string()).collect(),
+            total: 3,
         }
+    }
+
+    /// A server: its node, whether it is UP, what its node sees running.
+    type Server<'a> = (&'a str, bool, &'a [&'a str]);
+
+    fn verdicts(servers: &[Server]) -> Vec<Option<String>> {
+        let reports: Vec<NodeReport> = servers.iter().map(|(n, _, r)| report(n, r)).collect();
+        let members: Vec<Member> = reports
+            .iter()
+            .zip(servers)
+            .map(|(r, s)| (Some(r), s.1))
+            .collect();
+        cut_off(&members)
     }
 
     const ALL: &[&str] = &["r1", "r2", "r3"];
 
     #[test]
     fn a_healthy_cluster_has_nobody_cut_off() {
-        let m = [
-            member("r1", true, ALL),
-            member("r2", true, ALL),
-            member("r3", true, ALL),
-        ];
-        assert_eq!(cut_off(&m), vec![None, None, None]);
+        let m: [Server; 3] = [("r1", true, ALL), ("r2", true, ALL), ("r3", true, ALL)];
+        assert_eq!(verdicts(&m), vec![None, None, None]);
     }
 
     #[test]
     fn a_resumed_node_with_a_stale_view_is_cut_off_by_the_majority() {
         // r1 was frozen and resumed: it still sees everyone; r2 and r3 dropped it.
-        let m = [
-            member("r1", true, ALL),
-            member("r2", true, &["r2", "r3"]),
-            member("r3", true, &["r2", "r3"]),
+        let m: [Server; 3] = [
+            ("r1", true, ALL),
+            ("r2", true, &["r2", "r3"]),
+            ("r3", true, &["r2", "r3"]),
         ];
-        let v = cut_off(&m);
+        let v = verdicts(&m);
         assert!(
             v[0].as_deref().unwrap().contains("does not see r1 running"),
             "{v:?}"
@@ -126,55 +121,44 @@ mod tests {
     fn a_stale_majority_claim_is_not_believed_when_its_peers_fail_their_checks() {
         // r2 and r3 are DOWN here (their management API hangs while the
         // cluster sorts itself out); r1 claims all three running.
-        let m = [
-            member("r1", true, ALL),
-            member("r2", false, ALL),
-            member("r3", false, ALL),
-        ];
-        let v = cut_off(&m);
+        let m: [Server; 3] = [("r1", true, ALL), ("r2", false, ALL), ("r3", false, ALL)];
+        let v = verdicts(&m);
         assert!(v[0].as_deref().unwrap().contains("only 1 pass"), "{v:?}");
     }
 
     #[test]
     fn a_crashed_node_does_not_cut_off_the_survivors() {
-        let m = [
-            member("r1", false, ALL),
-            member("r2", true, &["r2", "r3"]),
-            member("r3", true, &["r2", "r3"]),
+        let m: [Server; 3] = [
+            ("r1", false, ALL),
+            ("r2", true, &["r2", "r3"]),
+            ("r3", true, &["r2", "r3"]),
         ];
-        let v = cut_off(&m);
+        let v = verdicts(&m);
         assert!(v[0].is_some(), "the dead node is not with the majority");
         assert_eq!((v[1].clone(), v[2].clone()), (None, None));
     }
 
     #[test]
     fn one_peer_down_still_leaves_a_confirmed_majority() {
-        let m = [
-            member("r1", true, ALL),
-            member("r2", true, ALL),
-            member("r3", false, ALL),
-        ];
-        assert_eq!(cut_off(&m), vec![None, None, None]);
+        let m: [Server; 3] = [("r1", true, ALL), ("r2", true, ALL), ("r3", false, ALL)];
+        assert_eq!(verdicts(&m), vec![None, None, None]);
     }
 
     #[test]
     fn a_down_peer_does_not_veto() {
         // r2 is DOWN: its last view (without r1) is not the majority's word.
-        let m = [
-            member("r1", true, ALL),
-            member("r2", false, &["r2", "r3"]),
-            member("r3", true, ALL),
+        let m: [Server; 3] = [
+            ("r1", true, ALL),
+            ("r2", false, &["r2", "r3"]),
+            ("r3", true, ALL),
         ];
-        assert_eq!(cut_off(&m)[0], None);
+        assert_eq!(verdicts(&m)[0], None);
     }
 
     #[test]
     fn servers_never_checked_successfully_are_left_alone() {
-        let m = [
-            Member::default(),
-            member("r2", true, &["r2", "r3"]),
-            member("r3", true, &["r2", "r3"]),
-        ];
-        assert_eq!(cut_off(&m), vec![None, None, None]);
+        let (r2, r3) = (report("r2", &["r2", "r3"]), report("r3", &["r2", "r3"]));
+        let members: [Member; 3] = [(None, true), (Some(&r2), true), (Some(&r3), true)];
+        assert_eq!(cut_off(&members), vec![None, None, None]);
     }
 }

@@ -170,15 +170,22 @@ async fn session(
 async fn connect(backend: &BackendState, index: usize) -> Result<TcpStream, String> {
     let server = &backend.servers[index];
     let address = &server.config.address;
-    let target = resolve(address, address.port())
-        .await
-        .map_err(|e| e.to_string())?;
-    match tokio::time::timeout(backend.config.timeout_connect, TcpStream::connect(target)).await {
+    // `timeout_connect` covers the name lookup too: a hung resolver must
+    // not hold a client longer than a dead server would.
+    let attempt = async {
+        let target = resolve(address, address.port())
+            .await
+            .map_err(|e| e.to_string())?;
+        TcpStream::connect(target)
+            .await
+            .map_err(|e| format!("Layer4 connection problem: {e}"))
+    };
+    match tokio::time::timeout(backend.config.timeout_connect, attempt).await {
         Ok(Ok(stream)) => {
             tune(&stream);
             Ok(stream)
         }
-        Ok(Err(e)) => Err(format!("Layer4 connection problem: {e}")),
+        Ok(Err(e)) => Err(e),
         Err(_) => Err(format!(
             "Layer4 timeout after {:?}",
             backend.config.timeout_connect

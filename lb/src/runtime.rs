@@ -140,9 +140,9 @@ pub async fn start_with(
                 let (_, l) = inherited.swap_remove(i);
                 l.set_nonblocking(true)?;
                 info!("frontend '{}': listening socket inherited", f.name);
-                bound.push(TcpListener::from_std(l)?);
+                bound.push(Bound::new(TcpListener::from_std(l)?)?);
             }
-            None => bound.push(bind(f).await?),
+            None => bound.push(Bound::new(bind(f).await?)?),
         }
     }
     drop(inherited);
@@ -184,7 +184,7 @@ pub async fn start_with(
     spawn_checks(&backends, &checks);
     let mut listeners = Vec::new();
     for (f, l) in config.frontends.iter().zip(bound) {
-        listeners.push(open(l, f, &backends, &live, &stop)?);
+        listeners.push(open(l, f, &backends, &live, &stop));
     }
     Ok(Running {
         listening: listeners.iter().map(|l| l.local).collect(),
@@ -217,15 +217,36 @@ pub fn listen(addr: SocketAddr, maxconn: usize) -> std::io::Result<TcpListener> 
     socket.listen(maxconn.clamp(1024, u32::MAX as usize) as u32)
 }
 
+/// A listening socket with what serving and handing it over need; getting
+/// these is the fallible part, done before anything changes.
+struct Bound {
+    listener: TcpListener,
+    local: SocketAddr,
+    dup: OwnedFd,
+}
+
+impl Bound {
+    fn new(listener: TcpListener) -> anyhow::Result<Bound> {
+        Ok(Bound {
+            local: listener.local_addr()?,
+            dup: OwnedFd::from(socket2::SockRef::from(&listener).try_clone()?),
+            listener,
+        })
+    }
+}
+
 fn open(
-    l: TcpListener,
+    bound: Bound,
     f: &Frontend,
     backends: &[Arc<BackendState>],
     live: &Arc<Live>,
     stop: &CancellationToken,
-) -> anyhow::Result<Listener> {
-    let local = l.local_addr()?;
-    let dup = OwnedFd::from(socket2::SockRef::from(&l).try_clone()?);
+) -> Listener {
+    let Bound {
+        listener,
+        local,
+        dup,
+    } = bound;
     let backend = backends[f.backend].clone();
     info!(
         "frontend '{}' listening on {local} -> backend '{}'",
@@ -236,15 +257,20 @@ fn open(
         backend,
     });
     let own_stop = stop.child_token();
-    let task = tokio::spawn(proxy::serve(l, routes, live.clone(), own_stop.clone()));
-    Ok(Listener {
+    let task = tokio::spawn(proxy::serve(
+        listener,
+        routes,
+        live.clone(),
+        own_stop.clone(),
+    ));
+    Listener {
         bind: f.bind,
         local,
         route,
         stop: own_stop,
         task,
         dup,
-    })
+    }
 }
 
 fn spawn_checks(backends: &[Arc<BackendState>], token: &CancellationToken) {
@@ -303,7 +329,7 @@ impl Running {
             let known = inner.listeners.iter().any(|l| l.bind == f.bind)
                 || fresh.iter().any(|(b, _)| *b == f.bind);
             if !known {
-                match bind(f).await {
+                match bind(f).await.and_then(Bound::new) {
                     Ok(l) => fresh.push((f.bind, l)),
                     Err(e) => {
                         self.live.reloads_failed.fetch_add(1, Ordering::Relaxed);
@@ -405,7 +431,7 @@ impl Running {
                 .iter()
                 .find(|f| f.bind == bind)
                 .expect("bound from this config");
-            listeners.push(open(l, f, &backends, &self.live, &self.stop)?);
+            listeners.push(open(l, f, &backends, &self.live, &self.stop));
         }
         inner.listeners = listeners;
         // 6. Removed servers: no new sessions; drain, or cut at the deadline.
@@ -418,6 +444,7 @@ impl Running {
                 s.id()
             );
         }
+        let servers_removed = removed.len();
         if let Some(deadline) = config.hard_stop_after {
             if !removed.is_empty() {
                 let stop = self.stop.clone();
@@ -443,7 +470,7 @@ impl Running {
             generation: generation.number,
             servers_kept: kept,
             servers_added: added,
-            servers_removed: old.backends.iter().map(|b| b.servers.len()).sum::<usize>() - kept,
+            servers_removed,
             binds_opened: opened,
             binds_closed: closed,
         })

@@ -12,10 +12,10 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use warren_health::probe::NodeReport;
 use warren_health::{Cause, CheckMachine, CheckParams, InitialState, Status, Transition};
 
 use crate::config::{Check, CheckKind, Role, Server};
-use crate::majority::Member;
 
 /// What an operator asked of a server (HAProxy's admin states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +60,13 @@ pub struct ServerState {
     pub check_failures: AtomicU64,
     /// UP → DOWN transitions (HAProxy `chkdown`).
     pub downs: AtomicU64,
-    /// The node's name and cluster view from its last passed `rabbitmq`
-    /// check (see [`crate::majority`]).
-    pub cluster: Mutex<Member>,
-    /// Why the majority says this node is not with it (`rabbitmq` check).
-    cut_off: Mutex<Option<String>>,
+    /// What the node reported at its last passed `rabbitmq` check (see
+    /// [`crate::majority`]).
+    pub cluster: Mutex<Option<NodeReport>>,
+    /// The majority does not vouch for this node (`rabbitmq` check); read on
+    /// every server pick, so an atomic beside the reason text.
+    cut_off: AtomicBool,
+    cut_off_reason: Mutex<Option<String>>,
     /// DOWN → UP transitions.
     pub ups: AtomicU64,
 }
@@ -107,8 +109,9 @@ impl ServerState {
             check_failures: AtomicU64::new(0),
             downs: AtomicU64::new(0),
             ups: AtomicU64::new(0),
-            cluster: Mutex::new(Member::default()),
-            cut_off: Mutex::new(None),
+            cluster: Mutex::new(None),
+            cut_off: AtomicBool::new(false),
+            cut_off_reason: Mutex::new(None),
         }
     }
 
@@ -168,6 +171,25 @@ impl ServerState {
             };
             *m = CheckMachine::new(check_params(check), initial);
         }
+        if check.kind != CheckKind::Rabbitmq {
+            // The cross-check only runs with `rabbitmq` checks: a verdict
+            // left from before would never be revisited.
+            *self.cluster.lock().expect("cluster lock") = None;
+            self.set_cut_off(None);
+        }
+        if check.kind == CheckKind::None && !self.is_up() {
+            // Unchecked servers are UP (as at start-up); nothing else
+            // would ever bring this one back.
+            *self.machine.lock().expect("check machine lock") =
+                CheckMachine::new(check_params(check), InitialState::Up);
+            self.up.store(true, Ordering::Release);
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            *self.last_change.lock().expect("last_change lock") = Instant::now();
+            tracing::info!(
+                "Server {} is UP, reason: checks disabled by reload.",
+                self.id()
+            );
+        }
     }
 
     pub fn is_up(&self) -> bool {
@@ -188,18 +210,19 @@ impl ServerState {
         self.is_up()
             && self.failed_back.load(Ordering::Acquire)
             && self.admin() == AdminState::Ready
-            && self.cut_off.lock().expect("cut_off lock").is_none()
+            && !self.cut_off.load(Ordering::Acquire)
     }
 
+    /// Why the majority does not vouch for this node, if it does not.
     pub fn cut_off(&self) -> Option<String> {
-        self.cut_off.lock().expect("cut_off lock").clone()
+        self.cut_off_reason.lock().expect("cut_off lock").clone()
     }
 
     /// Records the cross-check's verdict; true when it changed.
     pub fn set_cut_off(&self, verdict: Option<String>) -> bool {
-        let mut current = self.cut_off.lock().expect("cut_off lock");
-        let changed = current.is_some() != verdict.is_some();
-        *current = verdict;
+        let mut reason = self.cut_off_reason.lock().expect("cut_off lock");
+        let changed = self.cut_off.swap(verdict.is_some(), Ordering::AcqRel) != verdict.is_some();
+        *reason = verdict;
         changed
     }
 

@@ -193,12 +193,21 @@ async fn hard_stop_after_closes_sessions_of_a_removed_server() {
     ))
     .await
     .unwrap();
+    let reloaded = std::time::Instant::now();
+    // Drained, not cut: the old session still works after the reload ...
+    echoes(&mut session, b"alive").await;
     assert_eq!(who(addr).await.0, "two");
     let mut buf = [0u8; 8];
     let n = tokio::time::timeout(PATIENCE, session.read(&mut buf))
         .await
         .expect("closed at the deadline");
     assert!(matches!(n, Ok(0) | Err(_)), "expected a close, got {n:?}");
+    // ... until hard_stop_after (a lower bound only: never flaky).
+    assert!(
+        reloaded.elapsed() >= Duration::from_millis(250),
+        "cut after {:?}",
+        reloaded.elapsed()
+    );
     lb.shutdown().await;
 }
 
@@ -399,8 +408,14 @@ async fn graceful_stop_closes_listeners_and_waits_for_sessions() {
     let (lb, addr) = start(config("", &[("one", one)])).await;
     let (_, mut session) = who(addr).await;
     // With a deadline and a session that stays: gives up, reports it.
+    let asked = std::time::Instant::now();
     let left = lb.drain(Some(Duration::from_millis(300))).await;
     assert_eq!(left, 1);
+    assert!(
+        asked.elapsed() >= Duration::from_millis(250),
+        "gave up after {:?}",
+        asked.elapsed()
+    );
     assert!(
         TcpStream::connect(addr).await.is_err(),
         "no new connections"
@@ -411,10 +426,43 @@ async fn graceful_stop_closes_listeners_and_waits_for_sessions() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         drop(session);
     });
+    let asked = std::time::Instant::now();
     let left = tokio::time::timeout(PATIENCE, lb.drain(None))
         .await
         .expect("drain ends when the sessions do");
     assert_eq!(left, 0);
+    assert!(
+        asked.elapsed() >= Duration::from_millis(150),
+        "returned after {:?} while a session was open",
+        asked.elapsed()
+    );
     closer.await.unwrap();
+    lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reload_that_turns_checks_off_brings_a_down_server_back() {
+    let ghost = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let (lb, _) = start(config("", &[("ghost", ghost)])).await;
+    let server = lb.backends()[0].servers[0].clone();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while server.is_up() {
+        assert!(std::time::Instant::now() < deadline, "never marked down");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Without checks nothing could ever bring it back, so the reload does:
+    // unchecked servers are UP, as at start-up.
+    let unchecked = format!(
+        "[admin]\nbind = \"127.0.0.1:0\"\n[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"ghost\"\naddress = \"{ghost}\"\n"
+    );
+    lb.reload(warren_lb::config::parse(&unchecked).unwrap())
+        .await
+        .unwrap();
+    let kept = lb.backends()[0].servers[0].clone();
+    assert!(Arc::ptr_eq(&kept, &server), "the same server, kept");
+    assert!(kept.is_up() && kept.is_eligible());
     lb.shutdown().await;
 }
