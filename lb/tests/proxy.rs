@@ -473,6 +473,7 @@ async fn proxy_aware() -> SocketAddr {
                     let f: Vec<&str> = text.trim_end().split(' ').collect();
                     format!("v1 {}:{}", f[2], f[4])
                 } else {
+                    assert_eq!(&first, b"\r\n\r\n\0\r\nQUIT\n", "PROXY v2 signature");
                     let mut rest = [0u8; 4];
                     s.read_exact(&mut rest).await.unwrap();
                     assert_eq!(rest[0], 0x21);
