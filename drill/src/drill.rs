@@ -485,7 +485,7 @@ async fn run_fault(
             ctx.rec
                 .event("fault", format!("killed the active load balancer: {what}"));
             // time the VIP's move while the killed host is down
-            let vip_watch = ctx.target.vip_holder().is_some().then(|| {
+            let vip_watch = ctx.target.tells_vip_holder().then(|| {
                 let (t, rec) = (ctx.target.clone(), ctx.rec.clone());
                 tokio::task::spawn_blocking(move || {
                     let was = t.killed_lb_name();
@@ -890,7 +890,7 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
                 None => "no switch seen (the lb kept routing to the same server)".into(),
             },
         },
-        vip_move: vip_move(cfg.fault, target.vip_holder().is_some(), &history.events),
+        vip_move: vip_move(cfg.fault, target.tells_vip_holder(), &history.events),
         reconnects: rec.reconnects.load(Ordering::Relaxed),
         last_error,
         accounting: acc,

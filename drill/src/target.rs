@@ -53,6 +53,10 @@ pub trait Target: Send + Sync {
     fn vip_holder(&self) -> Option<Result<Option<String>>> {
         None
     }
+    /// Whether `vip_holder` can answer at all (cheap: asks nobody).
+    fn tells_vip_holder(&self) -> bool {
+        false
+    }
     /// Name of the load balancer host `lb_kill` killed, as `vip_holder` names it.
     fn killed_lb_name(&self) -> Option<String> {
         None
@@ -453,19 +457,11 @@ impl Target for Compose {
     fn lb_kill(&self) -> Result<String> {
         let c = match (&self.lb_container, &self.vip) {
             (Some(c), _) => c.clone(),
-            (None, Some(vip)) => {
-                let mut found = None;
-                for c in self.containers()? {
-                    if let Ok(out) = run(self.docker().args(["exec", &c, "ip", "-o", "-4", "addr"]))
-                    {
-                        if holds_vip(&out, vip) {
-                            found = Some(c);
-                            break;
-                        }
-                    }
-                }
-                found.ok_or_else(|| anyhow!("no container of the project holds the VIP {vip}"))?
-            }
+            (None, Some(vip)) => match self.vip_holder() {
+                Some(Ok(Some(c))) => c,
+                Some(Err(e)) => return Err(e),
+                _ => bail!("no container of the project holds the VIP {vip}"),
+            },
             (None, None) => bail!("lb-crash on compose needs --lb-container NAME or --vip ADDR"),
         };
         run(self.docker().args(["kill", "-s", "KILL", &c]))?;
@@ -477,6 +473,9 @@ impl Target for Compose {
             run(self.docker().args(["start", &c]))?;
         }
         Ok(())
+    }
+    fn tells_vip_holder(&self) -> bool {
+        self.vip.is_some()
     }
     /// The running container of the project whose `ip -o -4 addr` shows the
     /// VIP (all containers asked in parallel).
@@ -738,6 +737,9 @@ mod tests {
         }
         fn lb_restore(&self) -> Result<()> {
             Ok(())
+        }
+        fn tells_vip_holder(&self) -> bool {
+            true
         }
         fn vip_holder(&self) -> Option<Result<Option<String>>> {
             let mut v = self.0.lock().unwrap();

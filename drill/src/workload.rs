@@ -219,13 +219,14 @@ impl Recorder {
             .filter_map(|c| c.closed_us)
             .max()
     }
-    /// Names of connections whose server-side node is not known yet.
+    /// Open connections whose server-side node is not known yet (a closed
+    /// one the management API never listed stays unknown for good).
     pub fn conns_without_node(&self) -> usize {
         self.conns
             .lock()
             .unwrap()
             .iter()
-            .filter(|c| c.node.is_none())
+            .filter(|c| c.node.is_none() && c.closed_us.is_none())
             .count()
     }
     /// Fill in server-side nodes from (connection name, node) pairs of the management API.
