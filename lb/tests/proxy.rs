@@ -7,49 +7,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 use warren_lb::runtime::{self, Running};
 use warren_lb::server::AdminState;
 
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A backend that greets with its name, then echoes.
-struct Named {
-    addr: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-async fn named(name: &'static str) -> Named {
-    // A backlog that holds the concurrent-client tests' bursts (the
-    // default 128 overflows and costs SYN retransmits of seconds).
-    let listener = warren_lb::runtime::listen("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
-    named_on(listener, name)
-}
-
-fn named_on(listener: TcpListener, name: &'static str) -> Named {
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let _ = s.write_all(format!("{name}\n").as_bytes()).await;
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
-        }
-    });
-    Named { addr, task }
-}
-
-impl Named {
-    /// Stops accepting (the port refuses) but keeps open sessions alive.
-    fn stop_listening(&self) {
-        self.task.abort();
-    }
-}
+mod common;
+use common::{eventually, named, named_on, who, PATIENCE};
 
 fn config(balance: &str, extra: &str, check: &str, servers: &[(&str, SocketAddr, &str)]) -> String {
     let mut c = format!(
@@ -83,40 +45,6 @@ async fn start(text: &str) -> (Running, SocketAddr) {
     let running = runtime::start(config).await.unwrap();
     let addr = running.listening[0];
     (running, addr)
-}
-
-/// Connects through the balancer and returns the greeting's server name.
-async fn who(lb: SocketAddr) -> (String, TcpStream) {
-    let mut s = TcpStream::connect(lb).await.unwrap();
-    let mut name = Vec::new();
-    let mut byte = [0u8; 1];
-    loop {
-        let n = tokio::time::timeout(PATIENCE, s.read(&mut byte))
-            .await
-            .expect("greeting in time")
-            .unwrap();
-        if n == 0 {
-            panic!(
-                "connection closed before a greeting (got {:?})",
-                String::from_utf8_lossy(&name)
-            );
-        }
-        if byte[0] == b'\n' {
-            return (String::from_utf8(name).unwrap(), s);
-        }
-        name.push(byte[0]);
-    }
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]

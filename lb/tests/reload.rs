@@ -13,23 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 use warren_lb::runtime::{self, Running};
 use warren_lb::server::AdminState;
 
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A backend that greets with its name, then echoes.
-async fn named(name: &'static str) -> SocketAddr {
-    let listener = warren_lb::runtime::listen("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let _ = s.write_all(format!("{name}\n").as_bytes()).await;
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
+mod common;
+use common::{echoes, who, PATIENCE};
 
 fn config(global: &str, servers: &[(&str, SocketAddr)]) -> warren_lb::config::Config {
     let mut c = format!(
@@ -58,33 +43,6 @@ fall = 1
     warren_lb::config::parse(&c).unwrap_or_else(|p| panic!("bad test config: {p:#?}"))
 }
 
-async fn who(lb: SocketAddr) -> (String, TcpStream) {
-    let mut s = TcpStream::connect(lb).await.unwrap();
-    let mut name = Vec::new();
-    let mut byte = [0u8; 1];
-    loop {
-        let n = tokio::time::timeout(PATIENCE, s.read(&mut byte))
-            .await
-            .expect("greeting in time")
-            .unwrap();
-        assert!(n > 0, "closed before a greeting");
-        if byte[0] == b'\n' {
-            return (String::from_utf8(name).unwrap(), s);
-        }
-        name.push(byte[0]);
-    }
-}
-
-async fn echoes(s: &mut TcpStream, what: &[u8]) {
-    s.write_all(what).await.unwrap();
-    let mut buf = vec![0u8; what.len()];
-    tokio::time::timeout(PATIENCE, s.read_exact(&mut buf))
-        .await
-        .expect("echo in time")
-        .expect("session still open");
-    assert_eq!(buf, what);
-}
-
 async fn start(config: warren_lb::config::Config) -> (Running, SocketAddr) {
     let running = runtime::start(config).await.unwrap();
     let addr = running.listening[0];
@@ -93,7 +51,11 @@ async fn start(config: warren_lb::config::Config) -> (Running, SocketAddr) {
 
 #[tokio::test]
 async fn reload_adds_and_removes_servers_while_sessions_stay_open() {
-    let (one, two, three) = (named("one").await, named("two").await, named("three").await);
+    let (one, two, three) = (
+        common::named("one").await.addr,
+        common::named("two").await.addr,
+        common::named("three").await.addr,
+    );
     let (lb, addr) = start(config("", &[("one", one), ("two", two)])).await;
     let mut sessions = Vec::new();
     for _ in 0..5 {
@@ -183,7 +145,10 @@ async fn reload_adds_and_removes_servers_while_sessions_stay_open() {
 
 #[tokio::test]
 async fn hard_stop_after_closes_sessions_of_a_removed_server() {
-    let (one, two) = (named("one").await, named("two").await);
+    let (one, two) = (
+        common::named("one").await.addr,
+        common::named("two").await.addr,
+    );
     let (lb, addr) = start(config("", &[("one", one)])).await;
     let (name, mut session) = who(addr).await;
     assert_eq!(name, "one");
@@ -213,7 +178,7 @@ async fn hard_stop_after_closes_sessions_of_a_removed_server() {
 
 #[tokio::test]
 async fn a_failed_reload_changes_nothing() {
-    let one = named("one").await;
+    let one = common::named("one").await.addr;
     let (lb, addr) = start(config("", &[("one", one)])).await;
     let (_, mut session) = who(addr).await;
     // A new frontend on a port that is taken: the reload must fail whole.
@@ -240,7 +205,7 @@ async fn a_failed_reload_changes_nothing() {
 
 #[tokio::test]
 async fn reload_opens_new_binds_and_closes_removed_ones() {
-    let one = named("one").await;
+    let one = common::named("one").await.addr;
     let (lb, addr) = start(config("", &[("one", one)])).await;
     let (_, mut session) = who(addr).await;
     // Replace the frontend's bind: port 0 → a fixed free port.
@@ -404,7 +369,7 @@ async fn reloads_under_load_drop_and_refuse_nothing() {
 
 #[tokio::test]
 async fn graceful_stop_closes_listeners_and_waits_for_sessions() {
-    let one = named("one").await;
+    let one = common::named("one").await.addr;
     let (lb, addr) = start(config("", &[("one", one)])).await;
     let (_, mut session) = who(addr).await;
     // With a deadline and a session that stays: gives up, reports it.
