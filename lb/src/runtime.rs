@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::backend::BackendState;
-use crate::config::{Address, Config, Frontend};
+use crate::config::{Address, Admin, Config, Frontend};
 use crate::server::ServerState;
 use crate::{admin, checker, dns, metrics, proxy};
 
@@ -99,8 +99,46 @@ struct Listener {
     dup: OwnedFd,
 }
 
+/// The admin API's listener: the configured bind (what a reload
+/// compares), where it listens, and how to stop it.
+struct AdminListener {
+    bind: SocketAddr,
+    local: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl AdminListener {
+    /// Binds `admin`: the fallible part, done before anything changes.
+    async fn bind(admin: &Admin) -> anyhow::Result<(TcpListener, SocketAddr)> {
+        let listener = admin::bind(admin)
+            .await
+            .with_context(|| format!("admin: cannot listen on {}", admin.bind))?;
+        let local = listener.local_addr()?;
+        Ok((listener, local))
+    }
+
+    fn open(
+        (listener, local): (TcpListener, SocketAddr),
+        bind: SocketAddr,
+        live: &Arc<Live>,
+        stop: &CancellationToken,
+    ) -> AdminListener {
+        info!("admin API listening on {local}");
+        let own_stop = stop.child_token();
+        let task = tokio::spawn(admin::serve(listener, live.clone(), own_stop.clone()));
+        AdminListener {
+            bind,
+            local,
+            stop: own_stop,
+            task,
+        }
+    }
+}
+
 struct Inner {
     listeners: Vec<Listener>,
+    admin: Option<AdminListener>,
     /// Cancels the check tasks of the current generation.
     checks: CancellationToken,
 }
@@ -110,10 +148,11 @@ pub struct Running {
     /// Where each frontend listened at start (port 0 in the file = any
     /// free port); see [`Running::listening_now`] after a reload.
     pub listening: Vec<SocketAddr>,
+    /// Where the admin API listened at start; see [`Running::admin_now`]
+    /// after a reload.
     pub admin: Option<SocketAddr>,
     stop: CancellationToken,
     inner: Mutex<Inner>,
-    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// The outcome of a successful reload.
@@ -154,11 +193,7 @@ pub async fn start_with(
     }
     drop(inherited);
     let admin_listener = match &config.admin {
-        Some(a) => Some(
-            admin::bind(a)
-                .await
-                .with_context(|| format!("admin: cannot listen on {}", a.bind))?,
-        ),
+        Some(a) => Some((AdminListener::bind(a).await?, a.bind)),
         None => None,
     };
     let backends: Vec<_> = config
@@ -181,13 +216,7 @@ pub async fn start_with(
         sessions: AtomicUsize::new(0),
         first_byte_timeouts: AtomicU64::new(0),
     });
-    let mut tasks = Vec::new();
-    let mut admin_addr = None;
-    if let Some(l) = admin_listener {
-        admin_addr = Some(l.local_addr()?);
-        info!("admin API listening on {}", l.local_addr()?);
-        tasks.push(tokio::spawn(admin::serve(l, live.clone(), stop.clone())));
-    }
+    let admin = admin_listener.map(|(bound, bind)| AdminListener::open(bound, bind, &live, &stop));
     let resolver = dns_resolver(&config)?;
     let checks = stop.child_token();
     spawn_server_tasks(&backends, &checks, resolver, &config);
@@ -198,10 +227,13 @@ pub async fn start_with(
     Ok(Running {
         listening: listeners.iter().map(|l| l.local).collect(),
         live,
-        admin: admin_addr,
+        admin: admin.as_ref().map(|a| a.local),
         stop,
-        inner: Mutex::new(Inner { listeners, checks }),
-        tasks: std::sync::Mutex::new(tasks),
+        inner: Mutex::new(Inner {
+            listeners,
+            admin,
+            checks,
+        }),
     })
 }
 
@@ -385,14 +417,20 @@ impl Running {
                 return Err(e);
             }
         };
-        if let (Some(a), Some(b)) = (&old.config.admin, &config.admin) {
-            if a.bind != b.bind {
-                warn!(
-                    "admin.bind changed from {} to {}: takes effect at the next restart",
-                    a.bind, b.bind
-                );
-            }
-        }
+        // The admin API moves only when its bind changed; the new one is
+        // bound now, so a taken port fails the reload whole.
+        let admin_bind = config.admin.as_ref().map(|a| a.bind);
+        let admin_moves = admin_bind != inner.admin.as_ref().map(|a| a.bind);
+        let fresh_admin = match (&config.admin, admin_moves) {
+            (Some(a), true) => match AdminListener::bind(a).await {
+                Ok(bound) => Some((bound, a.bind)),
+                Err(e) => {
+                    self.live.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            },
+            _ => None,
+        };
         // 2. Build the new backends, keeping the state of known servers.
         let mut kept = 0;
         let mut added = 0;
@@ -481,6 +519,15 @@ impl Running {
             listeners.push(open(l, f, &backends, &self.live, &self.stop));
         }
         inner.listeners = listeners;
+        if admin_moves {
+            if let Some(old) = inner.admin.take() {
+                info!("admin API on {} closed by reload", old.local);
+                old.stop.cancel();
+            }
+            if let Some((bound, bind)) = fresh_admin {
+                inner.admin = Some(AdminListener::open(bound, bind, &self.live, &self.stop));
+            }
+        }
         // 6. Removed servers: no new sessions; drain, or cut at the deadline.
         for s in &removed {
             let open = s.sessions.load(Ordering::Acquire);
@@ -521,6 +568,11 @@ impl Running {
             binds_opened: opened,
             binds_closed: closed,
         })
+    }
+
+    /// Where the admin API listens now (it may have moved on a reload).
+    pub async fn admin_now(&self) -> Option<SocketAddr> {
+        self.inner.lock().await.admin.as_ref().map(|a| a.local)
     }
 
     /// Duplicates of the current listening sockets with their configured
@@ -565,14 +617,13 @@ impl Running {
     /// process.
     pub async fn shutdown(self) {
         self.stop.cancel();
-        let listeners = std::mem::take(&mut self.inner.lock().await.listeners);
-        for l in listeners {
+        let mut inner = self.inner.lock().await;
+        for l in std::mem::take(&mut inner.listeners) {
             let _ = l.task.await;
         }
-        let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
-        for t in tasks {
-            t.abort();
-            let _ = t.await;
+        if let Some(a) = inner.admin.take() {
+            a.task.abort();
+            let _ = a.task.await;
         }
     }
 }

@@ -165,6 +165,12 @@ impl Drop for Testbed {
 }
 
 async fn start_lb(tb: &Testbed, failback: &str) -> Running {
+    // The balancer's own log (state changes, cut-off verdicts) goes with
+    // the test's output, which the runner shows when the test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warren_lb=debug")
+        .with_test_writer()
+        .try_init();
     let config = warren_lb::config::parse(&tb.lb_config(failback)).expect("valid lb config");
     runtime::start(config).await.unwrap()
 }

@@ -233,6 +233,67 @@ async fn reload_opens_new_binds_and_closes_removed_ones() {
     lb.shutdown().await;
 }
 
+#[tokio::test]
+async fn reload_moves_the_admin_api_and_a_taken_admin_port_fails_it() {
+    let one = common::named("one").await.addr;
+    let (lb, addr) = start(config("", &[("one", one)])).await;
+    let first = lb.admin.unwrap();
+    let healthz = |at: SocketAddr| async move {
+        reqwest::get(format!("http://{at}/healthz"))
+            .await
+            .map(|r| r.status().as_u16())
+            .ok()
+    };
+    assert_eq!(healthz(first).await, Some(200));
+    let with_admin = |bind: SocketAddr| {
+        let text = format!(
+            "[admin]\nbind = \"{bind}\"\n[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"one\"\naddress = \"{one}\"\n"
+        );
+        warren_lb::config::parse(&text).unwrap()
+    };
+
+    // A port that is taken: the reload fails whole, the old API serves.
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = lb
+        .reload(with_admin(taken.local_addr().unwrap()))
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("admin: cannot listen on"),
+        "{err:#}"
+    );
+    assert_eq!(lb.generation(), 1);
+    assert_eq!(lb.admin_now().await, Some(first));
+    assert_eq!(healthz(first).await, Some(200));
+
+    // A free port: the API moves there, the old port closes.
+    let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let moved = free.local_addr().unwrap();
+    drop(free);
+    lb.reload(with_admin(moved)).await.unwrap();
+    assert_eq!(lb.admin_now().await, Some(moved));
+    assert_eq!(healthz(moved).await, Some(200));
+    common::eventually_async("the old admin port to close", || async {
+        TcpStream::connect(first).await.is_err()
+    })
+    .await;
+
+    // No [admin] table: no admin API.  Client traffic never noticed.
+    let text = format!(
+        "[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"one\"\naddress = \"{one}\"\n"
+    );
+    lb.reload(warren_lb::config::parse(&text).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(lb.admin_now().await, None);
+    common::eventually_async("the admin port to close", || async {
+        TcpStream::connect(moved).await.is_err()
+    })
+    .await;
+    assert_eq!(who(addr).await.0, "one");
+    lb.shutdown().await;
+}
+
 /// A backend that only echoes.
 async fn echo() -> SocketAddr {
     let listener = warren_lb::runtime::listen("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
