@@ -186,6 +186,11 @@ pub enum InitialState {
 pub enum Outcome {
     Passed,
     Failed,
+    /// The check could not tell either way (no news): health stays as it
+    /// is, and the next check is scheduled as usual.  warren-lb uses it
+    /// when a RabbitMQ node's management API times out while its AMQP
+    /// port still answers (see `lb/src/checker.rs`).
+    Inconclusive,
 }
 
 /// What caused a transition.
@@ -324,6 +329,7 @@ impl CheckMachine {
                     }
                 }
             }
+            Outcome::Inconclusive => {}
         }
         let next = finished_at + self.interval();
         self.next_check_at = Some(next);
@@ -379,6 +385,29 @@ mod tests {
         let mut m = CheckMachine::new(p, InitialState::FullyDown);
         m.health = health;
         m
+    }
+
+    #[test]
+    fn an_inconclusive_check_changes_no_health_and_keeps_the_schedule() {
+        let t0 = Instant::now();
+        for health in 0..=3 {
+            let mut m = machine_with_health(params(2, 2), health);
+            let before = m.status();
+            let step = m.on_check(Outcome::Inconclusive, t0);
+            assert_eq!(m.health, health);
+            assert_eq!(m.status(), before);
+            assert_eq!(step.transition, None);
+            assert_eq!(step.next_check_at, t0 + m.interval());
+        }
+        // Between failures it neither helps nor hurts: a server one failure
+        // from DOWN is still one failure from DOWN.
+        let mut m = machine_with_health(params(2, 2), 3);
+        assert!(m.on_check(Outcome::Failed, t0).transition.is_none());
+        m.on_check(Outcome::Inconclusive, t0);
+        m.on_check(Outcome::Inconclusive, t0);
+        assert!(m.is_up());
+        assert!(m.on_check(Outcome::Failed, t0).transition.is_some());
+        assert!(!m.is_up());
     }
 
     #[test]
@@ -683,6 +712,7 @@ mod tests {
                         }
                     }
                     (false, Event::Check(Outcome::Failed)) => self.passes = 0,
+                    (_, Event::Check(Outcome::Inconclusive)) => {}
                     (_, Event::Observed) => {
                         self.up = false;
                         self.passes = 0;
@@ -712,6 +742,7 @@ mod tests {
             prop_oneof![
                 4 => Just(Event::Check(Outcome::Passed)),
                 4 => Just(Event::Check(Outcome::Failed)),
+                2 => Just(Event::Check(Outcome::Inconclusive)),
                 1 => Just(Event::Observed),
             ]
         }

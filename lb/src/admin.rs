@@ -121,6 +121,7 @@ fn server_status(b: &BackendState, s: &ServerState) -> Value {
         "admin": match s.admin() { AdminState::Ready => "ready", AdminState::Drain => "drain", AdminState::Maint => "maint" },
         "eligible": s.is_eligible(),
         "cut_off": s.cut_off(),
+        "no_news": s.no_news.load(Ordering::Relaxed),
         "awaiting_failback": s.awaiting_failback(),
         "check": check_name(&b.config.check.kind),
         "last_check": *s.last_check.lock().expect("last_check lock"),

@@ -84,17 +84,30 @@ impl BackendState {
         // Every check task calls this: one at a time, so an older snapshot
         // never overwrites a newer verdict.
         let _one_at_a_time = self.cross_checking.lock().expect("cross_check lock");
-        let reports: Vec<Option<NodeReport>> = self
+        // A server in a "no news" streak keeps its verdict (nothing new is
+        // known about it), and its last report, taken before its
+        // management API went silent, cannot testify about others.
+        let reports: Vec<(Option<NodeReport>, bool)> = self
             .servers
             .iter()
-            .map(|s| s.cluster.lock().expect("cluster lock").clone())
+            .map(|s| {
+                let report = s.cluster.lock().expect("cluster lock").clone();
+                (report, !s.no_news.load(Ordering::Acquire))
+            })
             .collect();
         let members: Vec<Member> = reports
             .iter()
             .zip(&self.servers)
-            .map(|(r, s)| (r.as_ref(), s.is_up()))
+            .map(|((report, current), s)| Member {
+                report: report.as_ref(),
+                up: s.is_up(),
+                current: *current,
+            })
             .collect();
         for (index, verdict) in majority::cut_off(&members).into_iter().enumerate() {
+            if !members[index].current {
+                continue;
+            }
             let server = &self.servers[index];
             let reason = verdict.clone();
             if !server.set_cut_off(verdict) {

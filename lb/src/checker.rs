@@ -8,9 +8,9 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tracing::debug;
+use tracing::{debug, info};
 use warren_health::probe::{self, HttpCheck, NodeReport, ProbeError, RabbitCheck};
 use warren_health::Outcome;
 
@@ -23,6 +23,8 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
     let server = backend.servers[index].clone();
     let check = &backend.config.check;
     let mut due = server.machine(|m| m.first_check_at(Instant::now()));
+    // Since when the management API has been timing out, if it has.
+    let mut silent_since: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(due.into()) => {}
@@ -36,17 +38,32 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
         if let Ok(Some(report)) = &result {
             *server.cluster.lock().expect("cluster lock") = Some(report.clone());
         }
+        let (outcome, reason) = match &result {
+            Ok(_) => (Outcome::Passed, format!("{} check passed", layer(check))),
+            Err(e) if check.kind == CheckKind::Rabbitmq && e.is_timeout() => {
+                let since = *silent_since.get_or_insert(started);
+                if started.duration_since(since) < NO_NEWS_LIMIT
+                    && amqp_answers(check, &server).await
+                {
+                    if since == started {
+                        info!(
+                            server = %server.id(),
+                            "Server {}: management API timed out but AMQP answers: health unchanged (no news) for up to {NO_NEWS_LIMIT:?}.",
+                            server.id()
+                        );
+                    }
+                    (Outcome::Inconclusive, format!("{e}, AMQP answers: no news"))
+                } else {
+                    (Outcome::Failed, e.to_string())
+                }
+            }
+            Err(e) => (Outcome::Failed, e.to_string()),
+        };
+        if !matches!(&result, Err(e) if e.is_timeout()) {
+            silent_since = None;
+        }
         let finished = Instant::now();
         let took = finished - started;
-        let reason = match &result {
-            Ok(_) => format!("{} check passed", layer(check)),
-            Err(e) => e.to_string(),
-        };
-        let outcome = if result.is_ok() {
-            Outcome::Passed
-        } else {
-            Outcome::Failed
-        };
         debug!(
             server = %server.id(),
             %reason,
@@ -55,9 +72,12 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
             server.id(),
             took.as_millis()
         );
-        if result.is_err() {
+        if outcome == Outcome::Failed {
             server.check_failures.fetch_add(1, Ordering::Relaxed);
         }
+        server
+            .no_news
+            .store(outcome == Outcome::Inconclusive, Ordering::Release);
         *server.last_check.lock().expect("last_check lock") =
             Some(format!("{reason}, check duration: {}ms", took.as_millis()));
         let step = server.machine(|m| m.on_check(outcome, finished));
@@ -68,6 +88,30 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
         if matches!(check.kind, CheckKind::Rabbitmq) {
             backend.cross_check();
         }
+    }
+}
+
+/// How long a `rabbitmq` check may time out without counting as failed,
+/// while the node's AMQP port still answers.
+///
+/// While a peer is frozen (SIGSTOP, VM pause, a black-holed link), the
+/// management API of every *healthy* node blocks until net_ticktime
+/// declares the peer gone (DESIGN.md; 45–75 s with RabbitMQ's default
+/// net_ticktime of 60 s).  Counting those timeouts as failures marked the
+/// whole cluster DOWN and left clients with no server at all.  A node that
+/// still completes the AMQP handshake is not the frozen one (a frozen node
+/// answers neither), so its check is "no news": health stays as it was —
+/// an UP server stays UP, a DOWN one stays DOWN.  The limit bounds how long
+/// a node can stay UP on AMQP alone.
+pub const NO_NEWS_LIMIT: Duration = Duration::from_secs(90);
+
+/// A server's AMQP port completes the protocol handshake within the
+/// check's timeout.
+async fn amqp_answers(check: &Check, server: &ServerState) -> bool {
+    let port = server.config.address.port();
+    match tokio::time::timeout(check.timeout, server.target(port)).await {
+        Ok(Ok(target)) => probe::amqp(target, check.timeout).await.is_ok(),
+        _ => false,
     }
 }
 

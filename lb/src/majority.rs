@@ -19,18 +19,28 @@
 
 use warren_health::probe::NodeReport;
 
-/// One server as the cross-check sees it: the node's report from its last
-/// passed `rabbitmq` check (None before the first), and whether warren-lb
-/// has the server UP.
-pub type Member<'a> = (Option<&'a NodeReport>, bool);
+/// One server as the cross-check sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Member<'a> {
+    /// The node's report from its last passed `rabbitmq` check (None
+    /// before the first).
+    pub report: Option<&'a NodeReport>,
+    /// warren-lb has the server UP.
+    pub up: bool,
+    /// The report is current: false while the server's management API is
+    /// silent ("no news"), when the report predates whatever is going on.
+    pub current: bool,
+}
 
 /// For each member: `Some(reason)` when it is cut off from the majority.
+/// A member whose report is not current gets `None` here; the caller keeps
+/// its previous verdict.
 pub fn cut_off(members: &[Member]) -> Vec<Option<String>> {
     members
         .iter()
         .enumerate()
-        .map(|(i, (report, _))| {
-            let report = (*report)?;
+        .map(|(i, m)| {
+            let report = m.report.filter(|_| m.current)?;
             dropped_by_an_up_peer(members, i, &report.node)
                 .or_else(|| unconfirmed_majority(members, report))
         })
@@ -38,10 +48,14 @@ pub fn cut_off(members: &[Member]) -> Vec<Option<String>> {
 }
 
 fn dropped_by_an_up_peer(members: &[Member], me: usize, node: &str) -> Option<String> {
-    members.iter().enumerate().find_map(|(j, (peer, up))| {
-        let peer = (*peer)?;
-        (j != me && *up && peer.node != node && !peer.running.iter().any(|n| n == node))
-            .then(|| format!("{} (UP) does not see {node} running", peer.node))
+    members.iter().enumerate().find_map(|(j, m)| {
+        let peer = m.report?;
+        (j != me
+            && m.up
+            && m.current
+            && peer.node != node
+            && !peer.running.iter().any(|n| n == node))
+        .then(|| format!("{} (UP) does not see {node} running", peer.node))
     })
 }
 
@@ -49,7 +63,7 @@ fn unconfirmed_majority(members: &[Member], me: &NodeReport) -> Option<String> {
     let down_here = |n: &str| {
         members
             .iter()
-            .any(|(r, up)| !up && r.is_some_and(|r| r.node == n))
+            .any(|m| !m.up && m.report.is_some_and(|r| r.node == n))
     };
     let confirmed = me
         .running
@@ -87,7 +101,11 @@ mod tests {
         let members: Vec<Member> = reports
             .iter()
             .zip(servers)
-            .map(|(r, s)| (Some(r), s.1))
+            .map(|(r, s)| Member {
+                report: Some(r),
+                up: s.1,
+                current: true,
+            })
             .collect();
         cut_off(&members)
     }
@@ -158,7 +176,58 @@ mod tests {
     #[test]
     fn servers_never_checked_successfully_are_left_alone() {
         let (r2, r3) = (report("r2", &["r2", "r3"]), report("r3", &["r2", "r3"]));
-        let members: [Member; 3] = [(None, true), (Some(&r2), true), (Some(&r3), true)];
+        let member = |report| Member {
+            report,
+            up: true,
+            current: true,
+        };
+        let members = [member(None), member(Some(&r2)), member(Some(&r3))];
         assert_eq!(cut_off(&members), vec![None, None, None]);
+    }
+
+    #[test]
+    fn a_silent_peer_neither_testifies_nor_is_judged_but_still_confirms() {
+        // r2's report is from before its management API went silent: it
+        // must not veto r1 (rule 1), it gets no new verdict itself, and as
+        // an UP server it still confirms the nodes that list it (rule 2).
+        let (r1, r2, r3) = (
+            report("r1", ALL),
+            report("r2", &["r2", "r3"]),
+            report("r3", ALL),
+        );
+        let members = [
+            Member {
+                report: Some(&r1),
+                up: true,
+                current: true,
+            },
+            Member {
+                report: Some(&r2),
+                up: true,
+                current: false,
+            },
+            Member {
+                report: Some(&r3),
+                up: false,
+                current: true,
+            },
+        ];
+        let v = cut_off(&members);
+        assert_eq!(v, vec![None, None, None]);
+        // The same r2, current, vetoes r1.
+        let mut current = members;
+        current[1].current = true;
+        assert!(cut_off(&current)[0]
+            .as_deref()
+            .unwrap()
+            .contains("r2 (UP) does not see r1"));
+        // A silent r2 that is DOWN does not confirm: r1's claim of r2 and
+        // r3 rests on two DOWN servers.
+        let mut down = members;
+        down[1].up = false;
+        assert!(cut_off(&down)[0]
+            .as_deref()
+            .unwrap()
+            .contains("only 1 pass"));
     }
 }

@@ -71,6 +71,10 @@ pub struct ServerState {
     cut_off_reason: Mutex<Option<String>>,
     /// DOWN → UP transitions.
     pub ups: AtomicU64,
+    /// The `rabbitmq` check times out while AMQP answers ("no news", see
+    /// [`crate::checker::NO_NEWS_LIMIT`]): health is frozen, and the
+    /// node's last report is too old to judge others by.
+    pub no_news: AtomicBool,
     /// Resolutions of the server's name that failed.
     pub dns_failures: AtomicU64,
     /// The address the data path and the checks use (see [`crate::dns`]);
@@ -115,6 +119,7 @@ impl ServerState {
             check_failures: AtomicU64::new(0),
             downs: AtomicU64::new(0),
             ups: AtomicU64::new(0),
+            no_news: AtomicBool::new(false),
             cluster: Mutex::new(None),
             cut_off: AtomicBool::new(false),
             cut_off_reason: Mutex::new(None),

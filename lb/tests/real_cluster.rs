@@ -175,6 +175,37 @@ async fn start_lb(tb: &Testbed, failback: &str) -> Running {
     runtime::start(config).await.unwrap()
 }
 
+/// Samples a condition every 10 ms, far more often than checks run, until
+/// stopped: how many samples held, of how many.
+struct Sampler {
+    watching: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<(u32, u32)>,
+}
+
+fn sampler(cond: impl Fn() -> bool + Send + 'static) -> Sampler {
+    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let task = tokio::spawn({
+        let watching = watching.clone();
+        async move {
+            let (mut held, mut samples) = (0u32, 0u32);
+            while watching.load(Ordering::Relaxed) {
+                held += u32::from(cond());
+                samples += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (held, samples)
+        }
+    });
+    Sampler { watching, task }
+}
+
+impl Sampler {
+    async fn stop(self) -> (u32, u32) {
+        self.watching.store(false, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
     while !cond() {
@@ -381,6 +412,13 @@ async fn real_frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majo
     })
     .await;
 
+    // While rabbit1 is frozen, the healthy nodes' management API blocks
+    // until net_ticktime declares rabbit1 gone; their AMQP still answers,
+    // so their checks are "no news" and the backups keep serving.
+    let serving = sampler({
+        let servers = servers.clone();
+        move || servers.iter().any(|s| s.is_eligible())
+    });
     tb.node("freeze", 1);
     eventually("frozen rabbit1 marked down", || !servers[0].is_up()).await;
     eventually("the majority to notice rabbit1 is gone", || {
@@ -388,22 +426,22 @@ async fn real_frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majo
         tokio::task::block_in_place(|| tb.sees_running(2)) == Some(2)
     })
     .await;
+    let (served, samples) = serving.stop().await;
+    println!("while rabbit1 was frozen: a server was eligible in {served} of {samples} samples");
+    assert_eq!(
+        served,
+        samples,
+        "no server was eligible for {} samples of 10 ms while rabbit1 was frozen",
+        samples - served
+    );
     // From the moment it resumes, rabbit1 must never be eligible: right
     // after SIGCONT its own view is stale (it still sees every peer
     // running), so only the cross-check of the majority's views keeps it
     // out.  A watcher samples eligibility far more often than checks run.
-    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let watcher = {
-        let (rabbit1, watching) = (servers[0].clone(), watching.clone());
-        tokio::spawn(async move {
-            let mut eligible_samples = 0u32;
-            while watching.load(Ordering::Relaxed) {
-                eligible_samples += u32::from(rabbit1.is_eligible());
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            eligible_samples
-        })
-    };
+    let rabbit1_eligible = sampler({
+        let rabbit1 = servers[0].clone();
+        move || rabbit1.is_eligible()
+    });
     tb.node("thaw", 1);
     eventually("resumed rabbit1 answering, cut off", || {
         tokio::task::block_in_place(|| tb.cut_off(1))
@@ -425,8 +463,7 @@ async fn real_frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majo
     // partition when rabbit1 reconnected: with `ignore` they may, and a
     // node that reports a partition is not eligible either.)
     tokio::time::sleep(Duration::from_secs(6)).await;
-    watching.store(false, Ordering::Relaxed);
-    let eligible_samples = watcher.await.unwrap();
+    let (eligible_samples, _) = rabbit1_eligible.stop().await;
     assert_eq!(
         eligible_samples, 0,
         "rabbit1 was eligible while cut off from the majority ({eligible_samples} samples of 10 ms); cut off: {:?}",
