@@ -16,7 +16,8 @@ use warren_health::probe::{self, HttpCheck, NodeReport, ProbeError, RabbitCheck}
 use warren_health::Outcome;
 
 use crate::backend::BackendState;
-use crate::config::{Address, Check, CheckKind};
+use crate::config::{Address, Check, CheckKind, SendProxy, Server};
+use crate::proxy_protocol;
 
 /// Checks server `index` of `backend` for ever (the caller cancels it).
 pub async fn run(backend: Arc<BackendState>, index: usize) {
@@ -32,7 +33,7 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
             }
         }
         let started = Instant::now();
-        let result = probe_once(check, &server.config.address).await;
+        let result = probe_once(check, &server.config).await;
         if let Ok(Some(report)) = &result {
             *server.cluster.lock().expect("cluster lock") = Some(report.clone());
         }
@@ -73,10 +74,8 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
 
 /// One run of the configured probe against one server; a passed `rabbitmq`
 /// check also returns what the node reported of its cluster.
-pub async fn probe_once(
-    check: &Check,
-    address: &Address,
-) -> Result<Option<NodeReport>, ProbeError> {
+pub async fn probe_once(check: &Check, server: &Server) -> Result<Option<NodeReport>, ProbeError> {
+    let address = &server.address;
     let port = check.port.unwrap_or(address.port());
     let password = match &check.password {
         None => None,
@@ -97,10 +96,18 @@ pub async fn probe_once(
                 .await
                 .map_err(|_| ProbeError::L4Timeout)??;
             let left = check.timeout.saturating_sub(started.elapsed());
+            let version = check_send_proxy(server, port);
+            let header = move |local, server| proxy_protocol::header(version, local, server);
+            let preamble: Option<&probe::Preamble> =
+                (version != SendProxy::None).then_some(&header);
             if check.kind == CheckKind::Tcp {
-                probe::tcp(target, left).await.map(|_| None)
+                probe::tcp_with_preamble(target, left, preamble)
+                    .await
+                    .map(|_| None)
             } else {
-                probe::amqp(target, left).await.map(|_| None)
+                probe::amqp_with_preamble(target, left, preamble)
+                    .await
+                    .map(|_| None)
             }
         }
         CheckKind::Http {
@@ -125,6 +132,20 @@ pub async fn probe_once(
             };
             probe::rabbitmq(&rabbit, check.timeout).await.map(Some)
         }
+    }
+}
+
+/// The PROXY header a `tcp`/`amqp` check to `port` sends: the server's
+/// `send_proxy` when the check goes to the server's own port, as in HAProxy
+/// (where `send-proxy` covers checks unless they have their own `port`).
+/// The check socket's own address is announced as the source, the server as
+/// the destination.  `http`/`rabbitmq` checks never send one: they go to the
+/// management port, which RabbitMQ's `proxy_protocol` does not cover.
+fn check_send_proxy(server: &Server, port: u16) -> SendProxy {
+    if port == server.address.port() {
+        server.send_proxy
+    } else {
+        SendProxy::None
     }
 }
 
