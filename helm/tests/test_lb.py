@@ -23,7 +23,8 @@ def test_lb_config_parses_and_lists_the_brokers(scenario):
     assert [s["name"] for s in servers] == [f"{STS}-{i}" for i in range(n)]
     assert [s["role"] for s in servers] == ["primary"] + ["backup"] * (n - 1)
     (frontend,) = cfg["frontend"]
-    assert frontend == {"name": "amqp", "bind": "0.0.0.0:5672", "backend": "rabbitmq", "maxconn": 4096}
+    assert frontend == {"name": "amqp", "bind": "0.0.0.0:5672", "backend": "rabbitmq", "maxconn": 4096,
+                        "timeout_first_byte": "5s"}
 
 
 def test_lb_config_matches_the_contract_keys():

@@ -4,6 +4,7 @@
 //! Bound to loopback by default; commands (POST) need the bearer token when
 //! one is configured, reads do not (HAProxy's stats page model).
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::BackendState;
 use crate::config::{Admin, CheckKind, Role};
+use crate::dns::Resolution;
 use crate::runtime::Live;
 use crate::server::{AdminState, ServerState};
 
@@ -109,6 +111,10 @@ fn server_status(b: &BackendState, s: &ServerState) -> Value {
     json!({
         "name": s.config.name,
         "address": s.config.address.to_string(),
+        "resolved": match s.resolution() {
+            Resolution::Resolved(ip) => Some(SocketAddr::new(ip, s.config.address.port()).to_string()),
+            Resolution::Pending | Resolution::Unresolved(_) => None,
+        },
         "role": match s.role() { Role::Primary => "primary", Role::Backup => "backup" },
         "status": if s.is_up() { "UP" } else { "DOWN" },
         "state": s.state_word(),
@@ -127,6 +133,7 @@ fn server_status(b: &BackendState, s: &ServerState) -> Value {
         "redispatches": s.redispatches.load(Ordering::Relaxed),
         "check_failures": s.check_failures.load(Ordering::Relaxed),
         "downs": s.downs.load(Ordering::Relaxed),
+        "dns_failures": s.dns_failures.load(Ordering::Relaxed),
         "weight": s.weight(),
     })
 }

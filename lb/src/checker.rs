@@ -6,7 +6,6 @@
 //! *finished*, as in HAProxy.  This task only sleeps until then, or until a
 //! passive error brings the next check forward.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,8 +15,9 @@ use warren_health::probe::{self, HttpCheck, NodeReport, ProbeError, RabbitCheck}
 use warren_health::Outcome;
 
 use crate::backend::BackendState;
-use crate::config::{Address, Check, CheckKind, SendProxy, Server};
+use crate::config::{Check, CheckKind, SendProxy, Server};
 use crate::proxy_protocol;
+use crate::server::ServerState;
 
 /// Checks server `index` of `backend` for ever (the caller cancels it).
 pub async fn run(backend: Arc<BackendState>, index: usize) {
@@ -33,7 +33,7 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
             }
         }
         let started = Instant::now();
-        let result = probe_once(check, &server.config).await;
+        let result = probe_once(check, &server).await;
         if let Ok(Some(report)) = &result {
             *server.cluster.lock().expect("cluster lock") = Some(report.clone());
         }
@@ -74,9 +74,11 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
 
 /// One run of the configured probe against one server; a passed `rabbitmq`
 /// check also returns what the node reported of its cluster.
-pub async fn probe_once(check: &Check, server: &Server) -> Result<Option<NodeReport>, ProbeError> {
-    let address = &server.address;
-    let port = check.port.unwrap_or(address.port());
+pub async fn probe_once(
+    check: &Check,
+    server: &ServerState,
+) -> Result<Option<NodeReport>, ProbeError> {
+    let port = check.port.unwrap_or(server.config.address.port());
     let password = match &check.password {
         None => None,
         Some(secret) => Some(
@@ -85,18 +87,23 @@ pub async fn probe_once(check: &Check, server: &Server) -> Result<Option<NodeRep
                 .map_err(|e| ProbeError::L7Rsp(format!("cannot read the check password: {e}")))?,
         ),
     };
+    if check.kind == CheckKind::None {
+        return Ok(None);
+    }
+    // Every kind goes to the address the resolver holds for the server
+    // (see `crate::dns`), so checks and clients always agree on where the
+    // server is; only a name's very first answer is waited for, within
+    // the check's own timeout.
+    let started = Instant::now();
+    let target = tokio::time::timeout(check.timeout, server.target(port))
+        .await
+        .map_err(|_| ProbeError::L4Timeout)?
+        .map_err(ProbeError::L4Con)?;
+    let left = check.timeout.saturating_sub(started.elapsed());
     match &check.kind {
         CheckKind::None => Ok(None),
         CheckKind::Tcp | CheckKind::Amqp => {
-            // The lookup counts against the check's own timeout, so a hung
-            // resolver cannot stall the schedule (http/rabbitmq resolve
-            // inside their request, under the same timeout).
-            let started = Instant::now();
-            let target = tokio::time::timeout(check.timeout, resolve(address, port))
-                .await
-                .map_err(|_| ProbeError::L4Timeout)??;
-            let left = check.timeout.saturating_sub(started.elapsed());
-            let version = check_send_proxy(server, port);
+            let version = check_send_proxy(&server.config, port);
             let header = move |local, server| proxy_protocol::header(version, local, server);
             let preamble: Option<&probe::Preamble> =
                 (version != SendProxy::None).then_some(&header);
@@ -116,21 +123,21 @@ pub async fn probe_once(check: &Check, server: &Server) -> Result<Option<NodeRep
             expect_body,
         } => {
             let http = HttpCheck {
-                url: format!("http://{}{path}", host_port(address, port)),
+                url: format!("http://{target}{path}"),
                 username: check.username.clone(),
                 password,
                 expect_status: *expect_status,
                 expect_body: expect_body.clone(),
             };
-            probe::http(&http, check.timeout).await.map(|_| None)
+            probe::http(&http, left).await.map(|_| None)
         }
         CheckKind::Rabbitmq => {
             let rabbit = RabbitCheck {
-                base_url: format!("http://{}", host_port(address, port)),
+                base_url: format!("http://{target}"),
                 username: check.username.clone().unwrap_or_default(),
                 password: password.unwrap_or_default(),
             };
-            probe::rabbitmq(&rabbit, check.timeout).await.map(Some)
+            probe::rabbitmq(&rabbit, left).await.map(Some)
         }
     }
 }
@@ -155,25 +162,5 @@ fn layer(check: &Check) -> &'static str {
         CheckKind::None | CheckKind::Tcp => "Layer4",
         CheckKind::Amqp => "Layer6",
         CheckKind::Http { .. } | CheckKind::Rabbitmq => "Layer7",
-    }
-}
-
-fn host_port(address: &Address, port: u16) -> String {
-    match address {
-        Address::Ip(a) if a.is_ipv6() => format!("[{}]:{port}", a.ip()),
-        _ => format!("{}:{port}", address.host()),
-    }
-}
-
-/// The socket address to use for `address` (at `port`), resolving names
-/// each time so a moved server is followed.
-pub async fn resolve(address: &Address, port: u16) -> Result<SocketAddr, ProbeError> {
-    match address {
-        Address::Ip(a) => Ok(SocketAddr::new(a.ip(), port)),
-        Address::Name { host, .. } => tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| ProbeError::L4Con(format!("cannot resolve {host}"))),
     }
 }

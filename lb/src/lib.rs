@@ -17,6 +17,7 @@ pub mod backend;
 pub mod balance;
 pub mod checker;
 pub mod config;
+pub mod dns;
 pub mod majority;
 pub mod metrics;
 pub mod proxy;

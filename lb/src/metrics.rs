@@ -25,6 +25,7 @@ pub struct Process {
     pub reloads_ok: u64,
     pub reloads_failed: u64,
     pub sessions: usize,
+    pub first_byte_timeouts: u64,
 }
 
 type ServerMetric = (
@@ -65,6 +66,12 @@ const SERVER_METRICS: &[ServerMetric] = &[
         "counter",
         "Failed connects to the server from the data path.",
         |s| s.connect_errors.load(Ordering::Relaxed) as f64,
+    ),
+    (
+        "warren_lb_server_dns_failures_total",
+        "counter",
+        "Resolutions of the server's name that failed (the last address is kept for resolvers.hold_valid).",
+        |s| s.dns_failures.load(Ordering::Relaxed) as f64,
     ),
     (
         "warren_lb_server_redispatch_warnings_total",
@@ -152,6 +159,17 @@ pub fn render(backends: &[Arc<BackendState>], process: &Process) -> String {
         out,
         "warren_lb_process_current_connections {}",
         process.sessions
+    );
+    family(
+        &mut out,
+        "warren_lb_process_first_byte_timeouts_total",
+        "counter",
+        "Clients closed because they sent nothing within their frontend's timeout_first_byte.",
+    );
+    let _ = writeln!(
+        out,
+        "warren_lb_process_first_byte_timeouts_total {}",
+        process.first_byte_timeouts
     );
     family(
         &mut out,

@@ -15,8 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::backend::BackendState;
-use crate::checker::resolve;
-use crate::config::SendProxy;
+use crate::config::{Frontend, SendProxy};
 use crate::proxy_protocol;
 use crate::relay::{relay, Counters, RelayError};
 use crate::runtime::{Live, Route};
@@ -69,7 +68,7 @@ pub async fn serve(
                     client,
                     peer,
                     route.backend,
-                    route.frontend.name,
+                    route.frontend,
                     (permit, open),
                 ));
             }
@@ -96,10 +95,21 @@ async fn session(
     client: TcpStream,
     peer: SocketAddr,
     backend: Arc<BackendState>,
-    frontend: String,
-    _held: (OwnedSemaphorePermit, OpenSession),
+    frontend: Frontend,
+    (_permit, open): (OwnedSemaphorePermit, OpenSession),
 ) {
     tune(&client);
+    if let Some(limit) = frontend.timeout_first_byte {
+        if !first_bytes(&client, limit).await {
+            debug!(
+                "{}: {peer} closed: nothing received within timeout_first_byte {limit:?}",
+                frontend.name
+            );
+            open.0.first_byte_timeouts.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    }
+    let frontend = frontend.name;
     let mut tried = Vec::new();
     loop {
         let Some(index) = backend.select(peer.ip(), &tried) else {
@@ -167,15 +177,25 @@ async fn session(
     }
 }
 
+/// Waits until the client has sent something (left in the socket for the
+/// relay), at most `limit`; false when it sent nothing or closed.
+async fn first_bytes(client: &TcpStream, limit: Duration) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(limit, client.peek(&mut byte)).await,
+        Ok(Ok(n)) if n > 0
+    )
+}
+
 async fn connect(backend: &BackendState, index: usize) -> Result<TcpStream, String> {
     let server = &backend.servers[index];
-    let address = &server.config.address;
-    // `timeout_connect` covers the name lookup too: a hung resolver must
-    // not hold a client longer than a dead server would.
+    // `timeout_connect` covers waiting for a name's first answer too: a
+    // hung resolver must not hold a client longer than a dead server would.
     let attempt = async {
-        let target = resolve(address, address.port())
+        let target = server
+            .target(server.config.address.port())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("Layer4 connection problem: {e}"))?;
         TcpStream::connect(target)
             .await
             .map_err(|e| format!("Layer4 connection problem: {e}"))

@@ -1,6 +1,7 @@
 //! Brings a validated configuration to life: binds every frontend, starts a
-//! check task per checked server, serves until stopped, and swaps in a new
-//! configuration on reload without touching established sessions.
+//! check task per checked server and a resolver task per server given by
+//! name, serves until stopped, and swaps in a new configuration on reload
+//! without touching established sessions.
 //!
 //! Reload model (HAProxy's semantics, in one process):
 //! * the configuration lives in a [`Generation`]; the admin API and every
@@ -21,7 +22,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use std::future::Future;
+
 use anyhow::Context;
+use hickory_resolver::TokioResolver;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
@@ -29,9 +33,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::backend::BackendState;
-use crate::config::{Config, Frontend};
+use crate::config::{Address, Config, Frontend};
 use crate::server::ServerState;
-use crate::{admin, checker, metrics, proxy};
+use crate::{admin, checker, dns, metrics, proxy};
 
 /// One loaded configuration and the run-time state built from it.
 pub struct Generation {
@@ -50,6 +54,8 @@ pub struct Live {
     pub reloads_failed: AtomicU64,
     /// Client sessions open right now, over every generation.
     pub sessions: AtomicUsize,
+    /// Clients closed for sending nothing within `timeout_first_byte`.
+    pub first_byte_timeouts: AtomicU64,
 }
 
 impl Live {
@@ -68,6 +74,7 @@ impl Live {
                 reloads_ok: self.reloads_ok.load(Ordering::Relaxed),
                 reloads_failed: self.reloads_failed.load(Ordering::Relaxed),
                 sessions: self.sessions.load(Ordering::Relaxed),
+                first_byte_timeouts: self.first_byte_timeouts.load(Ordering::Relaxed),
             },
         )
     }
@@ -172,6 +179,7 @@ pub async fn start_with(
         reloads_ok: AtomicU64::new(0),
         reloads_failed: AtomicU64::new(0),
         sessions: AtomicUsize::new(0),
+        first_byte_timeouts: AtomicU64::new(0),
     });
     let mut tasks = Vec::new();
     let mut admin_addr = None;
@@ -180,8 +188,9 @@ pub async fn start_with(
         info!("admin API listening on {}", l.local_addr()?);
         tasks.push(tokio::spawn(admin::serve(l, live.clone(), stop.clone())));
     }
+    let resolver = dns_resolver(&config)?;
     let checks = stop.child_token();
-    spawn_checks(&backends, &checks);
+    spawn_server_tasks(&backends, &checks, resolver, &config);
     let mut listeners = Vec::new();
     for (f, l) in config.frontends.iter().zip(bound) {
         listeners.push(open(l, f, &backends, &live, &stop));
@@ -273,18 +282,49 @@ fn open(
     }
 }
 
-fn spawn_checks(backends: &[Arc<BackendState>], token: &CancellationToken) {
+fn spawn_until_cancelled(
+    task: impl Future<Output = ()> + Send + 'static,
+    token: &CancellationToken,
+) {
+    let token = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = task => {}
+            _ = token.cancelled() => {}
+        }
+    });
+}
+
+/// A resolver for the servers given by name, if there are any.
+fn dns_resolver(config: &Config) -> anyhow::Result<Option<Arc<TokioResolver>>> {
+    let named = config
+        .backends
+        .iter()
+        .flat_map(|b| &b.servers)
+        .any(|s| matches!(s.address, Address::Name { .. }));
+    if !named {
+        return Ok(None);
+    }
+    let resolver = dns::resolver(&config.resolvers).context("resolvers")?;
+    Ok(Some(Arc::new(resolver)))
+}
+
+/// The per-server tasks of a generation: checks, and the resolution of
+/// servers given by name; `token` ends them all.
+fn spawn_server_tasks(
+    backends: &[Arc<BackendState>],
+    token: &CancellationToken,
+    resolver: Option<Arc<TokioResolver>>,
+    config: &Config,
+) {
     for b in backends {
         for (i, s) in b.servers.iter().enumerate() {
+            if let (Some(resolver), Address::Name { .. }) = (&resolver, &s.config.address) {
+                let task = dns::run(s.clone(), resolver.clone(), config.resolvers.clone());
+                spawn_until_cancelled(task, token);
+            }
             if s.checked() {
-                let task = checker::run(b.clone(), i);
-                let token = token.clone();
-                tokio::spawn(async move {
-                    tokio::select! {
-                        _ = task => {}
-                        _ = token.cancelled() => {}
-                    }
-                });
+                spawn_until_cancelled(checker::run(b.clone(), i), token);
             }
         }
     }
@@ -338,6 +378,13 @@ impl Running {
                 }
             }
         }
+        let resolver = match dns_resolver(&config) {
+            Ok(r) => r,
+            Err(e) => {
+                self.live.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         if let (Some(a), Some(b)) = (&old.config.admin, &config.admin) {
             if a.bind != b.bind {
                 warn!(
@@ -404,7 +451,7 @@ impl Running {
         //    health; its next check simply runs at once).
         inner.checks.cancel();
         inner.checks = self.stop.child_token();
-        spawn_checks(&backends, &inner.checks);
+        spawn_server_tasks(&backends, &inner.checks, resolver, &config);
         // 5. Listeners: re-route kept binds, close removed, open new.
         let mut listeners = Vec::new();
         let mut closed = 0;

@@ -6,16 +6,18 @@
 //! so every transition is logged once and acted on once
 //! (`on-marked-down shutdown-sessions`, failback).
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use warren_health::probe::NodeReport;
 use warren_health::{Cause, CheckMachine, CheckParams, InitialState, Status, Transition};
 
 use crate::config::{Check, CheckKind, Role, Server};
+use crate::dns::{Change, Record, Resolution};
 
 /// What an operator asked of a server (HAProxy's admin states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,11 @@ pub struct ServerState {
     cut_off_reason: Mutex<Option<String>>,
     /// DOWN → UP transitions.
     pub ups: AtomicU64,
+    /// Resolutions of the server's name that failed.
+    pub dns_failures: AtomicU64,
+    /// The address the data path and the checks use (see [`crate::dns`]);
+    /// a watch so the first connect can wait for the first answer.
+    dns: watch::Sender<Record>,
 }
 
 /// A session's claim on a server slot; releases it when dropped.
@@ -90,7 +97,6 @@ impl ServerState {
             role: AtomicU8::new(role_code(config.role)),
             weight: AtomicU32::new(config.weight),
             maxconn: AtomicUsize::new(config.maxconn),
-            config,
             machine: Mutex::new(machine),
             up: AtomicBool::new(up),
             failed_back: AtomicBool::new(true),
@@ -112,6 +118,9 @@ impl ServerState {
             cluster: Mutex::new(None),
             cut_off: AtomicBool::new(false),
             cut_off_reason: Mutex::new(None),
+            dns_failures: AtomicU64::new(0),
+            dns: watch::Sender::new(Record::new(&config.address)),
+            config,
         }
     }
 
@@ -190,6 +199,47 @@ impl ServerState {
                 self.id()
             );
         }
+    }
+
+    pub fn resolution(&self) -> Resolution {
+        self.dns.borrow().resolution.clone()
+    }
+
+    /// Where to connect for `port`: the server's current address, waiting
+    /// (within the caller's timeout) only for a name's first answer.
+    pub async fn target(&self, port: u16) -> Result<SocketAddr, String> {
+        let mut rx = self.dns.subscribe();
+        let record = rx
+            .wait_for(|r| r.resolution != Resolution::Pending)
+            .await
+            .map_err(|_| "the resolver stopped".to_owned())?;
+        match &record.resolution {
+            Resolution::Resolved(ip) => Ok(SocketAddr::new(*ip, port)),
+            Resolution::Unresolved(e) => Err(format!(
+                "cannot resolve {}: {e}",
+                self.config.address.host()
+            )),
+            Resolution::Pending => unreachable!("waited for an answer"),
+        }
+    }
+
+    /// Feeds a DNS answer for the server's name; returns what changed.
+    pub fn dns_answer(
+        &self,
+        answer: Result<Vec<std::net::IpAddr>, String>,
+        now: Instant,
+        hold: std::time::Duration,
+    ) -> Option<Change> {
+        if answer.is_err() {
+            self.dns_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut change = None;
+        self.dns.send_if_modified(|r| {
+            let before = r.resolution.clone();
+            change = r.on_answer(answer, now, hold);
+            r.resolution != before
+        });
+        change
     }
 
     pub fn is_up(&self) -> bool {

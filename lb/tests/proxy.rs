@@ -380,6 +380,61 @@ async fn frontend_maxconn_holds_new_clients_in_the_backlog() {
     lb.shutdown().await;
 }
 
+#[tokio::test]
+async fn idle_clients_are_closed_after_timeout_first_byte_without_reaching_a_server() {
+    // An echo backend that counts the connections it accepted.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let text = config("first", "", "", &[("s", backend, "primary")]).replace(
+        "backend = \"b\"",
+        "backend = \"b\"\nmaxconn = 4\ntimeout_first_byte = \"300ms\"",
+    );
+    let (lb, addr) = start(&text).await;
+    let mut established = TcpStream::connect(addr).await.unwrap();
+    common::echoes(&mut established, b"AMQP\0\0\x09\x01").await;
+
+    // A slowloris flood: connections that never send, filling maxconn.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // A real client behind them waits in the backlog, then is served once
+    // the idle ones have been closed.
+    let mut late = TcpStream::connect(addr).await.unwrap();
+    common::echoes(&mut late, b"ping").await;
+    for mut s in idle {
+        let mut buf = [0u8; 1];
+        let n = tokio::time::timeout(PATIENCE, s.read(&mut buf))
+            .await
+            .expect("the idle client is closed in time");
+        assert!(matches!(n, Ok(0) | Err(_)), "closed, not served: {n:?}");
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "only the two clients that spoke reached the server"
+    );
+    assert_eq!(
+        lb.live
+            .first_byte_timeouts
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
+    common::echoes(&mut established, b"still served").await;
+    lb.shutdown().await;
+}
+
 /// A backend that reads a PROXY header (v1 line or v2 binary) and answers
 /// with the client address it announces, as "ip:port\n".
 async fn proxy_aware() -> SocketAddr {

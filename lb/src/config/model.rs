@@ -15,6 +15,7 @@ pub struct Config {
     /// (the default, or "0s") = wait for them to end on their own.
     pub hard_stop_after: Option<Duration>,
     pub admin: Option<Admin>,
+    pub resolvers: Resolvers,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
 }
@@ -36,6 +37,34 @@ impl std::fmt::Debug for Admin {
     }
 }
 
+/// How servers given by name are kept resolved (HAProxy's `resolvers`
+/// section; the names and defaults are HAProxy's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolvers {
+    /// `None` = the system's (`/etc/resolv.conf`).
+    pub nameservers: Option<Vec<SocketAddr>>,
+    /// Time between two resolutions of a name.
+    pub timeout_resolve: Duration,
+    /// How long one query waits for an answer before it is sent again.
+    pub timeout_retry: Duration,
+    /// Queries per resolution before it counts as failed.
+    pub resolve_retries: u32,
+    /// How long a name that stopped resolving keeps its last address.
+    pub hold_valid: Duration,
+}
+
+impl Default for Resolvers {
+    fn default() -> Self {
+        Resolvers {
+            nameservers: None,
+            timeout_resolve: Duration::from_secs(1),
+            timeout_retry: Duration::from_secs(1),
+            resolve_retries: 3,
+            hold_valid: Duration::from_secs(10),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frontend {
     pub name: String,
@@ -45,6 +74,12 @@ pub struct Frontend {
     /// Concurrent client sessions; past it the listener stops accepting
     /// (the kernel backlog holds new clients), as HAProxy's `maxconn`.
     pub maxconn: usize,
+    /// A client must send its first bytes (AMQP's protocol header) within
+    /// this time, or it is closed before any server is chosen, so a flood
+    /// of idle connections costs the brokers nothing and frees its
+    /// `maxconn` slots.  `None` = off (protocols where the server speaks
+    /// first).
+    pub timeout_first_byte: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +191,8 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Address {
     Ip(SocketAddr),
-    /// A DNS name, resolved when used so a changed address is followed.
+    /// A DNS name, re-resolved every `resolvers.timeout_resolve` so a
+    /// moved server is followed without a reload (see [`crate::dns`]).
     Name {
         host: String,
         port: u16,

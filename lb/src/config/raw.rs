@@ -14,6 +14,7 @@ use toml::Spanned;
 pub struct File {
     pub global: Option<Global>,
     pub admin: Option<Admin>,
+    pub resolvers: Option<Resolvers>,
     #[serde(default)]
     pub frontend: Vec<Spanned<Frontend>>,
     #[serde(default)]
@@ -33,6 +34,17 @@ pub struct Admin {
     pub token: Option<String>,
 }
 
+/// HAProxy's `resolvers` section, for servers given by name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resolvers {
+    pub nameservers: Option<Spanned<Vec<Spanned<String>>>>,
+    pub timeout_resolve: Option<Spanned<String>>,
+    pub timeout_retry: Option<Spanned<String>>,
+    pub resolve_retries: Option<Spanned<i64>>,
+    pub hold_valid: Option<Spanned<String>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Frontend {
@@ -40,6 +52,7 @@ pub struct Frontend {
     pub bind: Spanned<String>,
     pub backend: Spanned<String>,
     pub maxconn: Option<Spanned<i64>>,
+    pub timeout_first_byte: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

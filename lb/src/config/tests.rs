@@ -224,3 +224,57 @@ fn error_display_names_file_line_and_key() {
         "/etc/warren/lb.toml:7: backend[b].check.rise: 0: expected an integer from 1 to 1000"
     );
 }
+
+#[test]
+fn resolvers_default_to_haproxy_values_and_the_system_servers() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.resolvers, Resolvers::default());
+    assert_eq!(c.resolvers.hold_valid, Duration::from_secs(10));
+    assert_eq!(c.frontends[0].timeout_first_byte, None);
+    let text = format!(
+        "[resolvers]\nnameservers = [\"10.96.0.10\", \"127.0.0.1:5353\"]\ntimeout_resolve = \"2s\"\nhold_valid = \"30s\"\nresolve_retries = 2\n{}",
+        GOOD.replace(
+            "backend = \"rabbitmq\"\n",
+            "backend = \"rabbitmq\"\ntimeout_first_byte = \"5s\"\n"
+        )
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(
+        c.resolvers.nameservers,
+        Some(vec![
+            "10.96.0.10:53".parse().unwrap(),
+            "127.0.0.1:5353".parse().unwrap()
+        ])
+    );
+    assert_eq!(c.resolvers.timeout_resolve, Duration::from_secs(2));
+    assert_eq!(c.resolvers.timeout_retry, Duration::from_secs(1));
+    assert_eq!(c.resolvers.hold_valid, Duration::from_secs(30));
+    assert_eq!(c.resolvers.resolve_retries, 2);
+    assert_eq!(
+        c.frontends[0].timeout_first_byte,
+        Some(Duration::from_secs(5))
+    );
+}
+
+#[test]
+fn bad_resolvers_say_what_was_expected() {
+    let p = problems(&format!(
+        "[resolvers]\nnameservers = [\"dns.local\"]\nhold_valid = \"0s\"\nresolve_retries = 0\n{GOOD}"
+    ));
+    let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "resolvers.nameservers[0]",
+            "resolvers.hold_valid",
+            "resolvers.resolve_retries"
+        ],
+        "{p:#?}"
+    );
+    assert!(p[0].message.contains("expected IP or IP:port"), "{p:#?}");
+    assert_eq!(p[0].line, Some(2));
+    let p = only_problem(&format!("[resolvers]\nnameservers = []\n{GOOD}"));
+    assert!(p.message.contains("at least one"), "{p:?}");
+    let p = only_problem(&format!("[resolvers]\nhold = \"10s\"\n{GOOD}"));
+    assert!(p.message.contains("unknown field `hold`"), "{p:?}");
+}

@@ -101,12 +101,16 @@ impl Validator<'_> {
                     .int_at_least(m, &format!("{key}.maxconn"), 1)
                     .unwrap_or(1) as usize,
             };
+            let timeout_first_byte = self
+                .duration(&f.timeout_first_byte, &format!("{key}.timeout_first_byte"))
+                .filter(|d| !d.is_zero());
             if let (Some(bind), Some(backend)) = (bind, backend) {
                 frontends.push(Frontend {
                     name,
                     bind,
                     backend,
                     maxconn,
+                    timeout_first_byte,
                 });
             }
         }
@@ -115,9 +119,15 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|g| self.duration(&g.hard_stop_after, "global.hard_stop_after"))
             .filter(|d| !d.is_zero());
+        let resolvers = file
+            .resolvers
+            .as_ref()
+            .map(|r| self.resolvers(r))
+            .unwrap_or_default();
         Config {
             hard_stop_after,
             admin,
+            resolvers,
             frontends,
             backends,
         }
@@ -222,6 +232,79 @@ impl Validator<'_> {
             check,
             servers,
         }
+    }
+
+    fn resolvers(&mut self, r: &raw::Resolvers) -> Resolvers {
+        let defaults = Resolvers::default();
+        let nameservers = r.nameservers.as_ref().map(|list| {
+            if list.get_ref().is_empty() {
+                self.problem(
+                    list,
+                    "resolvers.nameservers",
+                    "empty list: expected at least one IP or IP:port, or leave the key out to use /etc/resolv.conf",
+                );
+            }
+            list.get_ref()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| self.nameserver(n, &format!("resolvers.nameservers[{i}]")))
+                .collect()
+        });
+        let mut positive = |v: &Option<Spanned<String>>, key: &str, default: Duration| match self
+            .duration(v, key)
+        {
+            Some(d) if d.is_zero() => {
+                self.problem(
+                    v.as_ref().expect("parsed"),
+                    key,
+                    "expected a duration above zero, like \"1s\"",
+                );
+                default
+            }
+            Some(d) => d,
+            None => default,
+        };
+        let timeout_resolve = positive(
+            &r.timeout_resolve,
+            "resolvers.timeout_resolve",
+            defaults.timeout_resolve,
+        );
+        let timeout_retry = positive(
+            &r.timeout_retry,
+            "resolvers.timeout_retry",
+            defaults.timeout_retry,
+        );
+        let hold_valid = positive(&r.hold_valid, "resolvers.hold_valid", defaults.hold_valid);
+        let resolve_retries = r
+            .resolve_retries
+            .as_ref()
+            .and_then(|n| self.int_in(n, "resolvers.resolve_retries", 1, 100))
+            .map_or(defaults.resolve_retries, |n| n as u32);
+        Resolvers {
+            nameservers,
+            timeout_resolve,
+            timeout_retry,
+            resolve_retries,
+            hold_valid,
+        }
+    }
+
+    /// `IP` (port 53) or `IP:port`.
+    fn nameserver(&mut self, n: &Spanned<String>, key: &str) -> Option<SocketAddr> {
+        let text = n.get_ref();
+        let parsed = text.parse::<SocketAddr>().ok().or_else(|| {
+            text.parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, 53))
+        });
+        if parsed.is_none() {
+            self.problem(
+                n,
+                key,
+                format!("{text:?}: expected IP or IP:port, such as \"10.96.0.10\" or \"127.0.0.1:5353\""),
+            );
+        }
+        parsed
     }
 
     fn failback(&mut self, f: &Spanned<String>, key: &str) -> Failback {
