@@ -15,7 +15,8 @@ use warren_health::probe::{self, HttpCheck, NodeReport, ProbeError, RabbitCheck}
 use warren_health::Outcome;
 
 use crate::backend::BackendState;
-use crate::config::{Check, CheckKind};
+use crate::config::{Check, CheckKind, SendProxy, Server};
+use crate::proxy_protocol;
 use crate::server::ServerState;
 
 /// Checks server `index` of `backend` for ever (the caller cancels it).
@@ -145,8 +146,21 @@ pub async fn probe_once(
     let left = check.timeout.saturating_sub(started.elapsed());
     match &check.kind {
         CheckKind::None => Ok(None),
-        CheckKind::Tcp => probe::tcp(target, left).await.map(|_| None),
-        CheckKind::Amqp => probe::amqp(target, left).await.map(|_| None),
+        CheckKind::Tcp | CheckKind::Amqp => {
+            let version = check_send_proxy(&server.config, port);
+            let header = move |local, server| proxy_protocol::header(version, local, server);
+            let preamble: Option<&probe::Preamble> =
+                (version != SendProxy::None).then_some(&header);
+            if check.kind == CheckKind::Tcp {
+                probe::tcp_with_preamble(target, left, preamble)
+                    .await
+                    .map(|_| None)
+            } else {
+                probe::amqp_with_preamble(target, left, preamble)
+                    .await
+                    .map(|_| None)
+            }
+        }
         CheckKind::Http {
             path,
             expect_status,
@@ -169,6 +183,20 @@ pub async fn probe_once(
             };
             probe::rabbitmq(&rabbit, left).await.map(Some)
         }
+    }
+}
+
+/// The PROXY header a `tcp`/`amqp` check to `port` sends: the server's
+/// `send_proxy` when the check goes to the server's own port, as in HAProxy
+/// (where `send-proxy` covers checks unless they have their own `port`).
+/// The check socket's own address is announced as the source, the server as
+/// the destination.  `http`/`rabbitmq` checks never send one: they go to the
+/// management port, which RabbitMQ's `proxy_protocol` does not cover.
+fn check_send_proxy(server: &Server, port: u16) -> SendProxy {
+    if port == server.address.port() {
+        server.send_proxy
+    } else {
+        SendProxy::None
     }
 }
 

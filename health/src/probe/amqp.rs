@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
 
-use super::tcp::connect;
-use super::{io_reason, ProbeError};
+use super::tcp::{connect, preamble_bytes};
+use super::{io_reason, Preamble, ProbeError};
 
 /// The AMQP 0-9-1 protocol header.
 pub(crate) const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
@@ -23,9 +23,24 @@ const MAX_PAYLOAD: u32 = 64 * 1024;
 /// channel 0 carrying `Connection.Start` (class 10, method 10) with version
 /// 0-9, ended by the frame-end octet 0xCE, all within `timeout`.
 pub async fn amqp(addr: SocketAddr, timeout: Duration) -> Result<(), ProbeError> {
+    amqp_with_preamble(addr, timeout, None).await
+}
+
+/// [`amqp`], but when `preamble` is given its bytes (for the socket's local
+/// address and `addr`: a PROXY protocol header) go first, in the same write
+/// as the AMQP protocol header.  A listener with `proxy_protocol = true`
+/// drops a connection that does not start with a PROXY header, so the plain
+/// [`amqp`] probe fails against it.
+pub async fn amqp_with_preamble(
+    addr: SocketAddr,
+    timeout: Duration,
+    preamble: Option<&Preamble<'_>>,
+) -> Result<(), ProbeError> {
     let deadline = Instant::now() + timeout;
     let mut s = connect(addr, deadline).await?;
-    let res = match timeout_at(deadline, exchange(&mut s)).await {
+    let mut hello = preamble_bytes(&s, addr, preamble)?;
+    hello.extend_from_slice(PROTOCOL_HEADER);
+    let res = match timeout_at(deadline, exchange(&mut s, &hello)).await {
         Err(_) => Err(ProbeError::L6Timeout),
         Ok(r) => r,
     };
@@ -34,8 +49,8 @@ pub async fn amqp(addr: SocketAddr, timeout: Duration) -> Result<(), ProbeError>
     res
 }
 
-async fn exchange(s: &mut tokio::net::TcpStream) -> Result<(), ProbeError> {
-    s.write_all(PROTOCOL_HEADER)
+async fn exchange(s: &mut tokio::net::TcpStream, hello: &[u8]) -> Result<(), ProbeError> {
+    s.write_all(hello)
         .await
         .map_err(|e| ProbeError::L4Con(io_reason(&e)))?;
     let mut head = [0u8; 7];
@@ -274,6 +289,66 @@ pub(crate) mod tests {
         let e = amqp(addr, Duration::from_millis(300)).await.unwrap_err();
         assert_eq!(e, ProbeError::L6Timeout);
         assert_eq!(e.to_string(), "Layer6 timeout");
+    }
+
+    /// A fake broker behind `proxy_protocol = true`: the connection must
+    /// start with the PROXY line naming the client's address and the
+    /// broker's own; anything else is dropped (as RabbitMQ does), otherwise
+    /// the AMQP exchange proceeds as with [`fake`].
+    async fn proxy_fake() -> SocketAddr {
+        serve(|mut s| async move {
+            let expected =
+                crate::probe::tcp::tests::v1(s.peer_addr().unwrap(), s.local_addr().unwrap());
+            // Byte by byte, giving up at the first one that differs (a
+            // parser sees at once that "AMQP" is no PROXY header).
+            for want in expected {
+                let mut b = [0u8; 1];
+                if s.read_exact(&mut b).await.is_err() || b[0] != want {
+                    return;
+                }
+            }
+            let mut h = [0u8; 8];
+            if s.read_exact(&mut h).await.is_err() || &h != PROTOCOL_HEADER {
+                return;
+            }
+            let _ = s.write_all(&connection_start_frame()).await;
+            let mut sink = [0u8; 64];
+            while let Ok(n) = s.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn preamble_goes_before_the_protocol_header() {
+        let addr = proxy_fake().await;
+        let preamble = crate::probe::tcp::tests::v1;
+        amqp_with_preamble(addr, T, Some(&preamble)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn proxy_listener_drops_a_probe_without_preamble() {
+        let addr = proxy_fake().await;
+        let e = amqp(addr, T).await.unwrap_err();
+        assert!(
+            matches!(e, ProbeError::L6Rsp(_) | ProbeError::L4Con(_)),
+            "dropped before a Connection.Start: {e}"
+        );
+        // A wrong preamble (other addresses) is dropped too.
+        let wrong = |_: SocketAddr, _: SocketAddr| b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n".to_vec();
+        assert!(amqp_with_preamble(addr, T, Some(&wrong)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn plain_listener_rejects_a_preamble() {
+        // `fake` wants the AMQP header first, as a broker without
+        // proxy_protocol does: a preamble there fails the check.
+        let addr = fake(connection_start_frame()).await;
+        let preamble = crate::probe::tcp::tests::v1;
+        assert!(amqp_with_preamble(addr, T, Some(&preamble)).await.is_err());
     }
 
     #[tokio::test]

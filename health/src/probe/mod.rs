@@ -11,12 +11,22 @@ mod http;
 mod rabbitmq;
 mod tcp;
 
-pub use amqp::amqp;
+pub use amqp::{amqp, amqp_with_preamble};
 pub use http::{http, HttpCheck};
 pub use rabbitmq::{judge, rabbitmq, NodeReport, RabbitCheck};
-pub use tcp::tcp;
+pub use tcp::{tcp, tcp_with_preamble};
 
 use std::io;
+use std::net::SocketAddr;
+
+/// Bytes the `tcp` and `amqp` probes write right after connecting, before
+/// their own exchange, made from the probe socket's own (local) address and
+/// the server's address: `preamble(local, server)`.
+///
+/// This is how a check honours the PROXY protocol (HAProxy sends the header
+/// on checks of a `send-proxy` server): warren-lb builds the header, this
+/// crate knows no PROXY format.  An empty result writes nothing.
+pub type Preamble<'a> = dyn Fn(SocketAddr, SocketAddr) -> Vec<u8> + Send + Sync + 'a;
 
 /// Why a probe failed. `Display` gives an HAProxy-style reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,247 @@
+//! PROXY protocol against a real RabbitMQ (`scripts/testbed --nodes 1
+//! --conf-line 'proxy_protocol = true'`): warren-lb's `amqp` checks pass
+//! only because they send the header (the same node is DOWN for a server
+//! without `send_proxy`), and a client connecting through warren-lb shows
+//! up in the management API with its own address, not the balancer's.
+//!
+//! Needs root (network namespaces) and Debian's rabbitmq-server.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use lapin::{Connection, ConnectionProperties};
+use serde_json::Value;
+use warren_lb::runtime::{self, Running};
+
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A running testbed; `down` on drop, also when the test panics.
+struct Testbed {
+    dir: tempfile::TempDir,
+    state: Value,
+}
+
+impl Testbed {
+    fn up(extra: &[&str]) -> Testbed {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tb = Testbed {
+            dir,
+            state: Value::Null,
+        };
+        let out = tb.cmd("up", extra);
+        tb.state = serde_json::from_slice(&out).expect("testbed up prints its state");
+        tb
+    }
+
+    fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/testbed")
+    }
+
+    fn cmd(&self, sub: &str, args: &[&str]) -> Vec<u8> {
+        let out = Command::new(Self::script())
+            .arg(sub)
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(args)
+            .output()
+            .expect("run scripts/testbed");
+        assert!(
+            out.status.success(),
+            "testbed {sub} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    fn field(&self, key: &str) -> String {
+        self.state[key].as_str().unwrap().to_owned()
+    }
+
+    fn ip(&self) -> String {
+        self.state["nodes"][0]["ip"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::script())
+            .arg("down")
+            .arg("--dir")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// One frontend + backend per `send_proxy` value, all to the same node,
+/// each with an `amqp` check.
+fn lb_config(tb: &Testbed) -> String {
+    let mut c = String::new();
+    for version in ["v2", "v1", "none"] {
+        c.push_str(&format!(
+            r#"
+[[frontend]]
+name = "amqp-{version}"
+bind = "127.0.0.1:0"
+backend = "{version}"
+
+[[backend]]
+name = "{version}"
+
+[backend.check]
+type = "amqp"
+inter = "300ms"
+fastinter = "200ms"
+downinter = "300ms"
+rise = 2
+fall = 2
+timeout = "2s"
+
+[[backend.server]]
+name = "rabbit1"
+address = "{}:5672"
+send_proxy = "{version}"
+"#,
+            tb.ip()
+        ));
+    }
+    c
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {PATIENCE:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn last_check(lb: &Running, backend: usize) -> String {
+    lb.backends()[backend].servers[0]
+        .last_check
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or_default()
+}
+
+/// The management API's view of the connection named `name`, once it
+/// appears (connections show up after a short stats delay).
+async fn mgmt_connection(tb: &Testbed, name: &str) -> Value {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let url = format!("http://{}:15672/api/connections", tb.ip());
+    let deadline = Instant::now() + PATIENCE;
+    let mut last;
+    loop {
+        let answer = http
+            .get(&url)
+            .basic_auth(tb.field("user"), Some(tb.field("password")))
+            .send()
+            .await;
+        match answer {
+            Ok(r) if r.status().is_success() => {
+                let all: Value = r.json().await.unwrap_or(Value::Null);
+                if let Some(c) = all.as_array().and_then(|cs| {
+                    cs.iter()
+                        .find(|c| c["client_properties"]["connection_name"] == name)
+                }) {
+                    return c.clone();
+                }
+                last = format!(
+                    "{} connections, none named {name}",
+                    all.as_array().map_or(0, |a| a.len())
+                );
+            }
+            Ok(r) => last = format!("status {}", r.status()),
+            Err(e) => last = e.to_string(),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connection {name} not in {url} after {PATIENCE:?} (last: {last})"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_proxy_protocol_v1_v2_checks_pass_and_rabbitmq_sees_the_client() {
+    let tb = Testbed::up(&["--nodes", "1", "--conf-line", "proxy_protocol = true"]);
+    let bridge = tb.field("host_ip");
+    let config = warren_lb::config::parse(&lb_config(&tb)).expect("valid lb config");
+    let lb = runtime::start(config).await.unwrap();
+    let backends = lb.backends();
+    let (v2, v1, plain) = (
+        backends[0].servers[0].clone(),
+        backends[1].servers[0].clone(),
+        backends[2].servers[0].clone(),
+    );
+
+    // (a) The header-less amqp check fails against the same node: RabbitMQ
+    // drops a connection that does not start with a PROXY header ...
+    eventually("server without send_proxy marked DOWN", || !plain.is_up()).await;
+    let plain_reason = last_check(&lb, 2);
+    println!("no send_proxy: {plain_reason}");
+    assert!(!plain_reason.starts_with("Layer6 check passed"));
+    // ... while the checks with a v2 / v1 header pass, every time.
+    eventually("v2 and v1 checks passed at least once", || {
+        last_check(&lb, 0).starts_with("Layer6 check passed")
+            && last_check(&lb, 1).starts_with("Layer6 check passed")
+    })
+    .await;
+    for (name, server, i) in [("v2", &v2, 0), ("v1", &v1, 1)] {
+        assert!(server.is_up(), "{name}: {}", last_check(&lb, i));
+        assert_eq!(
+            server.check_failures.load(Ordering::Relaxed),
+            0,
+            "{name} checks never failed: {}",
+            last_check(&lb, i)
+        );
+    }
+
+    // (b) A client through warren-lb is seen by RabbitMQ as itself.
+    for (name, frontend) in [("v2", lb.listening[0]), ("v1", lb.listening[1])] {
+        let conn_name = format!("warren-proxy-{name}-{}", std::process::id());
+        let uri = format!(
+            "amqp://{}:{}@{frontend}/%2f?heartbeat=5",
+            tb.field("user"),
+            tb.field("password")
+        );
+        let props = ConnectionProperties::default()
+            .with_connection_name(conn_name.clone().into())
+            .with_executor(tokio_executor_trait::Tokio::current())
+            .with_reactor(tokio_reactor_trait::Tokio);
+        let conn = Connection::connect(&uri, props)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: AMQP through warren-lb: {e}"));
+        let ch = conn.create_channel().await.unwrap();
+        assert!(ch.status().connected());
+
+        let asked = Instant::now();
+        let seen = mgmt_connection(&tb, &conn_name).await;
+        println!(
+            "{name}: RabbitMQ sees peer {}:{} -> {}:{} (in the management API after {:?})",
+            seen["peer_host"],
+            seen["peer_port"],
+            seen["host"],
+            seen["port"],
+            asked.elapsed()
+        );
+        assert_eq!(
+            seen["peer_host"], "127.0.0.1",
+            "{name}: the client's own address (the lb listens on loopback), got {seen}"
+        );
+        assert_ne!(seen["peer_host"], bridge.as_str());
+        // The destination RabbitMQ reports is the one the client dialled:
+        // warren-lb's frontend, not the node's own listener.
+        assert_eq!(seen["port"], frontend.port(), "{name}: {seen}");
+        conn.close(200, "bye").await.unwrap();
+    }
+    lb.shutdown().await;
+}
