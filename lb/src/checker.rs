@@ -35,7 +35,11 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
             }
         }
         let started = Instant::now();
-        let result = probe_once(check, &server).await;
+        let (result, amqp_answered) = if check.kind == CheckKind::Rabbitmq {
+            rabbitmq_with_amqp_fallback(check, &server).await
+        } else {
+            (probe_once(check, &server).await, false)
+        };
         if let Ok(Some(report)) = &result {
             *server.cluster.lock().expect("cluster lock") = Some(report.clone());
         }
@@ -43,9 +47,7 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
             Ok(_) => (Outcome::Passed, format!("{} check passed", layer(check))),
             Err(e) if check.kind == CheckKind::Rabbitmq && e.is_timeout() => {
                 let since = *silent_since.get_or_insert(started);
-                if started.duration_since(since) < NO_NEWS_LIMIT
-                    && amqp_answers(check, &server).await
-                {
+                if started.duration_since(since) < NO_NEWS_LIMIT && amqp_answered {
                     if since == started {
                         info!(
                             server = %server.id(),
@@ -81,13 +83,21 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
             .store(outcome == Outcome::Inconclusive, Ordering::Release);
         *server.last_check.lock().expect("last_check lock") =
             Some(format!("{reason}, check duration: {}ms", took.as_millis()));
+        let rabbitmq = check.kind == CheckKind::Rabbitmq;
+        if rabbitmq {
+            // Judge the node's fresh report before a passed check can make
+            // it UP: a resumed node must never be eligible on its own stale
+            // view, not even between the transition and the cross-check.
+            backend.cross_check();
+        }
         let step = server.machine(|m| m.on_check(outcome, finished));
         due = step.next_check_at;
         if let Some(t) = step.transition {
             backend.transition(index, t, &reason, Some(took));
-        }
-        if matches!(check.kind, CheckKind::Rabbitmq) {
-            backend.cross_check();
+            if rabbitmq {
+                // Others' verdicts depend on this server being UP or DOWN.
+                backend.cross_check();
+            }
         }
     }
 }
@@ -106,14 +116,37 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
 /// a node can stay UP on AMQP alone.
 pub const NO_NEWS_LIMIT: Duration = Duration::from_secs(90);
 
-/// A server's AMQP port completes the protocol handshake within the
-/// check's timeout.
-async fn amqp_answers(check: &Check, server: &ServerState) -> bool {
-    let port = server.config.address.port();
-    match tokio::time::timeout(check.timeout, server.target(port)).await {
-        Ok(Ok(target)) => probe::amqp(target, check.timeout).await.is_ok(),
-        _ => false,
+/// A `rabbitmq` check, and whether the node's AMQP port answered when the
+/// management API was slow.  The AMQP probe starts at half the check's
+/// timeout, beside the management request, so a frozen node (which
+/// answers neither) still fails within one timeout, and a healthy node is
+/// not sent an AMQP handshake at every check.
+async fn rabbitmq_with_amqp_fallback(
+    check: &Check,
+    server: &ServerState,
+) -> (Result<Option<NodeReport>, ProbeError>, bool) {
+    let management = probe_once(check, server);
+    tokio::pin!(management);
+    let head_start = check.timeout / 2;
+    match tokio::time::timeout(head_start, &mut management).await {
+        Ok(result) => (result, false),
+        Err(_) => tokio::join!(management, amqp_answers(head_start, server)),
     }
+}
+
+/// The server's AMQP port completes the protocol handshake (after the
+/// server's PROXY header, if it has one) within `limit`.
+async fn amqp_answers(limit: Duration, server: &ServerState) -> bool {
+    let version = server.config.send_proxy;
+    let header = move |local, server| proxy_protocol::header(version, local, server);
+    let preamble: Option<&probe::Preamble> = (version != SendProxy::None).then_some(&header);
+    let attempt = async {
+        let target = server.target(server.config.address.port()).await.ok()?;
+        probe::amqp_with_preamble(target, limit, preamble)
+            .await
+            .ok()
+    };
+    matches!(tokio::time::timeout(limit, attempt).await, Ok(Some(())))
 }
 
 /// One run of the configured probe against one server; a passed `rabbitmq`

@@ -13,7 +13,11 @@
 //!    does not list this server's node as running — the majority has
 //!    dropped it, whatever it says itself; or
 //! 2. the majority it claims is made of nodes whose own servers are DOWN in
-//!    warren-lb — the claim cannot be confirmed by the nodes themselves.
+//!    warren-lb, or whose management API is silent ("no news") — the claim
+//!    cannot be confirmed by the nodes themselves.
+//!
+//! A server in a "no news" streak is not judged (it keeps its verdict) and
+//! does not testify: its last report predates whatever is going on.
 //!
 //! Pure: reports in, verdicts out; [`crate::backend`] applies them.
 
@@ -60,15 +64,17 @@ fn dropped_by_an_up_peer(members: &[Member], me: usize, node: &str) -> Option<St
 }
 
 fn unconfirmed_majority(members: &[Member], me: &NodeReport) -> Option<String> {
-    let down_here = |n: &str| {
+    // A peer confirms only if it is UP and its management API answers now:
+    // a silent peer cannot vouch for anybody's view of the cluster.
+    let unconfirming = |n: &str| {
         members
             .iter()
-            .any(|m| !m.up && m.report.is_some_and(|r| r.node == n))
+            .any(|m| (!m.up || !m.current) && m.report.is_some_and(|r| r.node == n))
     };
     let confirmed = me
         .running
         .iter()
-        .filter(|n| **n == me.node || !down_here(n))
+        .filter(|n| **n == me.node || !unconfirming(n))
         .count();
     (me.running.len() * 2 > me.total && confirmed * 2 <= me.total).then(|| {
         format!(
@@ -186,10 +192,10 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_peer_neither_testifies_nor_is_judged_but_still_confirms() {
+    fn a_silent_peer_neither_testifies_nor_confirms_nor_is_judged() {
         // r2's report is from before its management API went silent: it
-        // must not veto r1 (rule 1), it gets no new verdict itself, and as
-        // an UP server it still confirms the nodes that list it (rule 2).
+        // must not veto r1 (rule 1), it cannot confirm r1's claim (rule 2),
+        // and it gets no new verdict itself.
         let (r1, r2, r3) = (
             report("r1", ALL),
             report("r2", &["r2", "r3"]),
@@ -213,21 +219,17 @@ mod tests {
             },
         ];
         let v = cut_off(&members);
-        assert_eq!(v, vec![None, None, None]);
-        // The same r2, current, vetoes r1.
+        // r1 claims all three, but r2 is silent and r3 DOWN: unconfirmed.
+        assert!(v[0].as_deref().unwrap().contains("only 1 pass"), "{v:?}");
+        assert_eq!(v[1], None, "a silent server gets no verdict");
+        assert_eq!(v[2], None, "r3's claim is confirmed by r1");
+        // The same r2, current, vetoes r1 outright.
         let mut current = members;
         current[1].current = true;
-        assert!(cut_off(&current)[0]
-            .as_deref()
-            .unwrap()
-            .contains("r2 (UP) does not see r1"));
-        // A silent r2 that is DOWN does not confirm: r1's claim of r2 and
-        // r3 rests on two DOWN servers.
-        let mut down = members;
-        down[1].up = false;
-        assert!(cut_off(&down)[0]
-            .as_deref()
-            .unwrap()
-            .contains("only 1 pass"));
+        let v = cut_off(&current);
+        assert!(
+            v[0].as_deref().unwrap().contains("r2 (UP) does not see r1"),
+            "{v:?}"
+        );
     }
 }

@@ -57,7 +57,7 @@ async fn serve(mut s: TcpStream) -> String {
         Ok(_) if &h != b"AMQP\x00\x00\x09\x01" => return format!("rejected: {version} then {h:?}"),
         Ok(_) => {}
     }
-    let _ = s.write_all(&connection_start()).await;
+    let _ = s.write_all(&common::connection_start()).await;
     let mut sink = [0u8; 64];
     while let Ok(n) = s.read(&mut sink).await {
         if n == 0 {
@@ -119,21 +119,6 @@ async fn read_header(s: &mut TcpStream) -> Result<(&'static str, SocketAddr, Soc
         let dst = SocketAddr::new(ip(4).into(), u16::from_be_bytes([b[10], b[11]]));
         Ok(("v2", src, dst))
     }
-}
-
-/// A minimal Connection.Start (version 0-9, empty tables).
-fn connection_start() -> Vec<u8> {
-    let mut p = vec![0, 10, 0, 10, 0, 9];
-    p.extend_from_slice(&0u32.to_be_bytes()); // server-properties
-    for long in [&b"PLAIN"[..], &b"en_US"[..]] {
-        p.extend_from_slice(&(long.len() as u32).to_be_bytes());
-        p.extend_from_slice(long);
-    }
-    let mut f = vec![1, 0, 0];
-    f.extend_from_slice(&(p.len() as u32).to_be_bytes());
-    f.extend_from_slice(&p);
-    f.push(0xCE);
-    f
 }
 
 fn config(kind: &str, servers: &[(&str, SocketAddr, &str)], port: Option<u16>) -> String {

@@ -434,13 +434,34 @@ async fn real_frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majo
         "no server was eligible for {} samples of 10 ms while rabbit1 was frozen",
         samples - served
     );
-    // From the moment it resumes, rabbit1 must never be eligible: right
-    // after SIGCONT its own view is stale (it still sees every peer
-    // running), so only the cross-check of the majority's views keeps it
-    // out.  A watcher samples eligibility far more often than checks run.
-    let rabbit1_eligible = sampler({
-        let rabbit1 = servers[0].clone();
-        move || rabbit1.is_eligible()
+    // From the moment it resumes, rabbit1 must never be eligible on its own
+    // word: right after SIGCONT its view is stale (it still sees every peer
+    // running).  It may be eligible only while another node whose server is
+    // UP, and whose management API answers, sees it running.  (With
+    // `ignore`, the freeze sometimes splits rabbit2 from rabbit3 as well,
+    // and rabbit1 then legitimately rejoins the majority side.)  A watcher
+    // samples far more often than checks run.
+    let rabbit1_node = servers[0]
+        .cluster
+        .lock()
+        .unwrap()
+        .as_ref()
+        .map(|r| r.node.clone())
+        .expect("rabbit1 passed a check before the freeze");
+    let rabbit1_unvouched = sampler({
+        let servers = servers.clone();
+        move || {
+            let vouched = servers[1..].iter().any(|s| {
+                s.is_up()
+                    && !s.no_news.load(Ordering::Acquire)
+                    && s.cluster
+                        .lock()
+                        .unwrap()
+                        .as_ref()
+                        .is_some_and(|r| r.running.contains(&rabbit1_node))
+            });
+            servers[0].is_eligible() && !vouched
+        }
     });
     tb.node("thaw", 1);
     eventually("resumed rabbit1 answering, cut off", || {
@@ -458,15 +479,12 @@ async fn real_frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majo
         amqp.is_ok(),
         "the nasty case needs rabbit1 to accept AMQP: {amqp:?}"
     );
-    // ... yet over many check rounds it stays out.  (Whether the majority
-    // side serves meanwhile depends on whether its nodes recorded the
-    // partition when rabbit1 reconnected: with `ignore` they may, and a
-    // node that reports a partition is not eligible either.)
+    // ... yet over many check rounds it is never used on its own word.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let (eligible_samples, _) = rabbit1_eligible.stop().await;
+    let (unvouched, samples) = rabbit1_unvouched.stop().await;
     assert_eq!(
-        eligible_samples, 0,
-        "rabbit1 was eligible while cut off from the majority ({eligible_samples} samples of 10 ms); cut off: {:?}",
+        unvouched, 0,
+        "rabbit1 was eligible without a peer seeing it running ({unvouched} of {samples} samples of 10 ms); cut off: {:?}",
         servers[0].cut_off()
     );
     let reason = servers[0]

@@ -112,3 +112,19 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A minimal AMQP Connection.Start (version 0-9, empty tables), as a
+/// broker sends it after the client's protocol header.
+pub fn connection_start() -> Vec<u8> {
+    let mut p = vec![0, 10, 0, 10, 0, 9];
+    p.extend_from_slice(&0u32.to_be_bytes()); // server-properties
+    for long in [&b"PLAIN"[..], &b"en_US"[..]] {
+        p.extend_from_slice(&(long.len() as u32).to_be_bytes());
+        p.extend_from_slice(long);
+    }
+    let mut f = vec![1, 0, 0];
+    f.extend_from_slice(&(p.len() as u32).to_be_bytes());
+    f.extend_from_slice(&p);
+    f.push(0xCE);
+    f
+}
