@@ -134,6 +134,7 @@ fn server_status(b: &BackendState, s: &ServerState) -> Value {
         "redispatches": s.redispatches.load(Ordering::Relaxed),
         "check_failures": s.check_failures.load(Ordering::Relaxed),
         "downs": s.downs.load(Ordering::Relaxed),
+        "ups": s.ups.load(Ordering::Relaxed),
         "dns_failures": s.dns_failures.load(Ordering::Relaxed),
         "weight": s.weight(),
     })

@@ -18,6 +18,7 @@ pub mod balance;
 pub mod checker;
 pub mod config;
 pub mod dns;
+pub mod limits;
 pub mod majority;
 pub mod metrics;
 pub mod proxy;

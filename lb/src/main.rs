@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing::{error, info, warn};
+use warren_lb::limits::OpenFiles;
 
 #[derive(Parser)]
 #[command(
@@ -202,6 +203,7 @@ fn run(
             return ExitCode::from(2);
         }
     };
+    size_open_files(&config);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -412,6 +414,21 @@ async fn hand_over(running: &warren_lb::runtime::Running, stream: tokio::net::Un
     }
 }
 
+/// Raises the open-files limit to what `config` can hold open (see
+/// [`warren_lb::limits`]), or says why it cannot.
+fn size_open_files(config: &warren_lb::config::Config) {
+    match warren_lb::limits::raise_open_files(warren_lb::limits::fds_needed(config)) {
+        Ok(OpenFiles::Enough(_)) => {}
+        Ok(OpenFiles::Raised { from, to }) => {
+            info!("open files limit raised from {from} to {to} (maxconn of every frontend x 6 + 256)")
+        }
+        Ok(OpenFiles::Short { limit, needed }) => warn!(
+            "open files limit is {limit} (the hard limit), the configuration needs {needed} (maxconn of every frontend x 6 + 256): raise LimitNOFILE / ulimit -Hn or lower maxconn"
+        ),
+        Err(e) => warn!("cannot read or raise the open files limit: {e}"),
+    }
+}
+
 /// SIGHUP: re-read and validate the file; swap only a valid configuration.
 async fn reload(running: &warren_lb::runtime::Running, path: &std::path::Path) {
     let old = running.generation();
@@ -431,6 +448,7 @@ async fn reload(running: &warren_lb::runtime::Running, path: &std::path::Path) {
             return;
         }
     };
+    size_open_files(&config);
     match running.reload(config).await {
         Ok(r) => info!(
             event = "reload",

@@ -93,12 +93,18 @@ impl Lb {
     }
 
     fn start_with(config: &std::path::Path, format: &str, args: &[&std::ffi::OsStr]) -> Lb {
-        let mut child = lb()
+        let mut command = lb();
+        command
             .arg("--config")
             .arg(config)
             .arg("--log-format")
             .arg(format)
-            .args(args)
+            .args(args);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Lb {
+        let mut child = command
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -516,5 +522,53 @@ fn text_logs_are_one_plain_haproxy_line_per_state_change() {
         downs, 1,
         "one DOWN line for one state change: {:?}",
         lb.seen
+    );
+}
+
+#[test]
+fn the_open_files_limit_is_raised_to_what_maxconn_needs() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    use std::os::unix::process::CommandExt;
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let needed = 1000 * 6 + 256;
+    assert!(
+        hard >= needed,
+        "this machine's hard limit {hard} is below {needed}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lb.toml");
+    std::fs::write(
+        &file,
+        "[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\nmaxconn = 1000\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"s\"\naddress = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let mut command = lb();
+    command
+        .arg("--config")
+        .arg(&file)
+        .arg("--log-format")
+        .arg("text");
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between
+    // fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            setrlimit(Resource::RLIMIT_NOFILE, 512, hard).map_err(std::io::Error::from)
+        });
+    }
+    let mut lb = Lb::spawn(command);
+    let line = lb.wait_text("open files limit");
+    assert!(
+        line.contains(&format!("raised from 512 to {needed}")),
+        "{line}"
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", lb.child.id())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        open_files.split_whitespace().nth(3),
+        Some(needed.to_string().as_str()),
+        "{open_files}"
     );
 }
