@@ -129,12 +129,20 @@ impl Record {
 /// A resolver built from `[resolvers]`: the system's configuration, with
 /// the name servers replaced when the file lists some.  Nothing is cached
 /// between resolutions, so every `timeout_resolve` asks the server.
+/// Without `nameservers`, an unreadable `/etc/resolv.conf` is an error
+/// rather than a silent fallback to some public resolver.
 pub fn resolver(settings: &Resolvers) -> anyhow::Result<TokioResolver> {
-    let (system, mut options) = hickory_resolver::system_conf::read_system_conf()
-        .unwrap_or_else(|_| (ResolverConfig::default(), ResolverOpts::default()));
-    let config = match &settings.nameservers {
-        None => system,
-        Some(servers) => {
+    let system = hickory_resolver::system_conf::read_system_conf();
+    let (config, mut options) = match (&settings.nameservers, system) {
+        (None, Ok(system)) => system,
+        (None, Err(e)) => anyhow::bail!(
+            "cannot read the system's resolver configuration ({e}): list resolvers.nameservers"
+        ),
+        (Some(servers), system) => {
+            let (domain, search, options) = match system {
+                Ok((c, o)) => (c.domain().cloned(), c.search().to_vec(), o),
+                Err(_) => (None, Vec::new(), ResolverOpts::default()),
+            };
             let mut group = NameServerConfigGroup::new();
             for s in servers {
                 group.merge(NameServerConfigGroup::from_ips_clear(
@@ -143,7 +151,7 @@ pub fn resolver(settings: &Resolvers) -> anyhow::Result<TokioResolver> {
                     true,
                 ));
             }
-            ResolverConfig::from_parts(system.domain().cloned(), system.search().to_vec(), group)
+            (ResolverConfig::from_parts(domain, search, group), options)
         }
     };
     options.timeout = settings.timeout_retry;
