@@ -244,6 +244,28 @@ impl BackendState {
         }
     }
 
+    /// Reload: a primary that was held back by the old generation's
+    /// failback policy is held by this generation's instead (the old
+    /// generation's timer is void): `immediate` releases it now, `after`
+    /// starts a fresh wait, `manual` keeps waiting for the operator.
+    pub fn adopt_failback_hold(self: &Arc<Self>, index: usize) {
+        let server = &self.servers[index];
+        if !server.awaiting_failback() {
+            return;
+        }
+        server.void_failback_timer();
+        if self.config.failback == Failback::Immediate {
+            server.open_failback();
+            info!(
+                "Server {} failed back: the reloaded failback policy is immediate.",
+                server.id()
+            );
+            self.on_primary_back(index);
+        } else {
+            self.hold_failback(index);
+        }
+    }
+
     fn hold_failback(self: &Arc<Self>, index: usize) {
         let server = &self.servers[index];
         match self.config.failback {

@@ -485,6 +485,13 @@ impl Running {
             backends: backends.clone(),
         });
         *self.live.current.write().expect("generation lock") = generation.clone();
+        //    A primary held back for failback is now held by the new
+        //    generation's policy.
+        for b in &backends {
+            for i in 0..b.servers.len() {
+                b.adopt_failback_hold(i);
+            }
+        }
         // 4. Checks follow the new generation (a known server keeps its
         //    health; its next check simply runs at once).
         inner.checks.cancel();

@@ -327,6 +327,12 @@ impl ServerState {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// A pending `failback = after` timer (which compares generations)
+    /// will find this server changed and do nothing.
+    pub fn void_failback_timer(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     pub fn open_failback(&self) {
         self.failed_back.store(true, Ordering::Release);
     }

@@ -284,6 +284,36 @@ async fn failback_after_a_stable_period() {
 }
 
 #[tokio::test]
+async fn a_reload_holds_a_waiting_primary_under_the_new_failback_policy() {
+    let (lb, addr, primary, primary_addr) = failback_case("after:1h").await;
+    let _back = named_on(TcpListener::bind(primary_addr).await.unwrap(), "primary");
+    eventually("primary back up", || primary.is_up()).await;
+    assert!(primary.awaiting_failback());
+    let backup_addr = match &lb.backends()[0].servers[1].config.address {
+        warren_lb::config::Address::Ip(a) => *a,
+        other => panic!("test backends listen on IPs, not {other}"),
+    };
+    let reload = |policy: &str| {
+        let text = config(
+            "first",
+            &format!("failback = \"{policy}\"\non_marked_up = \"shutdown-backup-sessions\""),
+            FAST_TCP_CHECK,
+            &[("p", primary_addr, "primary"), ("b", backup_addr, "backup")],
+        );
+        warren_lb::config::parse(&text).unwrap()
+    };
+    // manual: still held, now until an operator says so.
+    lb.reload(reload("manual")).await.unwrap();
+    assert!(primary.awaiting_failback());
+    assert_eq!(who(addr).await.0, "backup");
+    // immediate: released by the reload itself.
+    lb.reload(reload("immediate")).await.unwrap();
+    assert!(primary.is_eligible());
+    assert_eq!(who(addr).await.0, "primary");
+    lb.shutdown().await;
+}
+
+#[tokio::test]
 async fn immediate_failback_is_the_default() {
     let (lb, addr, primary, primary_addr) = failback_case("immediate").await;
     let _back = named_on(TcpListener::bind(primary_addr).await.unwrap(), "primary");
