@@ -1,6 +1,8 @@
 //! The `warren-lb` command.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -211,7 +213,7 @@ fn run(
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async {
+    let code = rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let (mut term, mut int, mut hup) = match (
             signal(SignalKind::terminate()),
@@ -290,27 +292,54 @@ fn run(
             path.display()
         );
         let mut upgraded = false;
+        // A handover waits up to a minute for the new process to say
+        // `ready`; signals are served meanwhile, and one handover runs at
+        // a time (a second request is refused by closing it).
+        let mut handing_over: Option<Pin<Box<dyn Future<Output = bool> + '_>>> = None;
         loop {
-            let upgrade_request = async {
-                match &upgrades {
-                    Some(l) => l.accept().await,
-                    None => std::future::pending().await,
-                }
+            let event = tokio::select! {
+                _ = hup.recv() => Event::Reload,
+                _ = term.recv() => Event::Stop,
+                _ = int.recv() => Event::Stop,
+                r = async {
+                    match &upgrades {
+                        Some(l) => l.accept().await,
+                        None => std::future::pending().await,
+                    }
+                } => Event::UpgradeRequest(r.map(|(stream, _)| stream)),
+                took_over = async {
+                    match handing_over.as_mut() {
+                        Some(h) => h.await,
+                        None => std::future::pending().await,
+                    }
+                } => Event::HandoverDone(took_over),
             };
-            tokio::select! {
-                _ = hup.recv() => reload(&running, &path).await,
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                r = upgrade_request => {
-                    if let Ok((stream, _)) = r {
-                        if hand_over(&running, stream).await {
-                            upgraded = true;
-                            break;
-                        }
+            match event {
+                Event::Reload => reload(&running, &path).await,
+                Event::Stop => break,
+                Event::UpgradeRequest(Ok(stream)) if handing_over.is_none() => {
+                    handing_over = Some(Box::pin(hand_over(&running, stream)));
+                }
+                Event::UpgradeRequest(Ok(_)) => warn!(
+                    event = "upgrade",
+                    step = "refused",
+                    "upgrade: another handover is in progress; request refused"
+                ),
+                Event::UpgradeRequest(Err(e)) => {
+                    warn!(event = "upgrade", step = "failed", "upgrade: accept failed: {e}")
+                }
+                Event::HandoverDone(took_over) => {
+                    handing_over = None;
+                    if took_over {
+                        upgraded = true;
+                        break;
                     }
                 }
             }
         }
+        // A handover still waiting on the new process is abandoned: this
+        // process stops accepting either way.
+        drop(handing_over);
         drop(upgrades);
         if !upgraded {
             if let Some(p) = &upgrade_socket {
@@ -351,7 +380,20 @@ fn run(
         }
         running.shutdown().await;
         ExitCode::SUCCESS
-    })
+    });
+    // Do not wait for an abandoned handover's blocking read (up to a
+    // minute) to time out.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+/// What the main loop was woken by.
+enum Event {
+    Reload,
+    Stop,
+    UpgradeRequest(std::io::Result<tokio::net::UnixStream>),
+    /// A handover finished: true when the new process took over.
+    HandoverDone(bool),
 }
 
 /// Hands the listening sockets to a new process; true once it took over.

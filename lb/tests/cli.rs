@@ -572,3 +572,44 @@ fn the_open_files_limit_is_raised_to_what_maxconn_needs() {
         "{open_files}"
     );
 }
+
+#[test]
+fn signals_are_served_while_a_handover_waits_for_the_new_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lb.toml");
+    let sock = dir.path().join("upgrade.sock");
+    let backend = echo_server();
+    let config = |server: &str| {
+        format!("[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"{server}\"\naddress = \"{backend}\"\n")
+    };
+    std::fs::write(&file, config("s")).unwrap();
+    let mut old = Lb::start_with(
+        &file,
+        "json",
+        &["--upgrade-socket".as_ref(), sock.as_os_str()],
+    );
+    old.wait_json("start", |v| v["event"] == "start");
+    // A "new process" that takes the sockets and then never says `ready`:
+    // the old one waits up to a minute for it.
+    let stalled = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    old.wait_json("the handover request", |v| {
+        v["event"] == "upgrade" && v["step"] == "requested"
+    });
+    // Meanwhile a reload is served ...
+    std::fs::write(&file, config("t")).unwrap();
+    old.signal("HUP");
+    let reloaded = old.wait_json("the reload", |v| v["event"] == "reload");
+    assert_eq!(reloaded["result"], "ok", "{reloaded}");
+    assert_eq!(reloaded["generation"], 2, "{reloaded}");
+    // ... and so is a stop, without waiting out the handover.
+    let asked = std::time::Instant::now();
+    old.signal("TERM");
+    let status = old.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(30),
+        "the stop waited {:?} for the stalled handover",
+        asked.elapsed()
+    );
+    drop(stalled);
+}
