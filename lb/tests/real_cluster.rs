@@ -7,7 +7,6 @@
 //! printed, and asserted only generously: the tight figures are in
 //! docs/benchmarks.md.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -21,59 +20,15 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::Value;
 use warren_lb::runtime::{self, Running};
 
+mod common;
+use common::testbed::Testbed;
+
 const PATIENCE: Duration = Duration::from_secs(120);
 
-/// A running testbed; `down` on drop, also when the test panics.
-struct Testbed {
-    dir: tempfile::TempDir,
-    state: Value,
-}
-
+/// What only these tests ask of the cluster.
 impl Testbed {
-    fn up(extra: &[&str]) -> Testbed {
-        let dir = tempfile::tempdir().unwrap();
-        let mut tb = Testbed {
-            dir,
-            state: Value::Null,
-        };
-        let out = tb.cmd("up", &[extra].concat());
-        tb.state = serde_json::from_slice(&out).expect("testbed up prints its state");
-        tb
-    }
-
-    fn script() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/testbed")
-    }
-
-    fn cmd(&self, sub: &str, args: &[&str]) -> Vec<u8> {
-        let out = Command::new(Self::script())
-            .arg(sub)
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(args)
-            .output()
-            .expect("run scripts/testbed");
-        assert!(
-            out.status.success(),
-            "testbed {sub} {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    }
-
-    fn node(&self, sub: &str, n: usize) {
-        self.cmd(sub, &["--node", &n.to_string()]);
-    }
-
-    fn ip(&self, n: usize) -> String {
-        self.state["nodes"][n - 1]["ip"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
     fn password(&self) -> String {
-        self.state["password"].as_str().unwrap().to_owned()
+        self.field("password")
     }
 
     fn api(&self, n: usize, path: &str) -> Option<Value> {
@@ -154,16 +109,6 @@ password = "{}"
     }
 }
 
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        let _ = Command::new(Self::script())
-            .arg("down")
-            .arg("--dir")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 async fn start_lb(tb: &Testbed, failback: &str) -> Running {
     // The balancer's own log (state changes, cut-off verdicts) goes with
     // the test's output, which the runner shows when the test fails.
@@ -206,15 +151,8 @@ impl Sampler {
     }
 }
 
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {PATIENCE:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    common::eventually_within(PATIENCE, what, cond).await
 }
 
 fn uri(lb: &Running, password: &str) -> String {

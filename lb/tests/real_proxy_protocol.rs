@@ -6,8 +6,6 @@
 //!
 //! Needs root (network namespaces) and Debian's rabbitmq-server.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -15,64 +13,10 @@ use lapin::{Connection, ConnectionProperties};
 use serde_json::Value;
 use warren_lb::runtime::{self, Running};
 
+mod common;
+use common::testbed::Testbed;
+
 const PATIENCE: Duration = Duration::from_secs(120);
-
-/// A running testbed; `down` on drop, also when the test panics.
-struct Testbed {
-    dir: tempfile::TempDir,
-    state: Value,
-}
-
-impl Testbed {
-    fn up(extra: &[&str]) -> Testbed {
-        let dir = tempfile::tempdir().unwrap();
-        let mut tb = Testbed {
-            dir,
-            state: Value::Null,
-        };
-        let out = tb.cmd("up", extra);
-        tb.state = serde_json::from_slice(&out).expect("testbed up prints its state");
-        tb
-    }
-
-    fn script() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/testbed")
-    }
-
-    fn cmd(&self, sub: &str, args: &[&str]) -> Vec<u8> {
-        let out = Command::new(Self::script())
-            .arg(sub)
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(args)
-            .output()
-            .expect("run scripts/testbed");
-        assert!(
-            out.status.success(),
-            "testbed {sub} {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    }
-
-    fn field(&self, key: &str) -> String {
-        self.state[key].as_str().unwrap().to_owned()
-    }
-
-    fn ip(&self) -> String {
-        self.state["nodes"][0]["ip"].as_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        let _ = Command::new(Self::script())
-            .arg("down")
-            .arg("--dir")
-            .arg(self.dir.path())
-            .status();
-    }
-}
 
 /// One frontend + backend per `send_proxy` value, all to the same node,
 /// each with an `amqp` check.
@@ -103,21 +47,14 @@ name = "rabbit1"
 address = "{}:5672"
 send_proxy = "{version}"
 "#,
-            tb.ip()
+            tb.ip(1)
         ));
     }
     c
 }
 
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {PATIENCE:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    common::eventually_within(PATIENCE, what, cond).await
 }
 
 fn last_check(lb: &Running, backend: usize) -> String {
@@ -136,7 +73,7 @@ async fn mgmt_connection(tb: &Testbed, name: &str) -> Value {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let url = format!("http://{}:15672/api/connections", tb.ip());
+    let url = format!("http://{}:15672/api/connections", tb.ip(1));
     let deadline = Instant::now() + PATIENCE;
     let mut last;
     loop {

@@ -10,6 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+pub mod testbed;
+
 /// How long any single expected event may take before a test gives up.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -86,12 +88,17 @@ pub async fn echoes(s: &mut TcpStream, what: &[u8]) {
 }
 
 /// Polls `cond` until it holds; fails the test after [`PATIENCE`].
-pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+pub async fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    eventually_within(PATIENCE, what, cond).await
+}
+
+/// [`eventually`] with the caller's patience (a real cluster needs more).
+pub async fn eventually_within(patience: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + patience;
     while !cond() {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
+            "timed out after {patience:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
