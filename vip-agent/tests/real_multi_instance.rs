@@ -190,8 +190,9 @@ fn real_four_instances_on_one_interface_hold_their_vips_for_60s_and_leave_none()
     );
 }
 
-/// `ip monitor address` on host `i` (line-buffered into its log), started and proven to
-/// be listening (it has reported a probe address) before it is returned.
+/// `ip monitor address` on host `i` (line-buffered into its log), proven to be
+/// listening before it is returned: it has reported a probe address. The probe is added
+/// again until it is seen, since the monitor subscribes some time after it starts.
 fn watch_addresses(t: &Topo, i: usize) -> Proc {
     let monitor = t.spawn(
         i,
@@ -199,11 +200,19 @@ fn watch_addresses(t: &Topo, i: usize) -> Proc {
         &["stdbuf", "-oL", "ip", "-o", "monitor", "address"],
     );
     let probe = format!("10.220.{}.250/32", t.subnet);
-    must(&["ip", "-n", t.ns(i), "addr", "add", &probe, "dev", "eth0"]);
+    let probe_cmd = |op: &str| sh(&["ip", "-n", t.ns(i), "addr", op, &probe, "dev", "eth0"]);
     wait_for("ip monitor reports the probe address", DEADLINE, || {
+        probe_cmd("del");
+        probe_cmd("add");
         monitor.log_text().contains(&format!("inet {probe}"))
     });
-    must(&["ip", "-n", t.ns(i), "addr", "del", &probe, "dev", "eth0"]);
+    probe_cmd("del");
+    assert!(
+        !t.addrs(i)
+            .iter()
+            .any(|a| probe.starts_with(&format!("{a}/"))),
+        "probe address removed"
+    );
     monitor
 }
 
