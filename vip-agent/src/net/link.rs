@@ -146,7 +146,7 @@ pub async fn add_addr(
     }
 }
 
-/// How often a removal is re-read and tried again before it is reported as failed.
+/// Delete attempts for one removal before it is reported as failed.
 const REMOVE_ATTEMPTS: u32 = 3;
 /// Pause between attempts, for a transient failure (ENOBUFS, say) to pass.
 const REMOVE_RETRY_PAUSE: Duration = Duration::from_millis(20);
@@ -172,7 +172,7 @@ impl std::fmt::Display for NotRemoved {
 }
 
 /// Remove each of `addrs` from interface `index`, then read the interface again to
-/// confirm. What is still there is tried again, up to [`REMOVE_ATTEMPTS`] times.
+/// confirm. What is still there is tried again, `REMOVE_ATTEMPTS` times in all.
 /// Returns the addresses that were present and are now gone.
 pub async fn remove_verified(
     handle: &Handle,
