@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::config::{effective_priority, Instance};
+use crate::link_watch::{LinkWatch, Reading};
 use crate::metrics::InstanceMetrics;
 use crate::net::{garp, link, sock::VrrpSockets};
 use crate::notify;
@@ -20,16 +21,22 @@ use crate::vrrp::packet::{self, Advert, ChecksumMode, InstanceView, VRRP_MCAST_V
 
 /// How often the interface (existence, up/running, addresses) is re-read.
 pub const IFACE_POLL: Duration = Duration::from_millis(100);
+/// While reads of the interface keep failing, one warning per this many (10 s at
+/// [`IFACE_POLL`]) besides the first.
+const FAILED_READS_PER_WARNING: u32 = 100;
 
 pub struct Agent {
     inst: Instance,
     metrics: Arc<InstanceMetrics>,
+    /// This instance's own netlink connection (see [`link::connect`]).
     nl: Handle,
     origin: Instant,
     machine: Machine,
     vips: Vec<Ipv4Addr>,
     mode: ChecksumMode,
+    /// The last interface read that succeeded (`None`: missing or never read).
     iface: Option<link::Iface>,
+    link: LinkWatch,
     socks: Option<(u32, VrrpSockets)>,
     src: Option<Ipv4Addr>,
     tracks: Vec<(i32, bool)>,
@@ -56,7 +63,9 @@ async fn sleep_opt(at: Option<Instant>) {
 }
 
 impl Agent {
-    pub fn new(inst: Instance, metrics: Arc<InstanceMetrics>, nl: Handle) -> Self {
+    /// Opens the instance's own netlink connection, so it needs a tokio runtime.
+    pub fn new(inst: Instance, metrics: Arc<InstanceMetrics>) -> std::io::Result<Self> {
+        let nl = link::connect()?;
         let params = Params {
             version: inst.version,
             priority: inst.priority,
@@ -68,7 +77,7 @@ impl Agent {
         let vips = inst.vips.iter().map(|(a, _)| *a).collect();
         let tracks = inst.tracks.iter().map(|t| (t.weight, true)).collect();
         metrics.priority.store(inst.priority, Relaxed);
-        Agent {
+        Ok(Agent {
             mode: ChecksumMode {
                 v3_pseudo_header: inst.v3_pseudo_header,
             },
@@ -79,11 +88,12 @@ impl Agent {
             origin: Instant::now(),
             vips,
             iface: None,
+            link: LinkWatch::default(),
             socks: None,
             src: None,
             tracks,
             last_garp_refresh: Instant::now(),
-        }
+        })
     }
 
     fn now(&self) -> Duration {
@@ -94,25 +104,44 @@ impl Agent {
         &self.inst.name
     }
 
-    /// Re-read the interface; (re)open sockets when its index changes. Returns whether
-    /// the instance can run (interface exists, up, running, has a source address).
-    async fn refresh_iface(&mut self) -> bool {
-        let info = match link::iface(&self.nl, &self.inst.interface).await {
-            Ok(i) => i,
+    /// Re-read the interface; (re)open sockets when its index changes. Returns the
+    /// verdict (can the instance run: interface exists, up, running, has a source
+    /// address?) when it changed. A failed read changes nothing: sockets, addresses and
+    /// verdict stay as they were until a read succeeds.
+    async fn refresh_iface(&mut self) -> Option<bool> {
+        let reading = match link::iface(&self.nl, &self.inst.interface).await {
+            Ok(Some(info)) => self.use_iface(info),
+            Ok(None) => {
+                self.iface = None;
+                self.socks = None;
+                Reading::Unusable
+            }
             Err(e) => {
-                tracing::warn!(
-                    "({}) cannot read interface {}: {e:#}",
-                    self.name(),
-                    self.inst.interface
-                );
-                None
+                let n = self.link.failed_reads() + 1;
+                if n == 1 || n % FAILED_READS_PER_WARNING == 0 {
+                    tracing::warn!(
+                        "({}) cannot read interface {} ({n} failed read(s) in a row; state unchanged, retrying every {IFACE_POLL:?}): {e:#}",
+                        self.name(),
+                        self.inst.interface
+                    );
+                }
+                Reading::Failed
             }
         };
-        let Some(info) = info else {
-            self.iface = None;
-            self.socks = None;
-            return false;
-        };
+        let failed_before = self.link.failed_reads();
+        let change = self.link.observe(reading);
+        if failed_before > 0 && reading != Reading::Failed {
+            tracing::info!(
+                "({}) interface {} read again after {failed_before} failed read(s)",
+                self.name(),
+                self.inst.interface
+            );
+        }
+        change
+    }
+
+    /// Adopt a successful read of the interface.
+    fn use_iface(&mut self, info: link::Iface) -> Reading {
         if self.socks.as_ref().map(|(i, _)| *i) != Some(info.index) {
             match VrrpSockets::open(
                 &self.inst.interface,
@@ -141,11 +170,29 @@ impl Agent {
         }
         let ok = info.up && self.socks.is_some() && self.src.is_some();
         self.iface = Some(info);
-        ok
+        if ok {
+            Reading::Usable
+        } else {
+            Reading::Unusable
+        }
     }
 
-    /// Run until `shutdown` flips to true; then resign and remove the VIPs.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    /// Read the interface until a read succeeds (or shutdown is asked); the verdict.
+    async fn first_verdict(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<bool> {
+        loop {
+            if let Some(up) = self.refresh_iface().await {
+                return Some(up);
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return None,
+                _ = tokio::time::sleep(IFACE_POLL) => {}
+            }
+        }
+    }
+
+    /// Run until `shutdown` flips to true; then resign and remove the VIPs. Returns the
+    /// VIPs that could not be removed (empty: none of ours is left on the interface).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Vec<Ipv4Addr> {
         let (ttx, mut trx) = mpsc::channel(64);
         let mut tasks = Vec::new();
         for (i, t) in self.inst.tracks.iter().enumerate() {
@@ -157,12 +204,17 @@ impl Agent {
             )));
         }
         drop(ttx);
-        let mut up = self.refresh_iface().await;
-        // A previous run killed with SIGKILL may have left our VIPs behind: we start as
-        // Backup, so they must go.
-        if self.iface.is_some() {
-            self.remove_vips(true).await;
-        }
+        let Some(up) = self.first_verdict(&mut shutdown).await else {
+            for t in tasks {
+                t.abort();
+            }
+            return self.remove_vips(Removal::Stop).await;
+        };
+        // A previous run killed with SIGKILL may have left our VIPs behind. We start as
+        // Backup, and a Backup holding them would answer for the new master's addresses,
+        // so they go first (keepalived does the same: "removing VIPs." before it enters
+        // BACKUP).
+        self.remove_vips(Removal::Leftover).await;
         if !up {
             tracing::warn!(
                 "({}) interface {} missing, down or without IPv4 address: FAULT",
@@ -204,9 +256,7 @@ impl Agent {
                     self.perform(a).await;
                 }
                 _ = poll.tick() => {
-                    let now_up = self.refresh_iface().await;
-                    if now_up != up {
-                        up = now_up;
+                    if let Some(up) = self.refresh_iface().await {
                         if up {
                             tracing::info!("({}) interface {} is up", self.inst.name, self.inst.interface);
                         } else {
@@ -225,11 +275,12 @@ impl Agent {
         }
         let a = self.machine.step(Event::Shutdown, self.now());
         self.perform(a).await;
-        // Belt and braces: whatever state we were in, leave no VIP behind.
-        self.remove_vips(true).await;
         for t in tasks {
             t.abort();
         }
+        // Whatever state we were in, leave no VIP behind: a stopped agent's address
+        // collides with the new master's.
+        self.remove_vips(Removal::Stop).await
     }
 
     async fn on_packet(&mut self, pkt: &[u8]) {
@@ -279,7 +330,9 @@ impl Agent {
             match a {
                 Action::SendAdvert { priority } => self.send_advert(priority),
                 Action::AddVips => self.add_vips().await,
-                Action::RemoveVips => self.remove_vips(false).await,
+                Action::RemoveVips => {
+                    self.remove_vips(Removal::Resign).await;
+                }
                 Action::SendGarp => {
                     self.last_garp_refresh = Instant::now();
                     self.garp();
@@ -341,21 +394,39 @@ impl Agent {
         }
     }
 
-    async fn remove_vips(&mut self, quiet: bool) {
-        let Some(ifc) = &self.iface else { return };
-        for (a, _) in &self.inst.vips {
-            match link::del_addr(&self.nl, ifc.index, *a).await {
-                Ok(true) if quiet => tracing::info!(
-                    "({}) removed leftover {a} from {}",
+    /// Remove this instance's VIPs from the interface, verified by reading it back.
+    /// Returns those still there (each already logged as an error).
+    async fn remove_vips(&mut self, why: Removal) -> Vec<Ipv4Addr> {
+        let Some(ifc) = &self.iface else {
+            // Missing interface: no address of ours can be on it.
+            return Vec::new();
+        };
+        match link::remove_verified(&self.nl, ifc.index, &self.vips).await {
+            Ok(removed) => {
+                for a in removed {
+                    match why {
+                        Removal::Resign => {}
+                        Removal::Leftover => tracing::info!(
+                            "({}) removed leftover {a} from {} before starting as BACKUP",
+                            self.inst.name,
+                            self.inst.interface
+                        ),
+                        Removal::Stop => tracing::info!(
+                            "({}) removed {a} from {}",
+                            self.inst.name,
+                            self.inst.interface
+                        ),
+                    }
+                }
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::error!(
+                    "({}) cannot remove its virtual addresses from {}: {e}",
                     self.inst.name,
                     self.inst.interface
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::error!(
-                    "({}) cannot remove {a} from {}: {e:#}",
-                    self.inst.name,
-                    self.inst.interface
-                ),
+                );
+                e.left
             }
         }
     }
@@ -403,4 +474,15 @@ impl Agent {
             );
         }
     }
+}
+
+/// Why VIPs are removed, for the log line.
+#[derive(Clone, Copy)]
+enum Removal {
+    /// Leaving Master (resign, FAULT): the state change is the log line.
+    Resign,
+    /// At start, from a run that could not clean up (SIGKILL).
+    Leftover,
+    /// On SIGTERM/SIGINT.
+    Stop,
 }

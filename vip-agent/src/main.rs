@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-use warren_vip::{agent::Agent, config, metrics, net::link, notify};
+use anyhow::Context as _;
+
+use warren_vip::{agent::Agent, config, metrics, notify};
 
 #[derive(Parser)]
 #[command(
@@ -102,7 +104,6 @@ async fn run(
     file: &std::path::Path,
     loaded_text: Vec<u8>,
 ) -> anyhow::Result<()> {
-    let nl = link::connect()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut all = Vec::new();
     let mut tasks = Vec::new();
@@ -123,8 +124,10 @@ async fn run(
                 format!("unicast peers {:?}", inst.unicast_peers)
             }
         );
-        let agent = Agent::new(inst, m, nl.clone());
-        tasks.push(tokio::spawn(agent.run(stop_rx.clone())));
+        let name = inst.name.clone();
+        let agent = Agent::new(inst, m)
+            .with_context(|| format!("({name}) cannot open a netlink connection"))?;
+        tasks.push((name, tokio::spawn(agent.run(stop_rx.clone()))));
     }
     if let Some(bind) = cfg.status_bind {
         let all = all.clone();
@@ -145,8 +148,21 @@ async fn run(
         }
     }
     let _ = stop_tx.send(true);
-    for t in tasks {
-        let _ = t.await;
+    let mut left = Vec::new();
+    for (name, t) in tasks {
+        match t.await {
+            Ok(addrs) => left.extend(addrs.iter().map(|a| format!("{name}: {a}"))),
+            Err(e) => {
+                tracing::error!("({name}) instance task ended abnormally: {e}");
+                left.push(format!("{name}: unknown"));
+            }
+        }
+    }
+    if !left.is_empty() {
+        anyhow::bail!(
+            "stopped with virtual addresses not removed: {} (see the errors above)",
+            left.join(", ")
+        );
     }
     tracing::info!("stopped");
     Ok(())

@@ -166,6 +166,25 @@ impl Topo {
         String::from_utf8_lossy(&out.stdout).contains(&needle)
     }
 
+    /// Every IPv4 address on host i's eth0, one entry per kernel address record (so an
+    /// address configured twice, e.g. with two prefixes, appears twice).
+    pub fn addrs(&self, i: usize) -> Vec<Ipv4Addr> {
+        let out = must(&[
+            "ip",
+            "-n",
+            self.ns(i),
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "dev",
+            "eth0",
+        ]);
+        out.lines()
+            .filter_map(|l| l.split("inet ").nth(1)?.split('/').next()?.parse().ok())
+            .collect()
+    }
+
     /// Which hosts currently hold the VIP.
     pub fn holders(&self) -> Vec<usize> {
         (1..=self.hosts.len())
