@@ -39,7 +39,7 @@ fn check_config_lists_every_problem_with_file_line_and_key() {
     let f = file.display();
     assert!(
         err.contains(&format!(
-            "{f}:8: backend[b].check.rise: 0: expected an integer from 1 to 1000"
+            "{f}:8: backend[b].check.rise: 0: expected a whole number from 1 to 1000"
         )),
         "{err}"
     );

@@ -123,7 +123,7 @@ fn unknown_key_is_refused_with_line_and_path() {
 fn unknown_server_key_path_is_readable() {
     let text = "[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:5672\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"s\"\nadress = \"x\"\n";
     let p = only_problem(text);
-    assert_eq!(p.key, "backend[0].server[0].adress", "{p:?}");
+    assert_eq!(p.key, "backend[b].server[s].adress", "{p:?}");
     assert_eq!(p.line, Some(9));
 }
 
@@ -141,7 +141,10 @@ fn rise_and_fall_of_zero_are_refused() {
     let p = problems(&text);
     assert_eq!(p.len(), 2, "{p:#?}");
     assert_eq!(p[0].key, "backend[rabbitmq].check.rise");
-    assert!(p[0].message.contains("expected an integer from 1"), "{p:?}");
+    assert!(
+        p[0].message.contains("expected a whole number from 1"),
+        "{p:?}"
+    );
     assert_eq!(p[0].line, Some(19));
     assert_eq!(p[1].key, "backend[rabbitmq].check.fall");
 }
@@ -216,12 +219,12 @@ fn error_display_names_file_line_and_key() {
         problems: vec![Problem {
             line: Some(7),
             key: "backend[b].check.rise".into(),
-            message: "0: expected an integer from 1 to 1000".into(),
+            message: "0: expected a whole number from 1 to 1000".into(),
         }],
     };
     assert_eq!(
         e.to_string(),
-        "/etc/warren/lb.toml:7: backend[b].check.rise: 0: expected an integer from 1 to 1000"
+        "/etc/warren/lb.toml:7: backend[b].check.rise: 0: expected a whole number from 1 to 1000"
     );
 }
 
