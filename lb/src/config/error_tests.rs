@@ -373,3 +373,15 @@ fn wrong_types_are_all_reported_at_once() {
         ]
     );
 }
+
+#[test]
+fn an_unknown_check_type_is_one_problem_not_a_cascade() {
+    assert_refused_with(&[(
+        good_with("type = \"rabbitmq\"", "type = \"htp\"\npath = \"/health\""),
+        problem(
+            16,
+            "backend[rabbitmq].check.type",
+            "\"htp\": expected one of [\"tcp\", \"amqp\", \"http\", \"rabbitmq\"]",
+        ),
+    )]);
+}

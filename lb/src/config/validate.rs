@@ -346,26 +346,24 @@ impl Validator<'_> {
                 password: None,
             };
         };
+        // `None`: a type we do not know, already reported.
         let kind_name = match &c.kind {
-            None => "tcp",
-            Some(_) => self
-                .choice(
-                    &c.kind,
-                    &format!("{key}.type"),
-                    &[
-                        ("tcp", "tcp"),
-                        ("amqp", "amqp"),
-                        ("http", "http"),
-                        ("rabbitmq", "rabbitmq"),
-                    ],
-                )
-                .unwrap_or("tcp"),
+            None => Some("tcp"),
+            Some(_) => self.choice(
+                &c.kind,
+                &format!("{key}.type"),
+                &[
+                    ("tcp", "tcp"),
+                    ("amqp", "amqp"),
+                    ("http", "http"),
+                    ("rabbitmq", "rabbitmq"),
+                ],
+            ),
         };
         let kind = match kind_name {
-            "tcp" => CheckKind::Tcp,
-            "amqp" => CheckKind::Amqp,
-            "rabbitmq" => CheckKind::Rabbitmq,
-            _ => CheckKind::Http {
+            Some("amqp") => CheckKind::Amqp,
+            Some("rabbitmq") => CheckKind::Rabbitmq,
+            Some("http") => CheckKind::Http {
                 path: c
                     .path
                     .as_ref()
@@ -379,8 +377,9 @@ impl Validator<'_> {
                 },
                 expect_body: c.expect_body.clone(),
             },
+            _ => CheckKind::Tcp,
         };
-        if !matches!(kind, CheckKind::Http { .. }) {
+        if let Some(kind_name) = kind_name.filter(|name| *name != "http") {
             for (field, value) in [
                 ("path", c.path.as_ref().map(|p| p.span())),
                 ("expect_status", c.expect_status.as_ref().map(|p| p.span())),
