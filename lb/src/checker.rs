@@ -15,7 +15,7 @@ use warren_health::probe::{self, HttpCheck, NodeReport, ProbeError, RabbitCheck}
 use warren_health::Outcome;
 
 use crate::backend::BackendState;
-use crate::config::{Check, CheckKind, SendProxy, Server};
+use crate::config::{Check, CheckKind, CheckTarget, SendProxy, Server};
 use crate::proxy_protocol;
 use crate::server::ServerState;
 
@@ -23,6 +23,15 @@ use crate::server::ServerState;
 pub async fn run(backend: Arc<BackendState>, index: usize) {
     let server = backend.servers[index].clone();
     let check = &backend.config.check;
+    // From this generation's config: a server kept by a reload keeps the
+    // config it was added with, but its check target may have changed.
+    let target = backend
+        .config
+        .servers
+        .iter()
+        .find(|s| s.name == server.config.name)
+        .unwrap_or(&server.config)
+        .check_target(check);
     let mut due = server.machine(|m| m.first_check_at(Instant::now()));
     // Since when the management API has been timing out, if it has.
     let mut silent_since: Option<Instant> = None;
@@ -36,9 +45,9 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
         }
         let started = Instant::now();
         let (result, amqp_answered) = if check.kind == CheckKind::Rabbitmq {
-            rabbitmq_with_amqp_fallback(check, &server).await
+            rabbitmq_with_amqp_fallback(check, target, &server).await
         } else {
-            (probe_once(check, &server).await, false)
+            (probe_once(check, target, &server).await, false)
         };
         if let Ok(Some(report)) = &result {
             *server.cluster.lock().expect("cluster lock") = Some(report.clone());
@@ -123,9 +132,10 @@ pub const NO_NEWS_LIMIT: Duration = Duration::from_secs(90);
 /// not sent an AMQP handshake at every check.
 async fn rabbitmq_with_amqp_fallback(
     check: &Check,
+    target: CheckTarget,
     server: &ServerState,
 ) -> (Result<Option<NodeReport>, ProbeError>, bool) {
-    let management = probe_once(check, server);
+    let management = probe_once(check, target, server);
     tokio::pin!(management);
     let head_start = check.timeout / 2;
     match tokio::time::timeout(head_start, &mut management).await {
@@ -149,13 +159,14 @@ async fn amqp_answers(limit: Duration, server: &ServerState) -> bool {
     matches!(tokio::time::timeout(limit, attempt).await, Ok(Some(())))
 }
 
-/// One run of the configured probe against one server; a passed `rabbitmq`
-/// check also returns what the node reported of its cluster.
+/// One run of the configured probe against one server's check `target`;
+/// a passed `rabbitmq` check also returns what the node reported of its
+/// cluster.
 pub async fn probe_once(
     check: &Check,
+    target: CheckTarget,
     server: &ServerState,
 ) -> Result<Option<NodeReport>, ProbeError> {
-    let port = check.port.unwrap_or(server.config.address.port());
     let password = match &check.password {
         None => None,
         Some(secret) => Some(
@@ -167,29 +178,32 @@ pub async fn probe_once(
     if check.kind == CheckKind::None {
         return Ok(None);
     }
-    // Every kind goes to the address the resolver holds for the server
-    // (see `crate::dns`), so checks and clients always agree on where the
-    // server is; only a name's very first answer is waited for, within
-    // the check's own timeout.
+    // Without a `check_addr`, every kind goes to the address the resolver
+    // holds for the server (see `crate::dns`), so checks and clients always
+    // agree on where the server is; only a name's very first answer is
+    // waited for, within the check's own timeout.
     let started = Instant::now();
-    let target = tokio::time::timeout(check.timeout, server.target(port))
-        .await
-        .map_err(|_| ProbeError::L4Timeout)?
-        .map_err(ProbeError::L4Con)?;
+    let endpoint = match target.ip {
+        Some(ip) => std::net::SocketAddr::new(ip, target.port),
+        None => tokio::time::timeout(check.timeout, server.target(target.port))
+            .await
+            .map_err(|_| ProbeError::L4Timeout)?
+            .map_err(ProbeError::L4Con)?,
+    };
     let left = check.timeout.saturating_sub(started.elapsed());
     match &check.kind {
         CheckKind::None => Ok(None),
         CheckKind::Tcp | CheckKind::Amqp => {
-            let version = check_send_proxy(&server.config, port);
+            let version = check_send_proxy(&server.config, target);
             let header = move |local, server| proxy_protocol::header(version, local, server);
             let preamble: Option<&probe::Preamble> =
                 (version != SendProxy::None).then_some(&header);
             if check.kind == CheckKind::Tcp {
-                probe::tcp_with_preamble(target, left, preamble)
+                probe::tcp_with_preamble(endpoint, left, preamble)
                     .await
                     .map(|_| None)
             } else {
-                probe::amqp_with_preamble(target, left, preamble)
+                probe::amqp_with_preamble(endpoint, left, preamble)
                     .await
                     .map(|_| None)
             }
@@ -200,7 +214,7 @@ pub async fn probe_once(
             expect_body,
         } => {
             let http = HttpCheck {
-                url: format!("http://{target}{path}"),
+                url: format!("http://{endpoint}{path}"),
                 username: check.username.clone(),
                 password,
                 expect_status: *expect_status,
@@ -210,7 +224,7 @@ pub async fn probe_once(
         }
         CheckKind::Rabbitmq => {
             let rabbit = RabbitCheck {
-                base_url: format!("http://{target}"),
+                base_url: format!("http://{endpoint}"),
                 username: check.username.clone().unwrap_or_default(),
                 password: password.unwrap_or_default(),
             };
@@ -219,14 +233,15 @@ pub async fn probe_once(
     }
 }
 
-/// The PROXY header a `tcp`/`amqp` check to `port` sends: the server's
-/// `send_proxy` when the check goes to the server's own port, as in HAProxy
-/// (where `send-proxy` covers checks unless they have their own `port`).
-/// The check socket's own address is announced as the source, the server as
-/// the destination.  `http`/`rabbitmq` checks never send one: they go to the
-/// management port, which RabbitMQ's `proxy_protocol` does not cover.
-fn check_send_proxy(server: &Server, port: u16) -> SendProxy {
-    if port == server.address.port() {
+/// The PROXY header a `tcp`/`amqp` check to `target` sends: the server's
+/// `send_proxy` when the check goes to the server's own address and port,
+/// as in HAProxy (where `send-proxy` covers checks unless they have their
+/// own `port` or `addr`).  The check socket's own address is announced as
+/// the source, the server as the destination.  `http`/`rabbitmq` checks
+/// never send one: they go to the management port, which RabbitMQ's
+/// `proxy_protocol` does not cover.
+fn check_send_proxy(server: &Server, target: CheckTarget) -> SendProxy {
+    if target.is_the_server(server) {
         server.send_proxy
     } else {
         SendProxy::None

@@ -39,7 +39,7 @@ fn check_config_lists_every_problem_with_file_line_and_key() {
     let f = file.display();
     assert!(
         err.contains(&format!(
-            "{f}:8: backend[b].check.rise: 0: expected an integer from 1 to 1000"
+            "{f}:8: backend[b].check.rise: 0: expected a whole number from 1 to 1000"
         )),
         "{err}"
     );
@@ -52,6 +52,27 @@ fn check_config_lists_every_problem_with_file_line_and_key() {
         "{err}"
     );
     assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn check_config_names_items_in_toml_errors_as_in_value_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lb.toml");
+    std::fs::write(
+        &file,
+        "[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:5672\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"s\"\naddress = \"10.0.0.1:5672\"\nadress = \"10.0.0.1:5672\"\n",
+    )
+    .unwrap();
+    let out = lb().arg("check-config").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:10: backend[b].server[s].adress: unknown field `adress`",
+            file.display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]

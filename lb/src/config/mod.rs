@@ -6,6 +6,7 @@
 //! Each problem names the file, the line, the key path
 //! (`backend[rabbitmq].server[rabbit2].address`) and what was expected.
 
+mod key_path;
 pub mod model;
 mod raw;
 mod validate;
@@ -72,16 +73,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
     let deserializer = toml::Deserializer::new(text);
     let file: raw::File = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        // `Spanned` wrappers show up in the path as a private field name:
-        // drop them so the key reads `backend[0].server[0].adress`.
-        let key = e
-            .path()
-            .to_string()
-            .replace(".$__serde_spanned_private_value", "");
+        let document = toml::from_str::<toml::Value>(text).ok();
+        let key = key_path::named(e.path(), document.as_ref());
         let inner = e.into_inner();
         vec![Problem {
             line: inner.span().map(|s| line_of(text, s.start)),
-            key: if key == "." { String::new() } else { key },
+            key,
             message: inner.message().to_owned(),
         }]
     })?;
@@ -97,5 +94,7 @@ pub(crate) fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+#[cfg(test)]
+mod error_tests;
 #[cfg(test)]
 mod tests;

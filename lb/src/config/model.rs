@@ -4,7 +4,7 @@
 //! types the data path can use directly (socket addresses, durations,
 //! indices instead of names), so the hot path never re-validates.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -235,6 +235,46 @@ pub struct Server {
     /// PROXY protocol header sent to the server before the client's bytes
     /// (HAProxy `send-proxy` / `send-proxy-v2`).
     pub send_proxy: SendProxy,
+    /// The server's checks go to this IP instead of its own address
+    /// (HAProxy's `addr` server keyword).
+    pub check_addr: Option<IpAddr>,
+    /// The server's checks go to this port (HAProxy's `port` server
+    /// keyword): nodes that share one IP have one management port each.
+    pub check_port: Option<u16>,
+}
+
+/// Where a server's checks connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckTarget {
+    /// `None` = the server's own address, as the resolver holds it, so
+    /// checks and clients agree on where a named server is.
+    pub ip: Option<IpAddr>,
+    pub port: u16,
+}
+
+impl Server {
+    /// Where this server's checks go: its own `check_addr`/`check_port`
+    /// first (they exist for servers that differ from the rest), then the
+    /// backend check's `port` (15672 by default for `rabbitmq`), then the
+    /// server's own address and port.
+    pub fn check_target(&self, check: &Check) -> CheckTarget {
+        CheckTarget {
+            ip: self.check_addr,
+            port: self
+                .check_port
+                .or(check.port)
+                .unwrap_or(self.address.port()),
+        }
+    }
+}
+
+impl CheckTarget {
+    /// The check goes to the very endpoint clients use, so it gets the
+    /// server's PROXY header: HAProxy sends `send-proxy` on checks unless
+    /// the server has an `addr` or a check port of its own.
+    pub fn is_the_server(&self, server: &Server) -> bool {
+        self.ip.is_none() && self.port == server.address.port()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -9,6 +9,15 @@
 use serde::Deserialize;
 use toml::Spanned;
 
+/// A number, duration or choice as written, of whatever TOML type.
+///
+/// Serde can only say `expected i64` or `expected a string` about a value
+/// of the wrong type; kept loose, validation says what the docs promise
+/// (`expected a whole number from 1 to 65535`, `expected a duration like
+/// "2s" or "200ms"`), for a wrong type and a wrong value alike, and lists
+/// it with every other problem instead of stopping at the first.
+pub type Loose = Spanned<toml::Value>;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct File {
@@ -24,13 +33,13 @@ pub struct File {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Global {
-    pub hard_stop_after: Option<Spanned<String>>,
+    pub hard_stop_after: Option<Loose>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Admin {
-    pub bind: Spanned<String>,
+    pub bind: Loose,
     pub token: Option<String>,
 }
 
@@ -39,37 +48,37 @@ pub struct Admin {
 #[serde(deny_unknown_fields)]
 pub struct Resolvers {
     pub nameservers: Option<Spanned<Vec<Spanned<String>>>>,
-    pub timeout_resolve: Option<Spanned<String>>,
-    pub timeout_retry: Option<Spanned<String>>,
-    pub resolve_retries: Option<Spanned<i64>>,
-    pub hold_valid: Option<Spanned<String>>,
+    pub timeout_resolve: Option<Loose>,
+    pub timeout_retry: Option<Loose>,
+    pub resolve_retries: Option<Loose>,
+    pub hold_valid: Option<Loose>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Frontend {
     pub name: Spanned<String>,
-    pub bind: Spanned<String>,
+    pub bind: Loose,
     pub backend: Spanned<String>,
-    pub maxconn: Option<Spanned<i64>>,
-    pub timeout_first_byte: Option<Spanned<String>>,
+    pub maxconn: Option<Loose>,
+    pub timeout_first_byte: Option<Loose>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Backend {
     pub name: Spanned<String>,
-    pub balance: Option<Spanned<String>>,
+    pub balance: Option<Loose>,
     #[serde(default)]
     pub allbackups: bool,
     pub redispatch: Option<bool>,
-    pub observe: Option<Spanned<String>>,
-    pub on_error: Option<Spanned<String>>,
-    pub on_marked_down: Option<Spanned<String>>,
-    pub on_marked_up: Option<Spanned<String>>,
-    pub failback: Option<Spanned<String>>,
-    pub timeout_connect: Option<Spanned<String>>,
-    pub timeout_idle: Option<Spanned<String>>,
+    pub observe: Option<Loose>,
+    pub on_error: Option<Loose>,
+    pub on_marked_down: Option<Loose>,
+    pub on_marked_up: Option<Loose>,
+    pub failback: Option<Loose>,
+    pub timeout_connect: Option<Loose>,
+    pub timeout_idle: Option<Loose>,
     pub check: Option<Check>,
     #[serde(default)]
     pub server: Vec<Spanned<Server>>,
@@ -79,19 +88,19 @@ pub struct Backend {
 #[serde(deny_unknown_fields)]
 pub struct Check {
     #[serde(rename = "type")]
-    pub kind: Option<Spanned<String>>,
-    pub inter: Option<Spanned<String>>,
-    pub fastinter: Option<Spanned<String>>,
-    pub downinter: Option<Spanned<String>>,
-    pub rise: Option<Spanned<i64>>,
-    pub fall: Option<Spanned<i64>>,
-    pub timeout: Option<Spanned<String>>,
-    pub port: Option<Spanned<i64>>,
+    pub kind: Option<Loose>,
+    pub inter: Option<Loose>,
+    pub fastinter: Option<Loose>,
+    pub downinter: Option<Loose>,
+    pub rise: Option<Loose>,
+    pub fall: Option<Loose>,
+    pub timeout: Option<Loose>,
+    pub port: Option<Loose>,
     pub username: Option<String>,
     pub password: Option<String>,
     pub password_file: Option<Spanned<String>>,
     pub path: Option<Spanned<String>>,
-    pub expect_status: Option<Spanned<i64>>,
+    pub expect_status: Option<Loose>,
     pub expect_body: Option<String>,
 }
 
@@ -99,9 +108,15 @@ pub struct Check {
 #[serde(deny_unknown_fields)]
 pub struct Server {
     pub name: Spanned<String>,
-    pub address: Spanned<String>,
-    pub role: Option<Spanned<String>>,
-    pub weight: Option<Spanned<i64>>,
-    pub maxconn: Option<Spanned<i64>>,
-    pub send_proxy: Option<Spanned<String>>,
+    pub address: Loose,
+    pub role: Option<Loose>,
+    pub weight: Option<Loose>,
+    pub maxconn: Option<Loose>,
+    pub send_proxy: Option<Loose>,
+    /// HAProxy's `addr` server keyword: this server's checks go to this
+    /// IP instead of the server's own address.
+    pub check_addr: Option<Loose>,
+    /// HAProxy's `port` server keyword: this server's checks go to this
+    /// port, whatever `[backend.check] port` says.
+    pub check_port: Option<Loose>,
 }

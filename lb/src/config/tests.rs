@@ -123,7 +123,7 @@ fn unknown_key_is_refused_with_line_and_path() {
 fn unknown_server_key_path_is_readable() {
     let text = "[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:5672\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"s\"\nadress = \"x\"\n";
     let p = only_problem(text);
-    assert_eq!(p.key, "backend[0].server[0].adress", "{p:?}");
+    assert_eq!(p.key, "backend[b].server[s].adress", "{p:?}");
     assert_eq!(p.line, Some(9));
 }
 
@@ -141,7 +141,10 @@ fn rise_and_fall_of_zero_are_refused() {
     let p = problems(&text);
     assert_eq!(p.len(), 2, "{p:#?}");
     assert_eq!(p[0].key, "backend[rabbitmq].check.rise");
-    assert!(p[0].message.contains("expected an integer from 1"), "{p:?}");
+    assert!(
+        p[0].message.contains("expected a whole number from 1"),
+        "{p:?}"
+    );
     assert_eq!(p[0].line, Some(19));
     assert_eq!(p[1].key, "backend[rabbitmq].check.fall");
 }
@@ -216,12 +219,12 @@ fn error_display_names_file_line_and_key() {
         problems: vec![Problem {
             line: Some(7),
             key: "backend[b].check.rise".into(),
-            message: "0: expected an integer from 1 to 1000".into(),
+            message: "0: expected a whole number from 1 to 1000".into(),
         }],
     };
     assert_eq!(
         e.to_string(),
-        "/etc/warren/lb.toml:7: backend[b].check.rise: 0: expected an integer from 1 to 1000"
+        "/etc/warren/lb.toml:7: backend[b].check.rise: 0: expected a whole number from 1 to 1000"
     );
 }
 
@@ -277,4 +280,151 @@ fn bad_resolvers_say_what_was_expected() {
     assert!(p.message.contains("at least one"), "{p:?}");
     let p = only_problem(&format!("[resolvers]\nhold = \"10s\"\n{GOOD}"));
     assert!(p.message.contains("unknown field `hold`"), "{p:?}");
+}
+
+/// Two nodes on one host (`rabbitN@localhost`): one IP, a port each for
+/// AMQP and for the management API.
+const ONE_HOST: &str = r#"
+[[frontend]]
+name = "amqp"
+bind = "127.0.0.1:5670"
+backend = "rabbitmq"
+
+[[backend]]
+name = "rabbitmq"
+
+[backend.check]
+type = "rabbitmq"
+username = "admin"
+password = "secret"
+
+[[backend.server]]
+name = "rabbit1"
+address = "127.0.0.1:5672"
+check_port = 15672
+
+[[backend.server]]
+name = "rabbit2"
+address = "127.0.0.1:5673"
+check_port = 15673
+
+[[backend.server]]
+name = "rabbit3"
+address = "127.0.0.1:5674"
+check_addr = "127.0.0.3"
+"#;
+
+#[test]
+fn each_server_checks_its_own_check_port_and_addr() {
+    let c = parse(ONE_HOST).unwrap();
+    let b = &c.backends[0];
+    let targets: Vec<CheckTarget> = b.servers.iter().map(|s| s.check_target(&b.check)).collect();
+    let loopback3 = Some("127.0.0.3".parse().unwrap());
+    assert_eq!(
+        targets,
+        [
+            CheckTarget {
+                ip: None,
+                port: 15672
+            },
+            CheckTarget {
+                ip: None,
+                port: 15673
+            },
+            CheckTarget {
+                ip: loopback3,
+                port: 15672
+            },
+        ],
+        "check_port wins over the backend's (default 15672 for rabbitmq) port; check_addr alone keeps it"
+    );
+}
+
+#[test]
+fn check_port_wins_over_the_backends_which_wins_over_the_servers() {
+    let tcp = |check_port: &str, backend_port: &str| {
+        let text = format!(
+            "[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:1\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\n{backend_port}\n[[backend.server]]\nname = \"s\"\naddress = \"127.0.0.1:5672\"\n{check_port}\n"
+        );
+        let c = parse(&text).unwrap();
+        let b = &c.backends[0];
+        let target = b.servers[0].check_target(&b.check);
+        (target.port, target.is_the_server(&b.servers[0]))
+    };
+    assert_eq!(tcp("", ""), (5672, true), "the server's own port");
+    assert_eq!(tcp("", "port = 5673"), (5673, false));
+    assert_eq!(tcp("check_port = 5674", "port = 5673"), (5674, false));
+    assert_eq!(
+        tcp("check_port = 5672", "port = 5673"),
+        (5672, true),
+        "back on the server's own endpoint: its PROXY header applies again"
+    );
+    let with_addr =
+        parse(&ONE_HOST.replace("type = \"rabbitmq\"", "type = \"tcp\"\nport = 5674")).unwrap();
+    let rabbit3 = &with_addr.backends[0].servers[2];
+    assert!(
+        !rabbit3
+            .check_target(&with_addr.backends[0].check)
+            .is_the_server(rabbit3),
+        "a check_addr is never the server's own endpoint (HAProxy: no send-proxy on checks with addr)"
+    );
+}
+
+#[test]
+fn bad_check_addr_and_check_port_say_what_was_expected() {
+    let rabbit1 = "backend[rabbitmq].server[rabbit1]";
+    for (bad, key, message) in [
+        (
+            "check_port = 0",
+            "check_port",
+            "0: expected a whole number from 1 to 65535",
+        ),
+        (
+            "check_port = 65536",
+            "check_port",
+            "65536: expected a whole number from 1 to 65535",
+        ),
+        (
+            "check_addr = \"127.0.0.1:15672\"",
+            "check_addr",
+            "\"127.0.0.1:15672\": expected an IP address without a port, such as \"10.0.0.11\" or \"::1\" (the port is check_port)",
+        ),
+        (
+            "check_addr = \"rabbit1-mgmt\"",
+            "check_addr",
+            "\"rabbit1-mgmt\": expected an IP address without a port, such as \"10.0.0.11\" or \"::1\" (the port is check_port)",
+        ),
+    ] {
+        let p = only_problem(&ONE_HOST.replacen("check_port = 15672", bad, 1));
+        assert_eq!(
+            p,
+            Problem {
+                line: Some(18),
+                key: format!("{rabbit1}.{key}"),
+                message: message.into()
+            }
+        );
+    }
+}
+
+#[test]
+fn check_addr_and_check_port_without_checks_are_refused() {
+    let text = ONE_HOST.replace(
+        "[backend.check]\ntype = \"rabbitmq\"\nusername = \"admin\"\npassword = \"secret\"\n",
+        "",
+    );
+    let p = problems(&text);
+    let found: Vec<(Option<usize>, &str)> = p.iter().map(|p| (p.line, p.key.as_str())).collect();
+    assert_eq!(
+        found,
+        [
+            (Some(14), "backend[rabbitmq].server[rabbit1].check_port"),
+            (Some(19), "backend[rabbitmq].server[rabbit2].check_port"),
+            (Some(24), "backend[rabbitmq].server[rabbit3].check_addr"),
+        ]
+    );
+    assert_eq!(
+        p[0].message,
+        "only used by active checks, but the backend has no [backend.check]"
+    );
 }

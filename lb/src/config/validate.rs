@@ -5,14 +5,14 @@
 //! and docs/configuration.md lists each such difference.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use toml::Spanned;
+use toml::{Spanned, Value};
 
 use super::model::*;
-use super::raw;
+use super::raw::{self, Loose};
 use super::{line_of, Problem};
 
 const DEFAULT_FRONTEND_MAXCONN: usize = 10_000;
@@ -217,7 +217,7 @@ impl Validator<'_> {
             .duration(&b.timeout_idle, &format!("{key}.timeout_idle"))
             .filter(|d| !d.is_zero());
         let check = self.check(b.check.as_ref(), &key);
-        let servers = self.servers(&b.server, &key);
+        let servers = self.servers(&b.server, &key, b.check.is_some());
         Backend {
             name,
             balance,
@@ -250,20 +250,19 @@ impl Validator<'_> {
                 .filter_map(|(i, n)| self.nameserver(n, &format!("resolvers.nameservers[{i}]")))
                 .collect()
         });
-        let mut positive = |v: &Option<Spanned<String>>, key: &str, default: Duration| match self
-            .duration(v, key)
-        {
-            Some(d) if d.is_zero() => {
-                self.problem(
-                    v.as_ref().expect("parsed"),
-                    key,
-                    "expected a duration above zero, like \"1s\"",
-                );
-                default
-            }
-            Some(d) => d,
-            None => default,
-        };
+        let mut positive =
+            |v: &Option<Loose>, key: &str, default: Duration| match self.duration(v, key) {
+                Some(d) if d.is_zero() => {
+                    self.problem(
+                        v.as_ref().expect("parsed"),
+                        key,
+                        "expected a duration above zero, like \"1s\"",
+                    );
+                    default
+                }
+                Some(d) => d,
+                None => default,
+            };
         let timeout_resolve = positive(
             &r.timeout_resolve,
             "resolvers.timeout_resolve",
@@ -307,18 +306,23 @@ impl Validator<'_> {
         parsed
     }
 
-    fn failback(&mut self, f: &Spanned<String>, key: &str) -> Failback {
-        let text = f.get_ref().as_str();
-        match text {
-            "immediate" => Failback::Immediate,
-            "manual" => Failback::Manual,
-            _ => match text.strip_prefix("after:").map(humantime::parse_duration) {
+    fn failback(&mut self, f: &Loose, key: &str) -> Failback {
+        match f.get_ref().as_str() {
+            Some("immediate") => Failback::Immediate,
+            Some("manual") => Failback::Manual,
+            text => match text
+                .and_then(|t| t.strip_prefix("after:"))
+                .map(humantime::parse_duration)
+            {
                 Some(Ok(d)) if !d.is_zero() => Failback::After(d),
                 _ => {
                     self.problem(
                         f,
                         key,
-                        format!("{text:?}: expected \"immediate\", \"manual\" or \"after:<duration>\" such as \"after:30s\""),
+                        format!(
+                            "{}: expected \"immediate\", \"manual\" or \"after:<duration>\" such as \"after:30s\"",
+                            shown(f.get_ref())
+                        ),
                     );
                     Failback::Immediate
                 }
@@ -342,16 +346,24 @@ impl Validator<'_> {
                 password: None,
             };
         };
-        let kind_name = c
-            .kind
-            .as_ref()
-            .map(|k| k.get_ref().as_str())
-            .unwrap_or("tcp");
+        // `None`: a type we do not know, already reported.
+        let kind_name = match &c.kind {
+            None => Some("tcp"),
+            Some(_) => self.choice(
+                &c.kind,
+                &format!("{key}.type"),
+                &[
+                    ("tcp", "tcp"),
+                    ("amqp", "amqp"),
+                    ("http", "http"),
+                    ("rabbitmq", "rabbitmq"),
+                ],
+            ),
+        };
         let kind = match kind_name {
-            "tcp" => CheckKind::Tcp,
-            "amqp" => CheckKind::Amqp,
-            "rabbitmq" => CheckKind::Rabbitmq,
-            "http" => CheckKind::Http {
+            Some("amqp") => CheckKind::Amqp,
+            Some("rabbitmq") => CheckKind::Rabbitmq,
+            Some("http") => CheckKind::Http {
                 path: c
                     .path
                     .as_ref()
@@ -365,17 +377,9 @@ impl Validator<'_> {
                 },
                 expect_body: c.expect_body.clone(),
             },
-            other => {
-                let k = c.kind.as_ref().expect("kind_name came from it");
-                self.problem(
-                    k,
-                    &format!("{key}.type"),
-                    format!("{other:?}: expected one of \"tcp\", \"amqp\", \"http\", \"rabbitmq\""),
-                );
-                CheckKind::Tcp
-            }
+            _ => CheckKind::Tcp,
         };
-        if !matches!(kind, CheckKind::Http { .. }) {
+        if let Some(kind_name) = kind_name.filter(|name| *name != "http") {
             for (field, value) in [
                 ("path", c.path.as_ref().map(|p| p.span())),
                 ("expect_status", c.expect_status.as_ref().map(|p| p.span())),
@@ -399,7 +403,7 @@ impl Validator<'_> {
             ("timeout", &c.timeout),
         ] {
             if let Some(v) = value {
-                if humantime::parse_duration(v.get_ref()).is_ok_and(|d| d.is_zero()) {
+                if parsed_duration(v).is_some_and(|d| d.is_zero()) {
                     self.problem(
                         v,
                         &format!("{key}.{field}"),
@@ -467,7 +471,13 @@ impl Validator<'_> {
         }
     }
 
-    fn servers(&mut self, raws: &[Spanned<raw::Server>], backend_key: &str) -> Vec<Server> {
+    /// The servers of a backend; `checked` = the backend has active checks.
+    fn servers(
+        &mut self,
+        raws: &[Spanned<raw::Server>],
+        backend_key: &str,
+        checked: bool,
+    ) -> Vec<Server> {
         if raws.is_empty() {
             self.problems.push(Problem {
                 line: None,
@@ -519,6 +529,27 @@ impl Validator<'_> {
                     ],
                 )
                 .unwrap_or(SendProxy::None);
+            let check_addr = s
+                .check_addr
+                .as_ref()
+                .and_then(|a| self.ip(a, &format!("{key}.check_addr")));
+            let check_port = s
+                .check_port
+                .as_ref()
+                .and_then(|p| self.int_in(p, &format!("{key}.check_port"), 1, 65535))
+                .map(|p| p as u16);
+            if !checked {
+                for (field, value) in [("check_addr", &s.check_addr), ("check_port", &s.check_port)]
+                {
+                    if let Some(v) = value {
+                        self.problem(
+                            v,
+                            &format!("{key}.{field}"),
+                            "only used by active checks, but the backend has no [backend.check]",
+                        );
+                    }
+                }
+            }
             if let Some(address) = address {
                 servers.push(Server {
                     name,
@@ -527,14 +558,16 @@ impl Validator<'_> {
                     weight,
                     maxconn,
                     send_proxy,
+                    check_addr,
+                    check_port,
                 });
             }
         }
         servers
     }
 
-    fn address(&mut self, a: &Spanned<String>, key: &str) -> Option<Address> {
-        let text = a.get_ref();
+    fn address(&mut self, a: &Loose, key: &str) -> Option<Address> {
+        let text = a.get_ref().as_str().unwrap_or_default();
         if let Ok(ip) = text.parse::<SocketAddr>() {
             if ip.port() == 0 {
                 self.problem(a, key, format!("{text:?}: expected a port from 1 to 65535"));
@@ -553,91 +586,130 @@ impl Validator<'_> {
             self.problem(
                 a,
                 key,
-                format!("{text:?}: expected IP:port or hostname:port, such as \"10.0.0.11:5672\" or \"rabbit1:5672\""),
+                format!("{}: expected IP:port or hostname:port, such as \"10.0.0.11:5672\" or \"rabbit1:5672\"", shown(a.get_ref())),
             );
         }
         parsed
     }
 
-    fn socket_addr(&mut self, a: &Spanned<String>, key: &str) -> Option<SocketAddr> {
-        match a.get_ref().parse::<SocketAddr>() {
-            Ok(addr) => Some(addr),
-            Err(_) => {
-                self.problem(
-                    a,
-                    key,
-                    format!(
-                        "{:?}: expected IP:port, such as \"0.0.0.0:5672\" or \"[::]:5672\"",
-                        a.get_ref()
-                    ),
-                );
-                None
-            }
+    fn socket_addr(&mut self, a: &Loose, key: &str) -> Option<SocketAddr> {
+        let parsed = a
+            .get_ref()
+            .as_str()
+            .and_then(|t| t.parse::<SocketAddr>().ok());
+        if parsed.is_none() {
+            self.problem(
+                a,
+                key,
+                format!(
+                    "{}: expected IP:port, such as \"0.0.0.0:5672\" or \"[::]:5672\"",
+                    shown(a.get_ref())
+                ),
+            );
         }
+        parsed
     }
 
-    fn duration(&mut self, d: &Option<Spanned<String>>, key: &str) -> Option<Duration> {
-        let d = d.as_ref()?;
-        match humantime::parse_duration(d.get_ref()) {
-            Ok(v) => Some(v),
-            Err(_) => {
-                self.problem(
-                    d,
-                    key,
-                    format!(
-                        "{:?}: expected a duration such as \"2s\" or \"200ms\"",
-                        d.get_ref()
-                    ),
-                );
-                None
-            }
+    /// An IP address without a port (HAProxy's `addr`).
+    fn ip(&mut self, a: &Loose, key: &str) -> Option<IpAddr> {
+        let parsed = a.get_ref().as_str().and_then(|t| t.parse::<IpAddr>().ok());
+        if parsed.is_none() {
+            self.problem(
+                a,
+                key,
+                format!(
+                    "{}: expected an IP address without a port, such as \"10.0.0.11\" or \"::1\" (the port is check_port)",
+                    shown(a.get_ref())
+                ),
+            );
         }
+        parsed
+    }
+
+    fn duration(&mut self, d: &Option<Loose>, key: &str) -> Option<Duration> {
+        let d = d.as_ref()?;
+        let parsed = parsed_duration(d);
+        if parsed.is_none() {
+            self.problem(
+                d,
+                key,
+                format!(
+                    "{}: expected a duration like \"2s\" or \"200ms\"",
+                    shown(d.get_ref())
+                ),
+            );
+        }
+        parsed
     }
 
     fn choice<T: Copy>(
         &mut self,
-        v: &Option<Spanned<String>>,
+        v: &Option<Loose>,
         key: &str,
         options: &[(&str, T)],
     ) -> Option<T> {
         let v = v.as_ref()?;
         let found = options
             .iter()
-            .find(|(name, _)| *name == v.get_ref())
+            .find(|(name, _)| Some(*name) == v.get_ref().as_str())
             .map(|(_, t)| *t);
         if found.is_none() {
             let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
             self.problem(
                 v,
                 key,
-                format!("{:?}: expected one of {names:?}", v.get_ref()),
+                format!("{}: expected one of {names:?}", shown(v.get_ref())),
             );
         }
         found
     }
 
-    fn int_in(&mut self, v: &Spanned<i64>, key: &str, min: i64, max: i64) -> Option<i64> {
-        let n = *v.get_ref();
-        if (min..=max).contains(&n) {
-            Some(n)
-        } else {
+    fn int_in(&mut self, v: &Loose, key: &str, min: i64, max: i64) -> Option<i64> {
+        let n = v.get_ref().as_integer().filter(|n| (min..=max).contains(n));
+        if n.is_none() {
             self.problem(
                 v,
                 key,
-                format!("{n}: expected an integer from {min} to {max}"),
+                format!(
+                    "{}: expected a whole number from {min} to {max}",
+                    shown(v.get_ref())
+                ),
             );
-            None
         }
+        n
     }
 
-    fn int_at_least(&mut self, v: &Spanned<i64>, key: &str, min: i64) -> Option<i64> {
-        let n = *v.get_ref();
-        if n >= min {
-            Some(n)
-        } else {
-            self.problem(v, key, format!("{n}: expected an integer >= {min}"));
-            None
+    fn int_at_least(&mut self, v: &Loose, key: &str, min: i64) -> Option<i64> {
+        let n = v.get_ref().as_integer().filter(|n| *n >= min);
+        if n.is_none() {
+            self.problem(
+                v,
+                key,
+                format!(
+                    "{}: expected a whole number of at least {min}",
+                    shown(v.get_ref())
+                ),
+            );
         }
+        n
+    }
+}
+
+/// A humantime string's duration; `None` for anything else.
+fn parsed_duration(v: &Loose) -> Option<Duration> {
+    v.get_ref()
+        .as_str()
+        .and_then(|t| humantime::parse_duration(t).ok())
+}
+
+/// A value as the operator wrote it, for "VALUE: expected WHAT" messages:
+/// a string in quotes (so `"2"` reads as text), a number or boolean as is.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(_) => "an array".into(),
+        Value::Table(_) => "a table".into(),
+        other => other.to_string(),
     }
 }
 
