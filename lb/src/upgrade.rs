@@ -3,15 +3,22 @@
 //! The running (old) process serves a unix socket (`--upgrade-socket`).  A
 //! new process started with `--upgrade-from PATH`:
 //!
-//! 1. connects; the old process sends one message: a JSON list of the
-//!    configured binds and, as `SCM_RIGHTS`, a duplicate of each listening
-//!    socket (the same kernel socket, so its accept queue is shared and no
-//!    client is ever refused);
-//! 2. starts with those sockets for frontends whose bind is unchanged
-//!    (others it binds itself) and, once serving, writes `ready\n`;
-//! 3. the old process then closes its listeners and its upgrade socket,
-//!    serves its established sessions until they end (or until
-//!    `global.hard_stop_after`), and exits.
+//! 1. connects; the old process sends one message: a JSON object naming the
+//!    configured binds of its frontends and of its admin API, and, as
+//!    `SCM_RIGHTS`, a duplicate of each of those listening sockets (the same
+//!    kernel socket, so its accept queue is shared and no client is ever
+//!    refused, nor an admin request);
+//! 2. starts with those sockets where its own configuration has the same
+//!    bind (others it binds itself), runs the first check of every server
+//!    while the old process keeps serving (at most [`FIRST_CHECKS_LIMIT`]),
+//!    then accepts and writes `ready\n`;
+//! 3. the old process then stops accepting on every listener, the admin API
+//!    included, closes its upgrade socket, serves its established sessions
+//!    until they end (or until `global.hard_stop_after`), and exits.
+//!
+//! The new process only answers `/readyz` once it has checked its servers,
+//! so warren-vip (which tracks `/readyz`) sees the old process's verdict up
+//! to `ready` and the new one's after, never a start-up guess.
 //!
 //! If the new process dies or fails before `ready`, the old one logs that
 //! the upgrade was aborted and keeps serving as if nothing happened.
@@ -28,22 +35,52 @@ use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, Ms
 
 /// How long the old process waits for the new one to say `ready`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the new process waits for the first check of every server
+/// before it serves anyway (unchecked servers count as UP, HAProxy's
+/// default); well inside [`READY_TIMEOUT`].
+pub const FIRST_CHECKS_LIMIT: Duration = Duration::from_secs(20);
 /// At most this many listeners are handed over.
 const MAX_FDS: usize = 64;
+
+/// Listening sockets keyed by the bind written in the configuration that
+/// opened them (port 0 stays 0): what a handover carries.
+pub struct Sockets<S> {
+    pub frontends: Vec<(SocketAddr, S)>,
+    pub admin: Option<(SocketAddr, S)>,
+}
+
+impl<S> Default for Sockets<S> {
+    fn default() -> Self {
+        Sockets {
+            frontends: Vec::new(),
+            admin: None,
+        }
+    }
+}
+
+/// What the new process received: listeners it may adopt.
+pub type Inherited = Sockets<std::net::TcpListener>;
 
 /// The old process's side of one handover: send the sockets, wait for
 /// `ready`.  Blocking; run it off the async runtime.  Ok(true) when the
 /// new process took over.
-pub fn hand_over(stream: UnixStream, sockets: &[(SocketAddr, RawFd)]) -> anyhow::Result<bool> {
-    if sockets.len() > MAX_FDS {
+pub fn hand_over(stream: UnixStream, sockets: &Sockets<OwnedFd>) -> anyhow::Result<bool> {
+    let all: Vec<&(SocketAddr, OwnedFd)> = sockets.frontends.iter().chain(&sockets.admin).collect();
+    if all.len() > MAX_FDS {
         bail!(
             "{} listeners: at most {MAX_FDS} can be handed over",
-            sockets.len()
+            all.len()
         );
     }
-    let binds: Vec<String> = sockets.iter().map(|(b, _)| b.to_string()).collect();
-    let payload = serde_json::to_vec(&serde_json::json!({ "binds": binds }))?;
-    let fds: Vec<RawFd> = sockets.iter().map(|(_, fd)| *fd).collect();
+    let binds: Vec<String> = sockets
+        .frontends
+        .iter()
+        .map(|(b, _)| b.to_string())
+        .collect();
+    let admin = sockets.admin.as_ref().map(|(b, _)| b.to_string());
+    let payload = serde_json::to_vec(&serde_json::json!({ "binds": binds, "admin": admin }))?;
+    // The admin socket, if any, comes last.
+    let fds: Vec<RawFd> = all.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
     let cmsgs = [ControlMessage::ScmRights(&fds)];
     sendmsg::<()>(
         stream.as_raw_fd(),
@@ -62,7 +99,7 @@ pub fn hand_over(stream: UnixStream, sockets: &[(SocketAddr, RawFd)]) -> anyhow:
 /// The new process's side: the sockets received, by configured bind, and
 /// the connection on which to say `ready`.
 pub struct Handover {
-    pub sockets: Vec<(SocketAddr, std::net::TcpListener)>,
+    pub sockets: Inherited,
     stream: UnixStream,
 }
 
@@ -98,22 +135,43 @@ impl Handover {
         };
         let message: serde_json::Value =
             serde_json::from_slice(&buf[..bytes]).context("the handover message")?;
+        let parse = |b: &serde_json::Value| -> anyhow::Result<SocketAddr> {
+            let text = b.as_str().context("a bind that is not a string")?;
+            text.parse().with_context(|| {
+                format!("bind {text:?}: expected an address such as 127.0.0.1:5672")
+            })
+        };
         let binds: Vec<SocketAddr> = message["binds"]
             .as_array()
             .context("the handover message has no binds")?
             .iter()
-            .map(|b| b.as_str().unwrap_or_default().parse())
+            .map(parse)
             .collect::<Result<_, _>>()
-            .context("a bind in the handover message")?;
-        if binds.len() != fds.len() {
-            bail!("{} binds but {} sockets received", binds.len(), fds.len());
+            .context("a frontend bind in the handover message")?;
+        let admin = match &message["admin"] {
+            serde_json::Value::Null => None,
+            b => Some(parse(b).context("the admin bind in the handover message")?),
+        };
+        let expected = binds.len() + usize::from(admin.is_some());
+        if expected != fds.len() {
+            bail!(
+                "{} frontend bind(s){} but {} socket(s) received",
+                binds.len(),
+                if admin.is_some() {
+                    " and an admin bind"
+                } else {
+                    ""
+                },
+                fds.len()
+            );
         }
-        let sockets = binds
-            .into_iter()
-            .zip(fds)
-            .map(|(b, fd)| (b, std::net::TcpListener::from(fd)))
-            .collect();
-        Ok(Handover { sockets, stream })
+        let mut fds = fds.into_iter().map(std::net::TcpListener::from);
+        let frontends = binds.into_iter().zip(fds.by_ref()).collect();
+        let admin = admin.zip(fds.next());
+        Ok(Handover {
+            sockets: Sockets { frontends, admin },
+            stream,
+        })
     }
 
     /// Tells the old process to stop accepting.

@@ -285,6 +285,33 @@ fn exchange(s: &mut std::net::TcpStream, what: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A port that was free a moment ago, for a bind that must not be port 0
+/// (an admin API both processes of an upgrade want).
+fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// `GET path` on the admin API: the status code, or why there was none.
+fn admin_get(admin: std::net::SocketAddr, path: &str) -> Result<u16, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(admin).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n").as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)
+        .map_err(|e| format!("read: {e}"))?;
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("not an HTTP answer: {answer:?}"))
+}
+
 #[test]
 fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -293,9 +320,12 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
     let file = dir.path().join("lb.toml");
     let sock = dir.path().join("upgrade.sock");
     let backend = echo_server();
+    // With an admin API on a fixed port, as every shipped config has: the
+    // new process must take it over, not bind it (issue 13, defect 2).
+    let admin = free_port();
     std::fs::write(
         &file,
-        format!("[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\ninter = \"200ms\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\n"),
+        format!("[admin]\nbind = \"{admin}\"\n[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\ninter = \"200ms\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\n"),
     )
     .unwrap();
     let mut old = Lb::start_with(
@@ -320,6 +350,7 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
         assert!(std::time::Instant::now() < deadline, "no upgrade socket");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    assert_eq!(admin_get(admin, "/readyz"), Ok(200));
     let mut longs: Vec<_> = (0..50)
         .map(|_| {
             let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -348,6 +379,23 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
             })
         })
         .collect();
+    // The admin API, polled all through the handover: every request is
+    // answered, and ready.
+    let polls = Arc::new(AtomicU64::new(0));
+    let poller = {
+        let (stop, polls) = (stop.clone(), polls.clone());
+        std::thread::spawn(move || {
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match admin_get(admin, "/readyz") {
+                    Ok(200) => {}
+                    other => failures.push(format!("{other:?}")),
+                }
+                polls.fetch_add(1, Ordering::Relaxed);
+            }
+            failures
+        })
+    };
     let started = std::time::Instant::now();
     let mut new = Lb::start_with(
         &file,
@@ -373,7 +421,21 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
         assert!(std::time::Instant::now() < deadline, "churn stalled");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    let polled = polls.load(Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while polls.load(Ordering::Relaxed) < polled + 20 {
+        assert!(std::time::Instant::now() < deadline, "admin polls stalled");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     stop.store(true, Ordering::Relaxed);
+    let admin_failures = poller.join().unwrap();
+    assert!(
+        admin_failures.is_empty(),
+        "{} of {} admin requests failed or were not ready: {:?}",
+        admin_failures.len(),
+        polls.load(Ordering::Relaxed),
+        admin_failures
+    );
     let failures: Vec<String> = churners
         .into_iter()
         .flat_map(|c| c.join().unwrap())
@@ -408,9 +470,15 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
     }
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     exchange(&mut s, b"new process").unwrap();
+    assert_eq!(
+        admin_get(admin, "/readyz"),
+        Ok(200),
+        "the new process serves the admin API"
+    );
     println!(
-        "upgrade: handover in {handover:?}, 50 sessions kept, {} new connections, 0 refused",
-        made.load(Ordering::Relaxed)
+        "upgrade: handover in {handover:?}, 50 sessions kept, {} new connections, 0 refused, {} admin requests all ready",
+        made.load(Ordering::Relaxed),
+        polls.load(Ordering::Relaxed)
     );
     assert!(sock.exists(), "the new process serves the next upgrade");
 }
