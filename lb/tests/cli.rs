@@ -1,10 +1,7 @@
 //! The `warren-lb` command line: check-config like `haproxy -c`.
 
-use std::process::Command;
-
-fn lb() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_warren-lb"))
-}
+mod common;
+use common::process::{admin_get, free_port, lb, Lb};
 
 #[test]
 fn check_config_accepts_a_valid_file() {
@@ -71,112 +68,6 @@ fn a_missing_or_malformed_file_is_a_clear_error_not_a_panic() {
     let out = lb().arg("--config").arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{}:1", file.display())));
-}
-
-/// A running `warren-lb` whose stdout lines arrive on a channel; killed on drop.
-struct Lb {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Drop for Lb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Lb {
-    fn start(config: &std::path::Path, format: &str) -> Lb {
-        Self::start_with(config, format, &[])
-    }
-
-    fn start_with(config: &std::path::Path, format: &str, args: &[&std::ffi::OsStr]) -> Lb {
-        let mut command = lb();
-        command
-            .arg("--config")
-            .arg(config)
-            .arg("--log-format")
-            .arg(format)
-            .args(args);
-        Self::spawn(command)
-    }
-
-    fn spawn(mut command: Command) -> Lb {
-        let mut child = command
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Lb {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next JSON log line for which `pred` holds.
-    fn wait_json(
-        &mut self,
-        what: &str,
-        pred: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let v: serde_json::Value = serde_json::from_str(&line)
-                        .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
-                    self.seen.push(line);
-                    if pred(&v) {
-                        return v;
-                    }
-                }
-                Err(_) => panic!("no log line for {what}; saw:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-
-    /// The next raw log line containing `needle`.
-    fn wait_text(&mut self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no log line with {needle:?}; saw:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig}");
-    }
 }
 
 #[test]
@@ -283,33 +174,6 @@ fn exchange(s: &mut std::net::TcpStream, what: &[u8]) -> std::io::Result<()> {
     s.read_exact(&mut buf)?;
     assert_eq!(buf, what);
     Ok(())
-}
-
-/// A port that was free a moment ago, for a bind that must not be port 0
-/// (an admin API both processes of an upgrade want).
-fn free_port() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// `GET path` on the admin API: the status code, or why there was none.
-fn admin_get(admin: std::net::SocketAddr, path: &str) -> Result<u16, String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(admin).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n").as_bytes())
-        .map_err(|e| format!("send: {e}"))?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer)
-        .map_err(|e| format!("read: {e}"))?;
-    answer
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {answer:?}"))
 }
 
 #[test]
