@@ -180,3 +180,98 @@ impl Handover {
         self.stream.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    fn listener() -> (SocketAddr, OwnedFd) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        (l.local_addr().unwrap(), OwnedFd::from(l))
+    }
+
+    /// The old process's side, in a thread: `send` runs on the accepted
+    /// connection.
+    fn old_process<T: Send + 'static>(
+        path: &Path,
+        send: impl FnOnce(UnixStream) -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let server = UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || send(server.accept().unwrap().0))
+    }
+
+    #[test]
+    fn a_handover_carries_the_frontends_and_the_admin_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upgrade.sock");
+        let (frontend, admin) = (listener(), listener());
+        let (frontend_addr, admin_addr) = (frontend.0, admin.0);
+        let configured: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let old = old_process(&path, move |stream| {
+            let sockets = Sockets {
+                frontends: vec![(configured, frontend.1)],
+                admin: Some((admin_addr, admin.1)),
+            };
+            hand_over(stream, &sockets).unwrap()
+        });
+        let handover = Handover::receive(&path).unwrap();
+        let Sockets { frontends, admin } = &handover.sockets;
+        assert_eq!(frontends.len(), 1);
+        assert_eq!(frontends[0].0, configured, "keyed by the configured bind");
+        assert_eq!(frontends[0].1.local_addr().unwrap(), frontend_addr);
+        let (bind, socket) = admin.as_ref().expect("the admin socket");
+        assert_eq!(*bind, admin_addr);
+        assert_eq!(socket.local_addr().unwrap(), admin_addr);
+        handover.ready().unwrap();
+        assert!(old.join().unwrap(), "the old process hears `ready`");
+    }
+
+    #[test]
+    fn a_message_that_does_not_match_its_sockets_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upgrade.sock");
+        let old = old_process(&path, |stream| {
+            let (_, fd) = listener();
+            let payload = br#"{"binds": ["127.0.0.1:5672"], "admin": "127.0.0.1:8404"}"#;
+            let fds = [fd.as_raw_fd()];
+            sendmsg::<()>(
+                stream.as_raw_fd(),
+                &[IoSlice::new(payload)],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::empty(),
+                None,
+            )
+            .unwrap();
+        });
+        let err = Handover::receive(&path).err().expect("refused");
+        assert_eq!(
+            format!("{err:#}"),
+            "1 frontend bind(s) and an admin bind but 1 socket(s) received"
+        );
+        old.join().unwrap();
+    }
+
+    #[test]
+    fn a_bind_that_is_not_an_address_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upgrade.sock");
+        let old = old_process(&path, |stream| {
+            let payload = br#"{"binds": [], "admin": "localhost"}"#;
+            sendmsg::<()>(
+                stream.as_raw_fd(),
+                &[IoSlice::new(payload)],
+                &[],
+                MsgFlags::empty(),
+                None,
+            )
+            .unwrap();
+        });
+        let err = Handover::receive(&path).err().expect("refused");
+        assert_eq!(
+            format!("{err:#}"),
+            "the admin bind in the handover message: bind \"localhost\": expected an address such as 127.0.0.1:5672: invalid socket address syntax"
+        );
+        old.join().unwrap();
+    }
+}

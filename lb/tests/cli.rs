@@ -1,7 +1,7 @@
 //! The `warren-lb` command line: check-config like `haproxy -c`.
 
 mod common;
-use common::process::{admin_get, free_port, lb, Lb};
+use common::process::{admin_fetch, admin_get, free_port, lb, Lb};
 
 #[test]
 fn check_config_accepts_a_valid_file() {
@@ -544,4 +544,145 @@ fn signals_are_served_while_a_handover_waits_for_the_new_process() {
         asked.elapsed()
     );
     drop(stalled);
+}
+
+/// A server that accepts and never answers: an `http` check of it fails
+/// only when the check's `timeout` runs out.
+fn silent_server() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let held: Vec<_> = l.incoming().map_while(Result::ok).collect();
+        drop(held);
+    });
+    addr
+}
+
+/// Starts `warren-lb --upgrade-from` for `file`, serving the next upgrade
+/// on the same socket.
+fn upgrade_to(file: &std::path::Path, sock: &std::path::Path) -> Lb {
+    Lb::start_with(
+        file,
+        "json",
+        &[
+            "--upgrade-socket".as_ref(),
+            sock.as_os_str(),
+            "--upgrade-from".as_ref(),
+            sock.as_os_str(),
+        ],
+    )
+}
+
+/// The upgrade socket's path, once the process serves it.
+fn wait_for_socket(sock: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !sock.exists() {
+        assert!(std::time::Instant::now() < deadline, "no upgrade socket");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_upgrade_never_answers_readyz_before_the_new_process_has_checked() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lb.toml");
+    let sock = dir.path().join("upgrade.sock");
+    let admin = free_port();
+    // The only server fails its check, but only after the 1 s timeout: a
+    // new process that answered before its first check would say ready
+    // (servers start UP) for that second.
+    let server = silent_server();
+    std::fs::write(
+        &file,
+        format!("[admin]\nbind = \"{admin}\"\n[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\ntype = \"http\"\ntimeout = \"1s\"\ninter = \"10s\"\n[[backend.server]]\nname = \"s\"\naddress = \"{server}\"\n"),
+    )
+    .unwrap();
+    let mut old = Lb::start_with(
+        &file,
+        "json",
+        &["--upgrade-socket".as_ref(), sock.as_os_str()],
+    );
+    let down = old.wait_json("s DOWN", |v| v["event"] == "server_state");
+    assert_eq!(down["new"], "DOWN", "{down}");
+    wait_for_socket(&sock);
+    assert_eq!(admin_get(admin, "/readyz"), Ok(503));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                answers.push(admin_get(admin, "/readyz"));
+            }
+            answers
+        })
+    };
+    let mut new = upgrade_to(&file, &sock);
+    new.wait_json("the new process taking over", |v| {
+        v["event"] == "upgrade" && v["step"] == "took_over"
+    });
+    old.wait_json("the old process handing over", |v| {
+        v["event"] == "upgrade" && v["step"] == "handed_over"
+    });
+    // Once the old process is gone, only the new one can answer.
+    let status = old.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut answers: Vec<_> = (0..20).map(|_| admin_get(admin, "/readyz")).collect();
+    stop.store(true, Ordering::Relaxed);
+    answers.extend(poller.join().unwrap());
+    let wrong: Vec<_> = answers.iter().filter(|a| **a != Ok(503)).collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} /readyz answers were not 503: {wrong:?}",
+        wrong.len(),
+        answers.len()
+    );
+    let status = admin_fetch(admin, "/status").unwrap().1;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        status["backends"][0]["servers"][0]["state"], "DOWN",
+        "the new process answers with its own check: {status}"
+    );
+}
+
+#[test]
+fn an_upgrade_can_move_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("upgrade.sock");
+    let backend = echo_server();
+    let (before, after) = (free_port(), free_port());
+    let config = |admin: std::net::SocketAddr| {
+        format!("[admin]\nbind = \"{admin}\"\n[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\n")
+    };
+    let (old_file, new_file) = (dir.path().join("old.toml"), dir.path().join("new.toml"));
+    std::fs::write(&old_file, config(before)).unwrap();
+    std::fs::write(&new_file, config(after)).unwrap();
+    let mut old = Lb::start_with(
+        &old_file,
+        "json",
+        &["--upgrade-socket".as_ref(), sock.as_os_str()],
+    );
+    wait_for_socket(&sock);
+    assert_eq!(admin_get(before, "/healthz"), Ok(200));
+    let mut new = upgrade_to(&new_file, &sock);
+    new.wait_json("the new process taking over", |v| {
+        v["event"] == "upgrade" && v["step"] == "took_over"
+    });
+    old.wait_json("the old process handing over", |v| {
+        v["event"] == "upgrade" && v["step"] == "handed_over"
+    });
+    assert_eq!(admin_get(after, "/healthz"), Ok(200));
+    // Nobody holds the old bind any more: neither the old process (it
+    // handed it over) nor the new one (its config has another).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(before).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old admin bind still accepts"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
