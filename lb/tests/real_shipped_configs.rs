@@ -86,6 +86,7 @@ async fn lifecycle(deployment: &'static str) {
     watch.wait_for_more(20).await;
 
     // Upgrade: a new process takes every listener over, admin included.
+    let upgrading = std::time::Instant::now();
     let mut new = Lb::start_with(
         &file,
         "json",
@@ -106,6 +107,7 @@ async fn lifecycle(deployment: &'static str) {
             v["event"] == "upgrade" && v["step"] == "handed_over"
         })
     });
+    let handover = upgrading.elapsed();
     // The handover happened: the admin API is now the new process's
     // (generation 1, no reload yet), while the old one still runs.
     eventually("the new process answering the admin API", || {
@@ -143,7 +145,7 @@ async fn lifecycle(deployment: &'static str) {
     last.close(200, "done").await.unwrap();
     exits_cleanly(&mut new, "the stopped process").await;
     println!(
-        "{deployment}: reload, upgrade and stop with the shipped config: {polls} admin requests all ready, {connects} new clients all served, 5 sessions kept"
+        "{deployment}: reload, upgrade (handover in {handover:?}) and stop with the shipped config: {polls} admin requests all ready, {connects} new clients all served, 5 sessions kept"
     );
 }
 
