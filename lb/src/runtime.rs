@@ -320,8 +320,8 @@ impl Bound {
 /// Waits until every checked server has finished its first check, at most
 /// `limit`; says which are still unchecked when it gives up.
 ///
-/// Polled: the check tasks publish their result in `last_check` and
-/// nothing else needs to hear about a first check.
+/// Polled: a check task publishes `last_check` once its verdict (state,
+/// cut-off) is applied, and nothing else needs to hear about a first check.
 async fn first_checks(backends: &[Arc<BackendState>], limit: Duration) {
     let unchecked = || -> Vec<String> {
         backends
