@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::BackendState;
@@ -32,6 +33,20 @@ pub async fn bind(admin: &Admin) -> std::io::Result<TcpListener> {
     TcpListener::bind(admin.bind).await
 }
 
+/// How long the admin API still serves the connections it accepted after it
+/// stopped accepting (an upgrade handed its socket over, or a reload moved
+/// it): a client that connected just before has sent its request by then.
+/// Idle keep-alive connections are closed after it, so their clients
+/// reconnect to whoever listens now.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Serves until `stop`, then stops accepting at once and lets the
+/// connections already accepted finish within [`LINGER`].
+///
+/// axum's graceful shutdown alone would close a connection accepted a
+/// moment before whose request has not arrived yet; on a socket shared
+/// with a new process (upgrade), that request would fail although the new
+/// process was there to answer it.
 pub async fn serve(listener: TcpListener, live: Arc<Live>, stop: CancellationToken) {
     let shared = Shared { live };
     let app = Router::new()
@@ -41,13 +56,53 @@ pub async fn serve(listener: TcpListener, live: Arc<Live>, stop: CancellationTok
         .route("/metrics", get(metrics))
         .route("/servers/{backend}/{server}/{command}", post(command))
         .with_state(shared);
+    let listener = UntilStopped {
+        listener: Some(listener),
+        stop: stop.clone(),
+    };
     let _ = axum::serve(listener, app)
-        .with_graceful_shutdown(stop.cancelled_owned())
+        .with_graceful_shutdown(async move {
+            stop.cancelled().await;
+            tokio::time::sleep(LINGER).await;
+        })
         .await;
 }
 
-/// 200 when every backend has at least one eligible server, else 503 and
-/// the names of the empty backends.
+/// A listener that accepts until `stop`, then closes its socket: the next
+/// client is accepted by the other holder of a handed-over socket, or
+/// refused when there is none.
+struct UntilStopped {
+    listener: Option<TcpListener>,
+    stop: CancellationToken,
+}
+
+impl axum::serve::Listener for UntilStopped {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        if let Some(listener) = self.listener.as_mut() {
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => {}
+                accepted = axum::serve::Listener::accept(listener) => return accepted,
+            }
+        }
+        self.listener = None;
+        std::future::pending().await
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match &self.listener {
+            Some(l) => l.local_addr(),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the admin API stopped accepting",
+            )),
+        }
+    }
+}
+
 async fn metrics(State(s): State<Shared>) -> Response {
     (
         [(
@@ -59,6 +114,8 @@ async fn metrics(State(s): State<Shared>) -> Response {
         .into_response()
 }
 
+/// 200 when every backend has at least one eligible server, else 503 and
+/// the names of the empty backends.
 async fn readyz(State(s): State<Shared>) -> Response {
     let generation = s.live.current();
     let empty: Vec<&str> = generation

@@ -90,8 +90,6 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
         server
             .no_news
             .store(outcome == Outcome::Inconclusive, Ordering::Release);
-        *server.last_check.lock().expect("last_check lock") =
-            Some(format!("{reason}, check duration: {}ms", took.as_millis()));
         let rabbitmq = check.kind == CheckKind::Rabbitmq;
         if rabbitmq {
             // Judge the node's fresh report before a passed check can make
@@ -108,6 +106,10 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
                 backend.cross_check();
             }
         }
+        // Published once the check's verdict is applied: an upgrade's new
+        // process reads it as "this server's health is known" (runtime.rs).
+        *server.last_check.lock().expect("last_check lock") =
+            Some(format!("{reason}, check duration: {}ms", took.as_millis()));
     }
 }
 

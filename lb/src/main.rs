@@ -230,13 +230,14 @@ fn run(
         if let Some(from) = &upgrade_from {
             match warren_lb::upgrade::Handover::receive(from) {
                 Ok(h) => {
+                    let sockets = h.sockets.frontends.len() + usize::from(h.sockets.admin.is_some());
                     info!(
                         event = "upgrade",
                         step = "received",
-                        sockets = h.sockets.len(),
-                        "upgrade: received {} listening socket(s) from {}",
-                        h.sockets.len(),
-                        from.display()
+                        sockets,
+                        "upgrade: received {sockets} listening socket(s) from {}{}; checking every server once before accepting",
+                        from.display(),
+                        if h.sockets.admin.is_some() { ", the admin API's included" } else { "" }
                     );
                     handover = Some(h);
                 }
@@ -246,11 +247,11 @@ fn run(
                 }
             }
         }
-        let inherited = handover
-            .as_mut()
-            .map(|h| std::mem::take(&mut h.sockets))
-            .unwrap_or_default();
-        let running = match warren_lb::runtime::start_with(config, inherited).await {
+        let started = match handover.as_mut() {
+            Some(h) => warren_lb::runtime::take_over(config, std::mem::take(&mut h.sockets)).await,
+            None => warren_lb::runtime::start(config).await,
+        };
+        let running = match started {
             Ok(r) => r,
             Err(e) => {
                 error!("{e:#}");
@@ -332,6 +333,7 @@ fn run(
                     handing_over = None;
                     if took_over {
                         upgraded = true;
+                        running.hand_off_admin().await;
                         break;
                     }
                 }
@@ -398,7 +400,6 @@ enum Event {
 
 /// Hands the listening sockets to a new process; true once it took over.
 async fn hand_over(running: &warren_lb::runtime::Running, stream: tokio::net::UnixStream) -> bool {
-    use std::os::fd::AsRawFd;
     info!(
         event = "upgrade",
         step = "requested",
@@ -414,10 +415,7 @@ async fn hand_over(running: &warren_lb::runtime::Running, stream: tokio::net::Un
     let result = tokio::task::spawn_blocking(move || {
         let stream = stream.into_std()?;
         stream.set_nonblocking(false)?;
-        let raw: Vec<_> = sockets.iter().map(|(b, fd)| (*b, fd.as_raw_fd())).collect();
-        let r = warren_lb::upgrade::hand_over(stream, &raw);
-        drop(sockets);
-        r
+        warren_lb::upgrade::hand_over(stream, &sockets)
     })
     .await;
     match result {

@@ -35,6 +35,7 @@ use tracing::{info, warn};
 use crate::backend::BackendState;
 use crate::config::{Address, Admin, Config, Frontend};
 use crate::server::ServerState;
+use crate::upgrade::{self, Inherited, Sockets};
 use crate::{admin, checker, dns, metrics, proxy};
 
 /// One loaded configuration and the run-time state built from it.
@@ -106,24 +107,40 @@ struct AdminListener {
     local: SocketAddr,
     stop: CancellationToken,
     task: JoinHandle<()>,
+    /// A duplicate of the listening socket, to hand over on upgrade.
+    dup: OwnedFd,
 }
 
 impl AdminListener {
     /// Binds `admin`: the fallible part, done before anything changes.
-    async fn bind(admin: &Admin) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    async fn bind(admin: &Admin) -> anyhow::Result<Bound> {
         let listener = admin::bind(admin)
             .await
             .with_context(|| format!("admin: cannot listen on {}", admin.bind))?;
-        let local = listener.local_addr()?;
-        Ok((listener, local))
+        Bound::new(listener)
     }
 
-    fn open(
-        (listener, local): (TcpListener, SocketAddr),
-        bind: SocketAddr,
-        live: &Arc<Live>,
-        stop: &CancellationToken,
-    ) -> AdminListener {
+    /// The socket handed over by the process being upgraded when it was
+    /// opened for the same bind, else a fresh one.
+    async fn adopt_or_bind(
+        admin: &Admin,
+        inherited: Option<(SocketAddr, std::net::TcpListener)>,
+    ) -> anyhow::Result<Bound> {
+        match inherited {
+            Some((bind, l)) if bind == admin.bind => {
+                info!("admin API: listening socket inherited");
+                Bound::inherit(l)
+            }
+            _ => Self::bind(admin).await,
+        }
+    }
+
+    fn open(bound: Bound, bind: SocketAddr, live: &Arc<Live>, stop: &CancellationToken) -> Self {
+        let Bound {
+            listener,
+            local,
+            dup,
+        } = bound;
         info!("admin API listening on {local}");
         let own_stop = stop.child_token();
         let task = tokio::spawn(admin::serve(listener, live.clone(), own_stop.clone()));
@@ -132,6 +149,7 @@ impl AdminListener {
             local,
             stop: own_stop,
             task,
+            dup,
         }
     }
 }
@@ -169,31 +187,45 @@ pub struct Reloaded {
 /// Binds everything first, so a taken port fails start-up before any
 /// server is checked or any client accepted.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    start_with(config, Vec::new()).await
+    launch(config, Inherited::default(), false).await
 }
 
-/// Like [`start`], but a frontend whose configured bind is in `inherited`
-/// (sockets handed over by the process being upgraded) uses that socket
-/// instead of binding; unused inherited sockets are closed.
-pub async fn start_with(
+/// The new process of an upgrade: a frontend or admin API whose configured
+/// bind is in `inherited` (sockets handed over by the process being
+/// upgraded) uses that socket instead of binding; unused inherited sockets
+/// are closed.  Nothing is accepted until every server's first check has
+/// finished (at most [`upgrade::FIRST_CHECKS_LIMIT`]): until then the old
+/// process, which shares the sockets, serves with health it knows.
+pub async fn take_over(config: Config, inherited: Inherited) -> anyhow::Result<Running> {
+    launch(config, inherited, true).await
+}
+
+async fn launch(
     config: Config,
-    mut inherited: Vec<(SocketAddr, std::net::TcpListener)>,
+    inherited: Inherited,
+    first_checks_first: bool,
 ) -> anyhow::Result<Running> {
+    let Inherited {
+        frontends: mut inherited,
+        admin: inherited_admin,
+    } = inherited;
     let mut bound = Vec::new();
     for f in &config.frontends {
         match inherited.iter().position(|(b, _)| *b == f.bind) {
             Some(i) => {
                 let (_, l) = inherited.swap_remove(i);
-                l.set_nonblocking(true)?;
                 info!("frontend '{}': listening socket inherited", f.name);
-                bound.push(Bound::new(TcpListener::from_std(l)?)?);
+                bound.push(Bound::inherit(l)?);
             }
             None => bound.push(Bound::new(bind(f).await?)?),
         }
     }
     drop(inherited);
     let admin_listener = match &config.admin {
-        Some(a) => Some((AdminListener::bind(a).await?, a.bind)),
+        Some(a) => Some((
+            AdminListener::adopt_or_bind(a, inherited_admin).await?,
+            a.bind,
+        )),
         None => None,
     };
     let backends: Vec<_> = config
@@ -216,10 +248,13 @@ pub async fn start_with(
         sessions: AtomicUsize::new(0),
         first_byte_timeouts: AtomicU64::new(0),
     });
-    let admin = admin_listener.map(|(bound, bind)| AdminListener::open(bound, bind, &live, &stop));
     let resolver = dns_resolver(&config)?;
     let checks = stop.child_token();
     spawn_server_tasks(&backends, &checks, resolver, &config);
+    if first_checks_first {
+        first_checks(&backends, upgrade::FIRST_CHECKS_LIMIT).await;
+    }
+    let admin = admin_listener.map(|(bound, bind)| AdminListener::open(bound, bind, &live, &stop));
     let mut listeners = Vec::new();
     for (f, l) in config.frontends.iter().zip(bound) {
         listeners.push(open(l, f, &backends, &live, &stop));
@@ -273,6 +308,44 @@ impl Bound {
             dup: OwnedFd::from(socket2::SockRef::from(&listener).try_clone()?),
             listener,
         })
+    }
+
+    /// A socket received in an upgrade handover.
+    fn inherit(listener: std::net::TcpListener) -> anyhow::Result<Bound> {
+        listener.set_nonblocking(true)?;
+        Bound::new(TcpListener::from_std(listener)?)
+    }
+}
+
+/// Waits until every checked server has finished its first check, at most
+/// `limit`; says which are still unchecked when it gives up.
+///
+/// Polled: a check task publishes `last_check` once its verdict (state,
+/// cut-off) is applied, and nothing else needs to hear about a first check.
+async fn first_checks(backends: &[Arc<BackendState>], limit: Duration) {
+    let unchecked = || -> Vec<String> {
+        backends
+            .iter()
+            .flat_map(|b| &b.servers)
+            .filter(|s| s.checked() && s.last_check.lock().expect("last_check lock").is_none())
+            .map(|s| s.id())
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let left = unchecked();
+        if left.is_empty() {
+            info!("upgrade: every server checked once; accepting");
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            warn!(
+                "upgrade: no check finished within {limit:?} for {}; accepting, these count as UP until checked",
+                left.join(", ")
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -582,15 +655,30 @@ impl Running {
         self.inner.lock().await.admin.as_ref().map(|a| a.local)
     }
 
-    /// Duplicates of the current listening sockets with their configured
-    /// binds, for an upgrade handover.
-    pub async fn handover_sockets(&self) -> std::io::Result<Vec<(SocketAddr, OwnedFd)>> {
+    /// Duplicates of the current listening sockets (frontends and admin
+    /// API) with their configured binds, for an upgrade handover.
+    pub async fn handover_sockets(&self) -> std::io::Result<Sockets<OwnedFd>> {
         let inner = self.inner.lock().await;
-        inner
+        let frontends = inner
             .listeners
             .iter()
             .map(|l| Ok((l.bind, l.dup.try_clone()?)))
-            .collect()
+            .collect::<std::io::Result<_>>()?;
+        let admin = match &inner.admin {
+            Some(a) => Some((a.bind, a.dup.try_clone()?)),
+            None => None,
+        };
+        Ok(Sockets { frontends, admin })
+    }
+
+    /// After a handover: the new process answers the admin API on the same
+    /// socket, so this one stops accepting on it (requests it already
+    /// accepted are still answered, see [`admin::serve`]).
+    pub async fn hand_off_admin(&self) {
+        if let Some(a) = self.inner.lock().await.admin.take() {
+            info!("admin API on {}: handed over, no longer accepting", a.local);
+            a.stop.cancel();
+        }
     }
 
     /// Counts a reload refused before it reached [`Running::reload`]

@@ -3,15 +3,22 @@
 //! The running (old) process serves a unix socket (`--upgrade-socket`).  A
 //! new process started with `--upgrade-from PATH`:
 //!
-//! 1. connects; the old process sends one message: a JSON list of the
-//!    configured binds and, as `SCM_RIGHTS`, a duplicate of each listening
-//!    socket (the same kernel socket, so its accept queue is shared and no
-//!    client is ever refused);
-//! 2. starts with those sockets for frontends whose bind is unchanged
-//!    (others it binds itself) and, once serving, writes `ready\n`;
-//! 3. the old process then closes its listeners and its upgrade socket,
-//!    serves its established sessions until they end (or until
-//!    `global.hard_stop_after`), and exits.
+//! 1. connects; the old process sends one message: a JSON object naming the
+//!    configured binds of its frontends and of its admin API, and, as
+//!    `SCM_RIGHTS`, a duplicate of each of those listening sockets (the same
+//!    kernel socket, so its accept queue is shared and no client is ever
+//!    refused, nor an admin request);
+//! 2. starts with those sockets where its own configuration has the same
+//!    bind (others it binds itself), runs the first check of every server
+//!    while the old process keeps serving (at most [`FIRST_CHECKS_LIMIT`]),
+//!    then accepts and writes `ready\n`;
+//! 3. the old process then stops accepting on every listener, the admin API
+//!    included, closes its upgrade socket, serves its established sessions
+//!    until they end (or until `global.hard_stop_after`), and exits.
+//!
+//! The new process only answers `/readyz` once it has checked its servers,
+//! so warren-vip (which tracks `/readyz`) sees the old process's verdict up
+//! to `ready` and the new one's after, never a start-up guess.
 //!
 //! If the new process dies or fails before `ready`, the old one logs that
 //! the upgrade was aborted and keeps serving as if nothing happened.
@@ -28,22 +35,52 @@ use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, Ms
 
 /// How long the old process waits for the new one to say `ready`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the new process waits for the first check of every server
+/// before it serves anyway (unchecked servers count as UP, HAProxy's
+/// default); well inside [`READY_TIMEOUT`].
+pub const FIRST_CHECKS_LIMIT: Duration = Duration::from_secs(20);
 /// At most this many listeners are handed over.
 const MAX_FDS: usize = 64;
+
+/// Listening sockets keyed by the bind written in the configuration that
+/// opened them (port 0 stays 0): what a handover carries.
+pub struct Sockets<S> {
+    pub frontends: Vec<(SocketAddr, S)>,
+    pub admin: Option<(SocketAddr, S)>,
+}
+
+impl<S> Default for Sockets<S> {
+    fn default() -> Self {
+        Sockets {
+            frontends: Vec::new(),
+            admin: None,
+        }
+    }
+}
+
+/// What the new process received: listeners it may adopt.
+pub type Inherited = Sockets<std::net::TcpListener>;
 
 /// The old process's side of one handover: send the sockets, wait for
 /// `ready`.  Blocking; run it off the async runtime.  Ok(true) when the
 /// new process took over.
-pub fn hand_over(stream: UnixStream, sockets: &[(SocketAddr, RawFd)]) -> anyhow::Result<bool> {
-    if sockets.len() > MAX_FDS {
+pub fn hand_over(stream: UnixStream, sockets: &Sockets<OwnedFd>) -> anyhow::Result<bool> {
+    let all: Vec<&(SocketAddr, OwnedFd)> = sockets.frontends.iter().chain(&sockets.admin).collect();
+    if all.len() > MAX_FDS {
         bail!(
             "{} listeners: at most {MAX_FDS} can be handed over",
-            sockets.len()
+            all.len()
         );
     }
-    let binds: Vec<String> = sockets.iter().map(|(b, _)| b.to_string()).collect();
-    let payload = serde_json::to_vec(&serde_json::json!({ "binds": binds }))?;
-    let fds: Vec<RawFd> = sockets.iter().map(|(_, fd)| *fd).collect();
+    let binds: Vec<String> = sockets
+        .frontends
+        .iter()
+        .map(|(b, _)| b.to_string())
+        .collect();
+    let admin = sockets.admin.as_ref().map(|(b, _)| b.to_string());
+    let payload = serde_json::to_vec(&serde_json::json!({ "binds": binds, "admin": admin }))?;
+    // The admin socket, if any, comes last.
+    let fds: Vec<RawFd> = all.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
     let cmsgs = [ControlMessage::ScmRights(&fds)];
     sendmsg::<()>(
         stream.as_raw_fd(),
@@ -62,7 +99,7 @@ pub fn hand_over(stream: UnixStream, sockets: &[(SocketAddr, RawFd)]) -> anyhow:
 /// The new process's side: the sockets received, by configured bind, and
 /// the connection on which to say `ready`.
 pub struct Handover {
-    pub sockets: Vec<(SocketAddr, std::net::TcpListener)>,
+    pub sockets: Inherited,
     stream: UnixStream,
 }
 
@@ -98,27 +135,143 @@ impl Handover {
         };
         let message: serde_json::Value =
             serde_json::from_slice(&buf[..bytes]).context("the handover message")?;
+        let parse = |b: &serde_json::Value| -> anyhow::Result<SocketAddr> {
+            let text = b.as_str().context("a bind that is not a string")?;
+            text.parse().with_context(|| {
+                format!("bind {text:?}: expected an address such as 127.0.0.1:5672")
+            })
+        };
         let binds: Vec<SocketAddr> = message["binds"]
             .as_array()
             .context("the handover message has no binds")?
             .iter()
-            .map(|b| b.as_str().unwrap_or_default().parse())
+            .map(parse)
             .collect::<Result<_, _>>()
-            .context("a bind in the handover message")?;
-        if binds.len() != fds.len() {
-            bail!("{} binds but {} sockets received", binds.len(), fds.len());
+            .context("a frontend bind in the handover message")?;
+        let admin = match &message["admin"] {
+            serde_json::Value::Null => None,
+            b => Some(parse(b).context("the admin bind in the handover message")?),
+        };
+        let expected = binds.len() + usize::from(admin.is_some());
+        if expected != fds.len() {
+            bail!(
+                "{} frontend bind(s){} but {} socket(s) received",
+                binds.len(),
+                if admin.is_some() {
+                    " and an admin bind"
+                } else {
+                    ""
+                },
+                fds.len()
+            );
         }
-        let sockets = binds
-            .into_iter()
-            .zip(fds)
-            .map(|(b, fd)| (b, std::net::TcpListener::from(fd)))
-            .collect();
-        Ok(Handover { sockets, stream })
+        let mut fds = fds.into_iter().map(std::net::TcpListener::from);
+        let frontends = binds.into_iter().zip(fds.by_ref()).collect();
+        let admin = admin.zip(fds.next());
+        Ok(Handover {
+            sockets: Sockets { frontends, admin },
+            stream,
+        })
     }
 
     /// Tells the old process to stop accepting.
     pub fn ready(mut self) -> std::io::Result<()> {
         self.stream.write_all(b"ready\n")?;
         self.stream.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    fn listener() -> (SocketAddr, OwnedFd) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        (l.local_addr().unwrap(), OwnedFd::from(l))
+    }
+
+    /// The old process's side, in a thread: `send` runs on the accepted
+    /// connection.
+    fn old_process<T: Send + 'static>(
+        path: &Path,
+        send: impl FnOnce(UnixStream) -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let server = UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || send(server.accept().unwrap().0))
+    }
+
+    #[test]
+    fn a_handover_carries_the_frontends_and_the_admin_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upgrade.sock");
+        let (frontend, admin) = (listener(), listener());
+        let (frontend_addr, admin_addr) = (frontend.0, admin.0);
+        let configured: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let old = old_process(&path, move |stream| {
+            let sockets = Sockets {
+                frontends: vec![(configured, frontend.1)],
+                admin: Some((admin_addr, admin.1)),
+            };
+            hand_over(stream, &sockets).unwrap()
+        });
+        let handover = Handover::receive(&path).unwrap();
+        let Sockets { frontends, admin } = &handover.sockets;
+        assert_eq!(frontends.len(), 1);
+        assert_eq!(frontends[0].0, configured, "keyed by the configured bind");
+        assert_eq!(frontends[0].1.local_addr().unwrap(), frontend_addr);
+        let (bind, socket) = admin.as_ref().expect("the admin socket");
+        assert_eq!(*bind, admin_addr);
+        assert_eq!(socket.local_addr().unwrap(), admin_addr);
+        handover.ready().unwrap();
+        assert!(old.join().unwrap(), "the old process hears `ready`");
+    }
+
+    #[test]
+    fn a_message_that_does_not_match_its_sockets_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upgrade.sock");
+        let old = old_process(&path, |stream| {
+            let (_, fd) = listener();
+            let payload = br#"{"binds": ["127.0.0.1:5672"], "admin": "127.0.0.1:8404"}"#;
+            let fds = [fd.as_raw_fd()];
+            sendmsg::<()>(
+                stream.as_raw_fd(),
+                &[IoSlice::new(payload)],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::empty(),
+                None,
+            )
+            .unwrap();
+        });
+        let err = Handover::receive(&path).err().expect("refused");
+        assert_eq!(
+            format!("{err:#}"),
+            "1 frontend bind(s) and an admin bind but 1 socket(s) received"
+        );
+        old.join().unwrap();
+    }
+
+    #[test]
+    fn a_bind_that_is_not_an_address_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upgrade.sock");
+        let old = old_process(&path, |stream| {
+            let payload = br#"{"binds": [], "admin": "localhost"}"#;
+            sendmsg::<()>(
+                stream.as_raw_fd(),
+                &[IoSlice::new(payload)],
+                &[],
+                MsgFlags::empty(),
+                None,
+            )
+            .unwrap();
+        });
+        let err = Handover::receive(&path).err().expect("refused");
+        assert_eq!(
+            format!("{err:#}"),
+            "the admin bind in the handover message: bind \"localhost\": expected an address such as 127.0.0.1:5672: invalid socket address syntax"
+        );
+        old.join().unwrap();
     }
 }

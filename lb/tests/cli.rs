@@ -1,10 +1,7 @@
 //! The `warren-lb` command line: check-config like `haproxy -c`.
 
-use std::process::Command;
-
-fn lb() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_warren-lb"))
-}
+mod common;
+use common::process::{admin_fetch, admin_get, free_port, lb, Lb};
 
 #[test]
 fn check_config_accepts_a_valid_file() {
@@ -92,112 +89,6 @@ fn a_missing_or_malformed_file_is_a_clear_error_not_a_panic() {
     let out = lb().arg("--config").arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{}:1", file.display())));
-}
-
-/// A running `warren-lb` whose stdout lines arrive on a channel; killed on drop.
-struct Lb {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Drop for Lb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Lb {
-    fn start(config: &std::path::Path, format: &str) -> Lb {
-        Self::start_with(config, format, &[])
-    }
-
-    fn start_with(config: &std::path::Path, format: &str, args: &[&std::ffi::OsStr]) -> Lb {
-        let mut command = lb();
-        command
-            .arg("--config")
-            .arg(config)
-            .arg("--log-format")
-            .arg(format)
-            .args(args);
-        Self::spawn(command)
-    }
-
-    fn spawn(mut command: Command) -> Lb {
-        let mut child = command
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Lb {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next JSON log line for which `pred` holds.
-    fn wait_json(
-        &mut self,
-        what: &str,
-        pred: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let v: serde_json::Value = serde_json::from_str(&line)
-                        .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
-                    self.seen.push(line);
-                    if pred(&v) {
-                        return v;
-                    }
-                }
-                Err(_) => panic!("no log line for {what}; saw:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-
-    /// The next raw log line containing `needle`.
-    fn wait_text(&mut self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no log line with {needle:?}; saw:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig}");
-    }
 }
 
 #[test]
@@ -314,9 +205,12 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
     let file = dir.path().join("lb.toml");
     let sock = dir.path().join("upgrade.sock");
     let backend = echo_server();
+    // With an admin API on a fixed port, as every shipped config has: the
+    // new process must take it over, not bind it (issue 13, defect 2).
+    let admin = free_port();
     std::fs::write(
         &file,
-        format!("[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\ninter = \"200ms\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\n"),
+        format!("[admin]\nbind = \"{admin}\"\n[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\ninter = \"200ms\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\n"),
     )
     .unwrap();
     let mut old = Lb::start_with(
@@ -341,6 +235,7 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
         assert!(std::time::Instant::now() < deadline, "no upgrade socket");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    assert_eq!(admin_get(admin, "/readyz"), Ok(200));
     let mut longs: Vec<_> = (0..50)
         .map(|_| {
             let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -369,6 +264,23 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
             })
         })
         .collect();
+    // The admin API, polled all through the handover: every request is
+    // answered, and ready.
+    let polls = Arc::new(AtomicU64::new(0));
+    let poller = {
+        let (stop, polls) = (stop.clone(), polls.clone());
+        std::thread::spawn(move || {
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match admin_get(admin, "/readyz") {
+                    Ok(200) => {}
+                    other => failures.push(format!("{other:?}")),
+                }
+                polls.fetch_add(1, Ordering::Relaxed);
+            }
+            failures
+        })
+    };
     let started = std::time::Instant::now();
     let mut new = Lb::start_with(
         &file,
@@ -394,7 +306,21 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
         assert!(std::time::Instant::now() < deadline, "churn stalled");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    let polled = polls.load(Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while polls.load(Ordering::Relaxed) < polled + 20 {
+        assert!(std::time::Instant::now() < deadline, "admin polls stalled");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     stop.store(true, Ordering::Relaxed);
+    let admin_failures = poller.join().unwrap();
+    assert!(
+        admin_failures.is_empty(),
+        "{} of {} admin requests failed or were not ready: {:?}",
+        admin_failures.len(),
+        polls.load(Ordering::Relaxed),
+        admin_failures
+    );
     let failures: Vec<String> = churners
         .into_iter()
         .flat_map(|c| c.join().unwrap())
@@ -429,9 +355,15 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
     }
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     exchange(&mut s, b"new process").unwrap();
+    assert_eq!(
+        admin_get(admin, "/readyz"),
+        Ok(200),
+        "the new process serves the admin API"
+    );
     println!(
-        "upgrade: handover in {handover:?}, 50 sessions kept, {} new connections, 0 refused",
-        made.load(Ordering::Relaxed)
+        "upgrade: handover in {handover:?}, 50 sessions kept, {} new connections, 0 refused, {} admin requests all ready",
+        made.load(Ordering::Relaxed),
+        polls.load(Ordering::Relaxed)
     );
     assert!(sock.exists(), "the new process serves the next upgrade");
 }
@@ -633,4 +565,145 @@ fn signals_are_served_while_a_handover_waits_for_the_new_process() {
         asked.elapsed()
     );
     drop(stalled);
+}
+
+/// A server that accepts and never answers: an `http` check of it fails
+/// only when the check's `timeout` runs out.
+fn silent_server() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let held: Vec<_> = l.incoming().map_while(Result::ok).collect();
+        drop(held);
+    });
+    addr
+}
+
+/// Starts `warren-lb --upgrade-from` for `file`, serving the next upgrade
+/// on the same socket.
+fn upgrade_to(file: &std::path::Path, sock: &std::path::Path) -> Lb {
+    Lb::start_with(
+        file,
+        "json",
+        &[
+            "--upgrade-socket".as_ref(),
+            sock.as_os_str(),
+            "--upgrade-from".as_ref(),
+            sock.as_os_str(),
+        ],
+    )
+}
+
+/// The upgrade socket's path, once the process serves it.
+fn wait_for_socket(sock: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !sock.exists() {
+        assert!(std::time::Instant::now() < deadline, "no upgrade socket");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_upgrade_never_answers_readyz_before_the_new_process_has_checked() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lb.toml");
+    let sock = dir.path().join("upgrade.sock");
+    let admin = free_port();
+    // The only server fails its check, but only after the 1 s timeout: a
+    // new process that answered before its first check would say ready
+    // (servers start UP) for that second.
+    let server = silent_server();
+    std::fs::write(
+        &file,
+        format!("[admin]\nbind = \"{admin}\"\n[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\ntype = \"http\"\ntimeout = \"1s\"\ninter = \"10s\"\n[[backend.server]]\nname = \"s\"\naddress = \"{server}\"\n"),
+    )
+    .unwrap();
+    let mut old = Lb::start_with(
+        &file,
+        "json",
+        &["--upgrade-socket".as_ref(), sock.as_os_str()],
+    );
+    let down = old.wait_json("s DOWN", |v| v["event"] == "server_state");
+    assert_eq!(down["new"], "DOWN", "{down}");
+    wait_for_socket(&sock);
+    assert_eq!(admin_get(admin, "/readyz"), Ok(503));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                answers.push(admin_get(admin, "/readyz"));
+            }
+            answers
+        })
+    };
+    let mut new = upgrade_to(&file, &sock);
+    new.wait_json("the new process taking over", |v| {
+        v["event"] == "upgrade" && v["step"] == "took_over"
+    });
+    old.wait_json("the old process handing over", |v| {
+        v["event"] == "upgrade" && v["step"] == "handed_over"
+    });
+    // Once the old process is gone, only the new one can answer.
+    let status = old.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut answers: Vec<_> = (0..20).map(|_| admin_get(admin, "/readyz")).collect();
+    stop.store(true, Ordering::Relaxed);
+    answers.extend(poller.join().unwrap());
+    let wrong: Vec<_> = answers.iter().filter(|a| **a != Ok(503)).collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} /readyz answers were not 503: {wrong:?}",
+        wrong.len(),
+        answers.len()
+    );
+    let status = admin_fetch(admin, "/status").unwrap().1;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        status["backends"][0]["servers"][0]["state"], "DOWN",
+        "the new process answers with its own check: {status}"
+    );
+}
+
+#[test]
+fn an_upgrade_can_move_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("upgrade.sock");
+    let backend = echo_server();
+    let (before, after) = (free_port(), free_port());
+    let config = |admin: std::net::SocketAddr| {
+        format!("[admin]\nbind = \"{admin}\"\n[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\n")
+    };
+    let (old_file, new_file) = (dir.path().join("old.toml"), dir.path().join("new.toml"));
+    std::fs::write(&old_file, config(before)).unwrap();
+    std::fs::write(&new_file, config(after)).unwrap();
+    let mut old = Lb::start_with(
+        &old_file,
+        "json",
+        &["--upgrade-socket".as_ref(), sock.as_os_str()],
+    );
+    wait_for_socket(&sock);
+    assert_eq!(admin_get(before, "/healthz"), Ok(200));
+    let mut new = upgrade_to(&new_file, &sock);
+    new.wait_json("the new process taking over", |v| {
+        v["event"] == "upgrade" && v["step"] == "took_over"
+    });
+    old.wait_json("the old process handing over", |v| {
+        v["event"] == "upgrade" && v["step"] == "handed_over"
+    });
+    assert_eq!(admin_get(after, "/healthz"), Ok(200));
+    // Nobody holds the old bind any more: neither the old process (it
+    // handed it over) nor the new one (its config has another).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(before).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old admin bind still accepts"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

@@ -10,6 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+pub mod process;
+pub mod shipped;
 pub mod testbed;
 
 /// How long any single expected event may take before a test gives up.

@@ -1,0 +1,154 @@
+//! A `warren-lb` process driven from a test: its JSON log lines, signals,
+//! and plain HTTP to its admin API.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::process::Command;
+
+/// The `warren-lb` binary built for this test run.
+pub fn lb() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_warren-lb"))
+}
+
+/// A running `warren-lb` whose stdout lines arrive on a channel; killed on drop.
+pub struct Lb {
+    pub child: std::process::Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Drop for Lb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Lb {
+    pub fn start(config: &std::path::Path, format: &str) -> Lb {
+        Self::start_with(config, format, &[])
+    }
+
+    pub fn start_with(config: &std::path::Path, format: &str, args: &[&std::ffi::OsStr]) -> Lb {
+        let mut command = lb();
+        command
+            .arg("--config")
+            .arg(config)
+            .arg("--log-format")
+            .arg(format)
+            .args(args);
+        Self::spawn(command)
+    }
+
+    pub fn spawn(mut command: Command) -> Lb {
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Lb {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next JSON log line for which `pred` holds.
+    pub fn wait_json(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let v: serde_json::Value = serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+                    self.seen.push(line);
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(_) => panic!("no log line for {what}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// The next raw log line containing `needle`.
+    pub fn wait_text(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line with {needle:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig}");
+    }
+}
+
+/// A port that was free a moment ago, for a bind that must not be port 0
+/// (an admin API both processes of an upgrade want).
+pub fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// `GET path` on the admin API: the status code, or why there was none.
+pub fn admin_get(admin: std::net::SocketAddr, path: &str) -> Result<u16, String> {
+    admin_fetch(admin, path).map(|(code, _)| code)
+}
+
+/// `GET path` on the admin API: the status code and the body.
+pub fn admin_fetch(admin: std::net::SocketAddr, path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(admin).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n").as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)
+        .map_err(|e| format!("read: {e}"))?;
+    let code = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("not an HTTP answer: {answer:?}"))?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
+}
