@@ -484,15 +484,17 @@ async fn run_fault(
     cfg: &DrillConfig,
     ctx: &Ctx,
     mgmt: &Mgmt,
-    victim: &NodeRef,
+    victim: Option<&NodeRef>,
     all: &[NodeRef],
     nodes: usize,
 ) -> Result<u32> {
     let d = cfg.fault_duration;
-    let m = &victim.label();
+    let victim = || victim.context("this fault needs a victim node");
     match cfg.fault {
         Fault::None => Ok(0),
         Fault::Crash => {
+            let victim = victim()?;
+            let m = &victim.label();
             ctx.rec.event("fault", format!("crash (SIGKILL) node {m}"));
             ctx.inject(Action::Kill, Action::Start, victim).await?;
             tokio::time::sleep(d).await;
@@ -501,6 +503,8 @@ async fn run_fault(
             Ok(1)
         }
         Fault::Stop => {
+            let victim = victim()?;
+            let m = &victim.label();
             ctx.rec.event("fault", format!("graceful stop of node {m}"));
             ctx.inject(Action::Stop, Action::Start, victim).await?;
             tokio::time::sleep(d).await;
@@ -509,6 +513,8 @@ async fn run_fault(
             Ok(1)
         }
         Fault::Freeze => {
+            let victim = victim()?;
+            let m = &victim.label();
             ctx.rec
                 .event("fault", format!("freeze (SIGSTOP) node {m} for {d:?}"));
             ctx.inject(Action::Freeze, Action::Thaw, victim).await?;
@@ -518,6 +524,8 @@ async fn run_fault(
             Ok(1)
         }
         Fault::Partition => {
+            let victim = victim()?;
+            let m = &victim.label();
             ctx.rec.event(
                 "fault",
                 format!("partition node {m} from its peers for {d:?}"),
@@ -766,10 +774,6 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
         },
         rec.clone(),
     );
-    let no_victim = NodeRef {
-        name: String::new(),
-        handle: String::new(),
-    };
     let load_start = rec.now_us();
     let wl = Workload::start(w.clone(), rec.clone());
     let mut facts = RunFacts {
@@ -785,15 +789,7 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
         tokio::time::sleep(cfg.fault_after).await;
         *phase_name.lock().unwrap() = "fault";
         let fault_at = rec.now_us();
-        let fault_res = run_fault(
-            &cfg,
-            &ctx,
-            &mgmt,
-            victim.as_ref().unwrap_or(&no_victim),
-            &all_nodes,
-            nodes,
-        )
-        .await;
+        let fault_res = run_fault(&cfg, &ctx, &mgmt, victim.as_ref(), &all_nodes, nodes).await;
         // the heal step began at the last "heal" event (rolling restart: its end)
         let heal_at = rec
             .history_events()

@@ -653,9 +653,10 @@ impl Target for Compose {
     }
 }
 
-/// The node name RabbitMQ gives itself in a container: `RABBITMQ_NODENAME`
-/// (a bare prefix gets `@host`), else `rabbit@host`; host is the container's
-/// hostname, or hostname.domainname with `RABBITMQ_USE_LONGNAME=true`.
+/// The node name RabbitMQ (and the broker image's entrypoint) gives itself
+/// in a container: `RABBITMQ_NODENAME` (a bare prefix gets `@host`), else
+/// `rabbit@host`; host is the short hostname (`hostname -s`), or
+/// hostname.domainname with `RABBITMQ_USE_LONGNAME=true`.
 pub fn compose_node_name(hostname: &str, domainname: &str, env: &[&str]) -> String {
     let var = |k: &str| {
         env.iter()
@@ -665,7 +666,7 @@ pub fn compose_node_name(hostname: &str, domainname: &str, env: &[&str]) -> Stri
     let host = if var("RABBITMQ_USE_LONGNAME") == Some("true") && !domainname.is_empty() {
         format!("{hostname}.{domainname}")
     } else {
-        hostname.to_string()
+        hostname.split('.').next().unwrap_or(hostname).to_string()
     };
     match var("RABBITMQ_NODENAME") {
         Some(n) if n.contains('@') => n.to_string(),
@@ -1158,6 +1159,7 @@ mod tests {
             "rabbit@b1.example"
         );
         assert_eq!(compose_node_name("b1", "example", &[]), "rabbit@b1");
+        assert_eq!(compose_node_name("b1.example", "", &[]), "rabbit@b1");
     }
 
     #[test]

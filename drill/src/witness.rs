@@ -2,7 +2,7 @@
 //! side every few hundred milliseconds and keep what was seen, for the
 //! accountant in [`crate::evidence`].
 //!
-//! Each round asks, at the same time: every node's management API for its
+//! It asks, each source on its own: every node's management API for its
 //! `/api/nodes` view (a short timeout, so that a frozen node shows up as
 //! silent rather than slow), the queue's master/leader, the target's look
 //! at the victim's process (and network, for partitions) and, for lb-crash,
@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Pause between two rounds of looks.
-const ROUND_PAUSE: Duration = Duration::from_millis(300);
+/// Pause between two looks of one source.
+const ROUND_PAUSE: Duration = Duration::from_millis(250);
 /// Timeout of one management API request: a node that does not answer
 /// within it counts as silent.
 pub const LOOK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -56,33 +56,39 @@ pub struct Seen {
 pub struct Witness {
     seen: Arc<Mutex<Seen>>,
     stop: Arc<AtomicBool>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Witness {
+    /// One looking task per source (each node's management API, the
+    /// master/leader, the target's look, the lb), so that a slow source (a
+    /// management API waiting on a frozen peer) never delays the others.
     pub fn start(plan: Plan, rec: Arc<Recorder>) -> Witness {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(watch(plan, rec, seen.clone(), stop.clone()));
-        Witness {
-            seen,
-            stop,
-            task: Some(task),
+        let plan = Arc::new(plan);
+        let mut tasks = Vec::new();
+        let ctx = || (plan.clone(), rec.clone(), seen.clone(), stop.clone());
+        for i in 0..plan.reporters.len() {
+            tasks.push(tokio::spawn(look_at_reporter(ctx(), i)));
         }
-    }
-
-    /// What was seen so far (the witness keeps looking).
-    pub fn seen(&self) -> Seen {
-        self.seen.lock().unwrap().clone()
+        tasks.push(tokio::spawn(look_at_leader(ctx())));
+        if plan.victim.is_some() {
+            tasks.push(tokio::spawn(look_at_victim(ctx())));
+        }
+        if plan.watch_lb {
+            tasks.push(tokio::spawn(look_at_lb(ctx())));
+        }
+        Witness { seen, stop, tasks }
     }
 
     /// Stop looking and hand over everything seen.
     pub async fn finish(mut self) -> Seen {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.task.take() {
+        for t in self.tasks.drain(..) {
             let _ = t.await;
         }
-        self.seen()
+        self.seen.lock().unwrap().clone()
     }
 }
 
@@ -92,76 +98,82 @@ impl Drop for Witness {
     }
 }
 
-async fn watch(plan: Plan, rec: Arc<Recorder>, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>) {
-    let plan = Arc::new(plan);
+type Ctx = (Arc<Plan>, Arc<Recorder>, Arc<Mutex<Seen>>, Arc<AtomicBool>);
+
+/// `/api/nodes` of the `i`th management URL, or its silence.
+async fn look_at_reporter((plan, rec, seen, stop): Ctx, i: usize) {
+    let (url, who) = &plan.reporters[i];
     while !stop.load(Ordering::Relaxed) {
-        let views = futures_util::future::join_all(plan.reporters.iter().map(|(url, who)| {
-            let (plan, rec) = (plan.clone(), rec.clone());
-            async move {
-                let begin_us = rec.now_us();
-                let answer = plan.mgmt.nodes_from(url).await.ok();
-                PeerView {
-                    begin_us,
-                    end_us: rec.now_us(),
-                    reporter: who.clone(),
-                    answer,
-                }
+        let begin_us = rec.now_us();
+        let answer = plan.mgmt.nodes_from(url).await.ok();
+        seen.lock().unwrap().views.push(PeerView {
+            begin_us,
+            end_us: rec.now_us(),
+            reporter: who.clone(),
+            answer,
+        });
+        tokio::time::sleep(ROUND_PAUSE).await;
+    }
+}
+
+async fn look_at_leader((plan, rec, seen, stop): Ctx) {
+    while !stop.load(Ordering::Relaxed) {
+        let at_us = rec.now_us();
+        if let Ok(q) = plan.mgmt.queue(&plan.vhost, &plan.queue).await {
+            if let Some(leader) = q.leader {
+                seen.lock()
+                    .unwrap()
+                    .leaders
+                    .push(LeaderSample { at_us, leader });
             }
-        }));
-        let leader = async {
-            let at_us = rec.now_us();
-            let q = plan.mgmt.queue(&plan.vhost, &plan.queue).await.ok()?;
-            Some(LeaderSample {
-                at_us,
-                leader: q.leader?,
-            })
-        };
-        let look = async {
-            let (name, handle) = plan.victim.clone()?;
-            let (t, cut) = (plan.target.clone(), plan.ask_cut);
-            let begin_us = rec.now_us();
-            let r = tokio::task::spawn_blocking(move || t.look(&handle, cut)).await;
-            Some(match r {
-                Ok(Ok(l)) => Ok(ProbeSample {
+        }
+        tokio::time::sleep(ROUND_PAUSE).await;
+    }
+}
+
+async fn look_at_victim((plan, rec, seen, stop): Ctx) {
+    let Some((name, handle)) = plan.victim.clone() else {
+        return;
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let (t, h, cut) = (plan.target.clone(), handle.clone(), plan.ask_cut);
+        let begin_us = rec.now_us();
+        let r = tokio::task::spawn_blocking(move || t.look(&h, cut)).await;
+        let end_us = rec.now_us();
+        {
+            let mut s = seen.lock().unwrap();
+            match r {
+                Ok(Ok(l)) => s.probes.push(ProbeSample {
                     begin_us,
-                    end_us: rec.now_us(),
-                    node: name,
+                    end_us,
+                    node: name.clone(),
                     process: l.process,
                     cut_from_peers: l.cut_from_peers,
                 }),
-                Ok(Err(e)) => Err(format!("{e:#}")),
-                Err(e) => Err(e.to_string()),
-            })
-        };
-        let lb = async {
-            if !plan.watch_lb {
-                return None;
-            }
-            let t = plan.target.clone();
-            let begin_us = rec.now_us();
-            match tokio::task::spawn_blocking(move || t.lb_alive()).await {
-                Ok(Some(Ok(alive))) => Some(LbSample {
-                    begin_us,
-                    end_us: rec.now_us(),
-                    alive,
-                }),
-                _ => None,
-            }
-        };
-        let (views, leader, look, lb) = tokio::join!(views, leader, look, lb);
-        {
-            let mut s = seen.lock().unwrap();
-            s.views.extend(views);
-            s.leaders.extend(leader);
-            match look {
-                Some(Ok(p)) => s.probes.push(p),
-                Some(Err(e)) => {
+                Ok(Err(e)) => {
                     s.look_errors += 1;
-                    s.last_look_error = Some(e);
+                    s.last_look_error = Some(format!("{e:#}"));
                 }
-                None => {}
+                Err(e) => {
+                    s.look_errors += 1;
+                    s.last_look_error = Some(e.to_string());
+                }
             }
-            s.lb.extend(lb);
+        }
+        tokio::time::sleep(ROUND_PAUSE).await;
+    }
+}
+
+async fn look_at_lb((plan, rec, seen, stop): Ctx) {
+    while !stop.load(Ordering::Relaxed) {
+        let t = plan.target.clone();
+        let begin_us = rec.now_us();
+        if let Ok(Some(Ok(alive))) = tokio::task::spawn_blocking(move || t.lb_alive()).await {
+            seen.lock().unwrap().lb.push(LbSample {
+                begin_us,
+                end_us: rec.now_us(),
+                alive,
+            });
         }
         tokio::time::sleep(ROUND_PAUSE).await;
     }
