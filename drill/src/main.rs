@@ -173,8 +173,10 @@ struct RunArgs {
     queue: Option<String>,
     #[arg(long)]
     keep_queue: bool,
-    #[arg(long)]
+    /// Write the JSON report to this file (its directory must exist).
+    #[arg(long, visible_alias = "report")]
     json: Option<PathBuf>,
+    /// Write the self-contained HTML report to this file.
     #[arg(long)]
     html: Option<PathBuf>,
     /// warren-lb admin status URL (e.g. http://127.0.0.1:8404/status), polled
