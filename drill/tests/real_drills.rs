@@ -205,6 +205,19 @@ const LOAD: &[&str] = &[
 
 /// Run one drill through the lb; returns (exit code, JSON report).
 fn drill(bed: &Bed, lb: &Lb, mode: &str, fault: &str, extra: &[&str]) -> (i32, Value) {
+    drill_with(bed, lb, &testbed_script(), mode, fault, extra).0
+}
+
+/// Run one drill through the lb with `script` as the test bed script;
+/// returns ((exit code, JSON report), stderr).
+fn drill_with(
+    bed: &Bed,
+    lb: &Lb,
+    script: &Path,
+    mode: &str,
+    fault: &str,
+    extra: &[&str],
+) -> ((i32, Value), String) {
     let t0 = Instant::now();
     let tag = format!("{fault}{}", extra.len());
     let json = bed.path().join(format!("{tag}.json"));
@@ -213,7 +226,7 @@ fn drill(bed: &Bed, lb: &Lb, mode: &str, fault: &str, extra: &[&str]) -> (i32, V
         .args(["run", "--target", "local", "--testbed-dir"])
         .arg(bed.path())
         .arg("--testbed-script")
-        .arg(testbed_script())
+        .arg(script)
         .args(["--endpoint", &lb.addr.to_string()])
         .args(["--mode", mode, "--fault", fault])
         .args(
@@ -231,8 +244,9 @@ fn drill(bed: &Bed, lb: &Lb, mode: &str, fault: &str, extra: &[&str]) -> (i32, V
         .output()
         .expect("run warren-drill");
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     println!("{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("{stderr}");
     println!(
         "== {mode} {fault} {extra:?}: drill took {:.1} s",
         t0.elapsed().as_secs_f64()
@@ -250,7 +264,7 @@ fn drill(bed: &Bed, lb: &Lb, mode: &str, fault: &str, extra: &[&str]) -> (i32, V
     };
     let html = std::fs::read_to_string(&html).unwrap();
     assert!(html.contains("<svg") && !html.contains("<script"));
-    (code, report)
+    ((code, report), stderr)
 }
 
 /// One drill that must pass; returns its report.
@@ -267,6 +281,11 @@ fn expect_pass(bed: &Bed, lb: &Lb, mode: &str, fault: &str) -> Value {
         "{what}: the workload confirmed too little: {a}"
     );
     assert_eq!(a["verdict"], "pass", "{what}: {a}");
+    assert_eq!(
+        r["fault_effect"]["took_effect"], true,
+        "{what}: {}",
+        r["fault_effect"]
+    );
     assert_eq!(code, 0, "{what}");
     assert!(
         r["events"]
@@ -354,14 +373,75 @@ fn real_quorum_drills() {
     assert_eq!(code, 1);
 }
 
-/// Classic mirrored queues (the mode the product ships), one test bed: crash
-/// of the master's node, then a rolling restart of every node (which
-/// gracefully stops the master's node first: the `stop` case), each waiting
-/// for synchronised mirrors; nothing lost.
+/// A test bed script that hurts the wrong node: `--node N` becomes the
+/// next node (N mod 3 + 1), for every command, so a kill and the restart
+/// that heals it both land on the same, wrong node. This is issue 13's
+/// defect 4 in a real cluster: the queue's master lives on one node, the
+/// target kills another.
+fn misdirecting_script(bed: &Bed) -> PathBuf {
+    let p = bed.path().join("testbed-misdirected");
+    std::fs::write(
+        &p,
+        format!(
+            r#"#!/bin/bash
+a=("$@")
+for i in "${{!a[@]}}"; do
+  if [ "${{a[$i]}}" = "--node" ]; then j=$((i + 1)); a[$j]=$(( a[$j] % 3 + 1 )); fi
+done
+exec {} "${{a[@]}}"
+"#,
+            testbed_script().display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+/// A crash that kills another node than the master must come out INVALID
+/// (exit 3), not PASS: the master never moved, so the drill proved nothing.
+fn expect_invalid_when_the_fault_misses_the_master(bed: &Bed, lb: &Lb, mode: &str) {
+    let ((code, r), stderr) = drill_with(bed, lb, &misdirecting_script(bed), mode, "crash", &[]);
+    let a = &r["accounting"];
+    assert_eq!(a["verdict"], "invalid", "{a}");
+    assert_eq!(code, 3, "exit code of INVALID");
+    let e = &r["fault_effect"];
+    let victim = r["master_before"]
+        .as_str()
+        .expect("a master before the fault");
+    // the fault did happen, on another node: it was seen down
+    let down: Vec<&str> = e["seen_down"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(
+        !down.is_empty() && !down.contains(&victim),
+        "the misdirected kill must be seen on another node than {victim}: {e}"
+    );
+    assert_eq!(r["master_after"], r["master_before"], "{r}");
+    assert_eq!(e["took_effect"], false, "{e}");
+    assert_eq!(a["lost"], 0, "{a}");
+    assert!(
+        e["expected"].as_str().unwrap().contains(victim)
+            && e["seen"].as_str().unwrap().contains("not running in 0 of"),
+        "{e}"
+    );
+    assert!(stderr.contains("verdict INVALID (exit 3)"), "{stderr}");
+}
+
+/// Classic mirrored queues (the mode the product ships), one test bed: a
+/// crash that misses the master's node is INVALID; crash of the master's
+/// node, then a rolling restart of every node (which gracefully stops the
+/// master's node first: the `stop` case), each waiting for synchronised
+/// mirrors; nothing lost.
 #[test]
 fn real_mirrored_drills() {
     let bed = Bed::up("mirrored");
     let lb = start_lb(&bed);
+    expect_invalid_when_the_fault_misses_the_master(&bed, &lb, "mirrored");
     expect_pass(&bed, &lb, "mirrored", "crash");
     let r = expect_pass(&bed, &lb, "mirrored", "rolling-restart");
     let ev = r["events"].as_array().unwrap();
