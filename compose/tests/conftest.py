@@ -100,6 +100,7 @@ class Stack:
         self.secrets = secrets
         self.vip = f"{net}.100"
         self.password = open(os.path.join(secrets, "admin_password")).read().strip()
+        self.lb_token = open(os.path.join(secrets, "lb_admin_token")).read().strip()
         self.env = dict(
             os.environ,
             COMPOSE_PROJECT_NAME=project,
@@ -162,6 +163,9 @@ class Stack:
         return holders
 
     def drill(self, fault, duration="20s", extra=()):
+        """Run one drill as scripts/demo does (lb status through the VIP, JSON
+        and HTML reports); returns the process, the parsed JSON report and the
+        HTML report's text (None when missing)."""
         out = tempfile.mkdtemp(prefix="warrentest-drill-")
         os.chmod(out, 0o777)
         try:
@@ -172,17 +176,27 @@ class Stack:
                 "--user", "admin", "--password-file", "/run/secrets/admin_password",
                 "--target", "compose", "--project", self.project, "--vip", self.vip,
                 "--fault", fault, "--mode", self.mode, "--duration", duration, "--quiet",
-                "--json", f"/out/{fault}.json", *extra,
+                "--lb-status", self.lb_status_url(),
+                "--json", f"/out/{fault}.json", "--html", f"/out/{fault}.html", *extra,
                 check=False, timeout=900,
             )
-            report = None
+            report = html = None
             path = os.path.join(out, f"{fault}.json")
             if os.path.exists(path):
                 with open(path) as f:
                     report = json.load(f)
-            return p, report
+            path = os.path.join(out, f"{fault}.html")
+            if os.path.exists(path):
+                with open(path) as f:
+                    html = f.read()
+            return p, report, html
         finally:
             shutil.rmtree(out, ignore_errors=True)
+
+    def lb_status_url(self, host=None):
+        """warren-lb's admin /status on the compose network: through the VIP
+        (the lb that holds it) unless an lb host's own address is given."""
+        return f"http://{host or self.vip}:8404/status"
 
     def leftovers(self):
         label = f"label=com.docker.compose.project={self.project}"

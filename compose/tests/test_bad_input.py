@@ -83,3 +83,37 @@ def test_fresh_node_without_peers_refuses_to_start_alone(broker_image, secret_fi
     assert rc != 0
     assert "FATAL: no peer of rabbit@broker1 rabbit@broker2 rabbit@broker3 reachable" in out, out
     assert "refusing to start rabbit@broker2 as a lone one-node cluster" in out, out
+
+
+def lbhost_run(tag, secrets, timeout=60):
+    """Start the lb host image with these secrets; it must refuse before
+    starting warren-lb (no network needed: rendering comes first)."""
+    name = f"warrentest-badlb-{uuid.uuid4().hex[:8]}"
+    cmd = ["docker", "run", "--name", name, "--label", "org.warren.test=1",
+           "--network", "none", "-e", "WARREN_VIP=10.230.9.100"]
+    for k, v in secrets.items():
+        cmd += ["-v", f"{v}:/run/secrets/{k}:ro"]
+    cmd.append(f"warren/lbhost:{tag}")
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return p.returncode, p.stdout + p.stderr
+    finally:
+        run(["docker", "rm", "-f", "-v", name], check=False)
+
+
+def test_lbhost_without_admin_token(images, secret_files):
+    # the admin API listens on the compose network: no token, no start
+    _, files, _ = secret_files
+    rc, out = lbhost_run(images, files)
+    assert rc == 64, out
+    assert ("warren-lbhost: FATAL: lb admin token file /run/secrets/lb_admin_token is missing "
+            "or unreadable (mount the lb_admin_token secret") in out, out
+
+
+def test_lbhost_short_admin_token(images, secret_files):
+    _, files, make = secret_files
+    make("lb_admin_token", "short")
+    rc, out = lbhost_run(images, files)
+    assert rc == 64, out
+    assert ("FATAL: lb admin token in /run/secrets/lb_admin_token must be at least 16 characters "
+            "of A-Z a-z 0-9 . _ - (got 5 characters)") in out, out

@@ -4,12 +4,17 @@ failover drills (crash of the master broker, lb-crash of the active lb) must
 pass; `down -v` leaves nothing behind. Runs once per mode (mirrored, quorum).
 """
 
+import json
+import os
+import tempfile
 import time
+import urllib.error
+import urllib.request
 
 import pika
 import pytest
 
-from conftest import poll
+from conftest import ROOT, poll, run
 
 
 def test_cluster_of_three_formed(stack):
@@ -108,10 +113,82 @@ def _verdict(report):
     return found
 
 
+def _admin(url, method="GET", token=None):
+    """(HTTP status, body) of one warren-lb admin API request."""
+    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def _server(status_body, name):
+    servers = json.loads(status_body)["backends"][0]["servers"]
+    return next(s for s in servers if s["name"] == name)
+
+
+def test_lb_admin_api_on_the_compose_network_only(stack):
+    # /status answers through the VIP (the lb that holds it) and on each lb
+    # host's compose address: what the drill's --lb-status reads
+    for host in (stack.vip, f"{stack.net}.21", f"{stack.net}.22"):
+        code, body = poll(f"{host}:8404/status", lambda h=host: _admin(stack.lb_status_url(h)), 30)
+        assert code == 200, body
+        names = [s["name"] for s in json.loads(body)["backends"][0]["servers"]]
+        assert names == ["broker1", "broker2", "broker3"], body
+    # never a published port of the Docker host
+    for svc in ("lb1", "lb2"):
+        ports = run(["docker", "inspect", "-f", "{{json .HostConfig.PortBindings}}",
+                     stack.container(svc)]).stdout
+        assert list(json.loads(ports)) == ["5672/tcp"], ports
+    # commands need the lb_admin_token (on lb2, which does not hold the VIP)
+    base = f"http://{stack.net}.22:8404/servers/rabbitmq/broker3"
+    assert _admin(f"{base}/maint", "POST")[0] == 401
+    assert _admin(f"{base}/maint", "POST", token="not-the-token-at-all")[0] == 401
+    code, body = _admin(f"{base}/maint", "POST", token=stack.lb_token)
+    try:
+        assert code == 200, body
+        _, status = _admin(stack.lb_status_url(f"{stack.net}.22"))
+        assert _server(status, "broker3")["admin"] == "maint", status
+    finally:
+        code, body = _admin(f"{base}/ready", "POST", token=stack.lb_token)
+        assert code == 200, body
+    _, status = _admin(stack.lb_status_url(f"{stack.net}.22"))
+    assert _server(status, "broker3")["admin"] == "ready", status
+
+
+def _table_row(report):
+    """The report's row of compose/drill-table, the demo's final table."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(report, f)
+    try:
+        out = run([os.path.join(ROOT, "compose", "drill-table"), f.name]).stdout
+    finally:
+        os.unlink(f.name)
+    return out.splitlines()[2].split()
+
+
+def _check_reports(report, html, fault):
+    """What scripts/demo shows of a drill: the lb switch was measured, the
+    HTML report exists, the table row carries the report's values."""
+    assert not report["lb_switch"].startswith("unavailable"), report["lb_switch"]
+    assert html is not None and fault in html and "<html" in html, (html or "")[:300]
+    row = _table_row(report)
+    a = report["accounting"]
+    assert row[:5] == [fault, str(a["verdict"]), str(a["confirmed"]), str(a["lost"]),
+                       str(a["duplicated"])], row
+
+
 def test_drill_crash_master_broker(stack):
-    p, report = stack.drill("crash")
+    p, report, html = stack.drill("crash")
     out = p.stdout[-4000:] + p.stderr[-4000:]
     assert report is not None, f"no drill report; exit {p.returncode}\n{out}"
+    _check_reports(report, html, "crash")
+    if report["master_before"] == "rabbit@broker1":
+        # the lbs' primary was killed: the lb holding the VIP switched away
+        assert "ms after the fault" in report["lb_switch"], report["lb_switch"]
     v = _verdict(report)
     assert str(v.get("verdict", "")).lower() == "pass", f"{v}\n{out}"
     assert v.get("lost") == 0, f"{v}\n{out}"
@@ -139,9 +216,10 @@ def test_drill_lb_crash_active_lb(stack):
     before = stack.vip_holder()
     assert len(before) == 1, before
     q = f"warrentest-lbcrash-{int(time.time())}"
-    p, report = stack.drill("lb-crash", extra=("--queue", q))
+    p, report, html = stack.drill("lb-crash", extra=("--queue", q))
     out = p.stdout[-4000:] + p.stderr[-4000:]
     assert report is not None, f"no drill report; exit {p.returncode}\n{out}"
+    _check_reports(report, html, "lb-crash")
     v = _verdict(report)
     # Deliveries unacked on consumer connections orphaned by the dead lb host
     # are requeued only when the broker's heartbeat drops those connections;
