@@ -34,8 +34,10 @@ use tracing::{info, warn};
 
 use crate::backend::BackendState;
 use crate::config::{Address, Admin, Config, Frontend};
+use crate::pipes::PipePool;
+use crate::resource::{Phase, ResourceErrors};
 use crate::server::ServerState;
-use crate::{admin, checker, dns, metrics, proxy};
+use crate::{admin, checker, dns, limits, metrics, proxy};
 
 /// One loaded configuration and the run-time state built from it.
 pub struct Generation {
@@ -56,6 +58,10 @@ pub struct Live {
     pub sessions: AtomicUsize,
     /// Clients closed for sending nothing within `timeout_first_byte`.
     pub first_byte_timeouts: AtomicU64,
+    /// Local shortages (EMFILE ...) on the data path; never a server's.
+    pub resource_errors: ResourceErrors,
+    /// The splice relay's pipes, shared by every session.
+    pub pipes: PipePool,
 }
 
 impl Live {
@@ -75,6 +81,10 @@ impl Live {
                 reloads_failed: self.reloads_failed.load(Ordering::Relaxed),
                 sessions: self.sessions.load(Ordering::Relaxed),
                 first_byte_timeouts: self.first_byte_timeouts.load(Ordering::Relaxed),
+                resource_errors_accept: self.resource_errors.count(Phase::Accept),
+                resource_errors_connect: self.resource_errors.count(Phase::Connect),
+                pipes_used: self.pipes.used(),
+                pipes_free: self.pipes.free(),
             },
         )
     }
@@ -215,6 +225,8 @@ pub async fn start_with(
         reloads_failed: AtomicU64::new(0),
         sessions: AtomicUsize::new(0),
         first_byte_timeouts: AtomicU64::new(0),
+        resource_errors: ResourceErrors::default(),
+        pipes: PipePool::new(limits::max_pipes(&config)),
     });
     let admin = admin_listener.map(|(bound, bind)| AdminListener::open(bound, bind, &live, &stop));
     let resolver = dns_resolver(&config)?;
@@ -566,6 +578,7 @@ impl Running {
                 });
             }
         }
+        self.live.pipes.set_max(limits::max_pipes(&config));
         self.live.reloads_ok.fetch_add(1, Ordering::Relaxed);
         Ok(Reloaded {
             generation: generation.number,
