@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn errors_without_an_errno_are_not_local() {
-        let e = io::Error::new(io::ErrorKind::Other, "Too many open files");
+        let e = io::Error::other("Too many open files");
         assert_eq!(io_local_resource(&e), None);
     }
 }
