@@ -111,8 +111,13 @@ async fn forward(
         from.readable().await?;
         let moved = match pipes.take() {
             Some(mut pipe) => match splice_chunk(from, to, &mut pipe).await {
-                Err(e) if !spliced_any && e.raw_os_error() == Some(Errno::EINVAL as i32) => {
-                    // The kernel does not splice this socket: copy for good.
+                Err(e)
+                    if !spliced_any
+                        && pipe.filled == 0
+                        && e.raw_os_error() == Some(Errno::EINVAL as i32) =>
+                {
+                    // The kernel does not splice from this socket (nothing
+                    // was read, nothing is lost): copy for good.
                     drop(pipe);
                     return copy(from, to, counter, last_activity, start).await;
                 }
