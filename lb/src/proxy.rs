@@ -113,9 +113,6 @@ struct OpenSession(Arc<Live>);
 impl Drop for OpenSession {
     fn drop(&mut self) {
         self.0.sessions.fetch_sub(1, Ordering::AcqRel);
-        // The session's sockets are closed by now (they were dropped
-        // before this guard): a listener paused by a shortage may go on.
-        self.0.resource_errors.freed();
     }
 }
 
@@ -134,21 +131,27 @@ async fn session(
     frontend: Frontend,
     (permit, open): (OwnedSemaphorePermit, OpenSession),
 ) {
-    serve_client(client, peer, &backend, frontend, &open.0).await;
+    let refused_short = serve_client(client, peer, &backend, frontend, &open.0).await;
     // Only now, with both sockets closed, give the slot back and tell a
-    // listener paused by a shortage that descriptors are free.
+    // listener paused by a shortage that descriptors are free, unless this
+    // very session was refused for one (it freed only what its own accept
+    // took, and waking the listener would just refuse the next client).
     drop(permit);
+    if !refused_short {
+        open.0.resource_errors.freed();
+    }
     drop(open);
 }
 
 /// One client from accept to close; its sockets are closed on return.
+/// True when it was refused for a local shortage (termination state RC).
 async fn serve_client(
     client: TcpStream,
     peer: SocketAddr,
     backend: &Arc<BackendState>,
     frontend: Frontend,
     live: &Live,
-) {
+) -> bool {
     tune(&client);
     if let Some(limit) = frontend.timeout_first_byte {
         if !first_bytes(&client, limit).await {
@@ -157,7 +160,7 @@ async fn serve_client(
                 frontend.name
             );
             live.first_byte_timeouts.fetch_add(1, Ordering::Relaxed);
-            return;
+            return false;
         }
     }
     let frontend = frontend.name;
@@ -172,7 +175,7 @@ async fn serve_client(
             } else {
                 warn!("{frontend}: {peer} refused: every eligible server of backend '{}' failed to connect", backend.config.name);
             }
-            return;
+            return false;
         };
         let server = backend.servers[index].clone();
         let slot = server.claim_slot();
@@ -188,7 +191,7 @@ async fn serve_client(
                             "{frontend}: {peer}: PROXY header to {} failed: {e}",
                             server.id()
                         );
-                        return;
+                        return false;
                     }
                 }
                 debug!(
@@ -209,7 +212,7 @@ async fn serve_client(
                     _ = token.cancelled() => debug!("{frontend}: {peer} session to {} shut down", server.id()),
                 }
                 drop(slot);
-                return;
+                return false;
             }
             Err(ConnectError::Local { resource, error }) => {
                 // This process ran out, not the server: refuse this client
@@ -228,7 +231,7 @@ async fn serve_client(
                         held_back_text(held_back)
                     );
                 }
-                return;
+                return true;
             }
             Err(ConnectError::Server(reason)) => {
                 drop(slot);
@@ -239,7 +242,7 @@ async fn serve_client(
                 backend.observed_error(index, &reason);
                 tried.push(index);
                 if !backend.config.redispatch {
-                    return;
+                    return false;
                 }
                 server.redispatches.fetch_add(1, Ordering::Relaxed);
             }
