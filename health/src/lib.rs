@@ -4,11 +4,14 @@
 //!   check results in, transitions and the next check time out).
 //! * [`probe`]: the async probes (tcp, amqp, http, rabbitmq) that produce the
 //!   check results.
+//! * [`resource`]: which socket errors are a local shortage (EMFILE ...),
+//!   never a verdict on the peer.
 //!
 //! See `docs/health-checks.md`.
 
 pub mod machine;
 pub mod probe;
+pub mod resource;
 
 pub use machine::*;
 pub use probe::ProbeError;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::BackendState;
 use crate::config::{Admin, CheckKind, Role};
 use crate::dns::Resolution;
+use crate::resource::Phase;
 use crate::runtime::Live;
 use crate::server::{AdminState, ServerState};
 
@@ -149,6 +150,10 @@ async fn status(State(s): State<Shared>) -> Json<Value> {
         "reloads_ok": s.live.reloads_ok.load(Ordering::Relaxed),
         "reloads_failed": s.live.reloads_failed.load(Ordering::Relaxed),
         "sessions": s.live.sessions.load(Ordering::Relaxed),
+        "resource_errors": {
+            "accept": s.live.resource_errors.count(Phase::Accept),
+            "connect": s.live.resource_errors.count(Phase::Connect),
+        },
         "backends": backends,
     }))
 }

@@ -54,6 +54,9 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
         }
         let (outcome, reason) = match &result {
             Ok(_) => (Outcome::Passed, format!("{} check passed", layer(check))),
+            // This process could not get a socket (EMFILE ...): nothing was
+            // learnt about the server, so its health stays as it was.
+            Err(e) if e.is_local() => (Outcome::Inconclusive, format!("{e}: health unchanged")),
             Err(e) if check.kind == CheckKind::Rabbitmq && e.is_timeout() => {
                 let since = *silent_since.get_or_insert(started);
                 if started.duration_since(since) < NO_NEWS_LIMIT && amqp_answered {

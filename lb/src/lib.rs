@@ -7,6 +7,8 @@
 //! * [`checker`]: the per-server check task around the pure check machine.
 //! * [`majority`]: pure cross-check of the nodes' cluster views.
 //! * [`proxy`], [`relay`]: accepting, connecting with redispatch, relaying.
+//! * [`pipes`]: the splice pipes, pooled and leased per chunk.
+//! * [`resource`]: local shortages (EMFILE ...): counted, never a server's fault.
 //! * [`admin`]: the HTTP admin API (healthz, readyz, status, metrics, commands).
 //! * [`metrics`]: the Prometheus text rendering.
 //! * [`runtime`]: wiring it all from a configuration; reload.
@@ -21,9 +23,11 @@ pub mod dns;
 pub mod limits;
 pub mod majority;
 pub mod metrics;
+pub mod pipes;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod relay;
+pub mod resource;
 pub mod runtime;
 pub mod server;
 pub mod upgrade;

@@ -1,22 +1,42 @@
-//! The open-files limit, sized from the configuration as HAProxy sizes its
-//! `ulimit-n` from `maxconn`: a session holds six descriptors (client,
-//! server, and the two pipes of the splice relay), and a default soft limit
-//! of 1024 would make a few hundred reconnecting clients fail with EMFILE
-//! right after a failover.
+//! The open-files limit, sized from the configuration the way HAProxy
+//! sizes `ulimit-n` from `maxconn`: two descriptors per session (client and
+//! server; the splice relay's pipes come from a shared pool, see
+//! [`crate::pipes`]), two per pooled pipe, one per listener, and a margin.
+//! A default soft limit of 1024 would make a few hundred reconnecting
+//! clients fail with EMFILE right after a failover.
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
 use crate::config::Config;
 
-/// Descriptors per relayed session: client, server, two pipes of two.
-const FDS_PER_SESSION: u64 = 6;
-/// Listeners, checks, resolvers, the admin API, logs.
-const FDS_SPARE: u64 = 256;
+/// Descriptors per relayed session: the client's socket and the server's.
+pub const FDS_PER_SESSION: u64 = 2;
+/// Descriptors per pooled pipe.
+const FDS_PER_PIPE: u64 = 2;
+/// Checks, resolvers, admin API connections, the runtime's own (epoll,
+/// eventfd, signal pipe), logs.
+const FDS_MARGIN: u64 = 256;
 
-/// What the configuration can hold open at once.
+/// Every frontend's `maxconn`, summed: the sessions the process may hold.
+fn sessions(config: &Config) -> u64 {
+    config.frontends.iter().map(|f| f.maxconn as u64).sum()
+}
+
+/// The pipe pool's bound: a quarter of the sessions, HAProxy's default
+/// `maxpipes` (only sessions with a chunk in flight hold one; the others
+/// copy when the pool is empty).
+pub fn max_pipes(config: &Config) -> usize {
+    sessions(config).div_ceil(4) as usize
+}
+
+/// What the configuration can hold open at once: `maxconn × 2 + maxpipes ×
+/// 2 + listeners + margin`.
 pub fn fds_needed(config: &Config) -> u64 {
-    let sessions: u64 = config.frontends.iter().map(|f| f.maxconn as u64).sum();
-    sessions * FDS_PER_SESSION + FDS_SPARE
+    let listeners = config.frontends.len() as u64 + u64::from(config.admin.is_some());
+    sessions(config) * FDS_PER_SESSION
+        + max_pipes(config) as u64 * FDS_PER_PIPE
+        + listeners
+        + FDS_MARGIN
 }
 
 /// The outcome of [`raise_open_files`], for the start-up log.
@@ -54,14 +74,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn six_descriptors_per_session_of_every_frontend_plus_spare() {
+    fn two_descriptors_per_session_a_quarter_of_them_in_pipes_listeners_and_margin() {
         let config = crate::config::parse(
             "[[frontend]]\nname = \"a\"\nbind = \"127.0.0.1:1\"\nbackend = \"b\"\nmaxconn = 100\n\
              [[frontend]]\nname = \"c\"\nbind = \"127.0.0.1:2\"\nbackend = \"b\"\nmaxconn = 50\n\
+             [admin]\nbind = \"127.0.0.1:3\"\n\
              [[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"s\"\naddress = \"127.0.0.1:1\"\n",
         )
         .unwrap();
-        assert_eq!(fds_needed(&config), 150 * 6 + 256);
+        assert_eq!(max_pipes(&config), 38); // 150 / 4, rounded up
+        assert_eq!(fds_needed(&config), 150 * 2 + 38 * 2 + 3 + 256);
     }
 
     #[test]

@@ -460,10 +460,10 @@ fn size_open_files(config: &warren_lb::config::Config) {
     match warren_lb::limits::raise_open_files(warren_lb::limits::fds_needed(config)) {
         Ok(OpenFiles::Enough(_)) => {}
         Ok(OpenFiles::Raised { from, to }) => {
-            info!("open files limit raised from {from} to {to} (maxconn of every frontend x 6 + 256)")
+            info!("open files limit raised from {from} to {to} (maxconn of every frontend x 2 + pipe pool x 2 + listeners + 256)")
         }
         Ok(OpenFiles::Short { limit, needed }) => warn!(
-            "open files limit is {limit} (the hard limit), the configuration needs {needed} (maxconn of every frontend x 6 + 256): raise LimitNOFILE / ulimit -Hn or lower maxconn"
+            "open files limit is {limit} (the hard limit), the configuration needs {needed} (maxconn of every frontend x 2 + pipe pool x 2 + listeners + 256): raise LimitNOFILE / ulimit -Hn or lower maxconn"
         ),
         Err(e) => warn!("cannot read or raise the open files limit: {e}"),
     }

@@ -26,6 +26,10 @@ pub struct Process {
     pub reloads_failed: u64,
     pub sessions: usize,
     pub first_byte_timeouts: u64,
+    pub resource_errors_accept: u64,
+    pub resource_errors_connect: u64,
+    pub pipes_used: usize,
+    pub pipes_free: usize,
 }
 
 type ServerMetric = (
@@ -171,6 +175,35 @@ pub fn render(backends: &[Arc<BackendState>], process: &Process) -> String {
         "warren_lb_process_first_byte_timeouts_total {}",
         process.first_byte_timeouts
     );
+    family(
+        &mut out,
+        "warren_lb_process_resource_errors_total",
+        "counter",
+        "Local resource shortages (EMFILE, ENFILE, ENOBUFS, ENOMEM, no free port; HAProxy termination state RC), never counted against a server: phase accept = accept() failed and clients waited in the backlog, phase connect = a client refused because no socket to its server could be had.",
+    );
+    for (phase, n) in [
+        ("accept", process.resource_errors_accept),
+        ("connect", process.resource_errors_connect),
+    ] {
+        let _ = writeln!(
+            out,
+            "warren_lb_process_resource_errors_total{{phase=\"{phase}\"}} {n}"
+        );
+    }
+    family(
+        &mut out,
+        "warren_lb_process_pipes_used",
+        "gauge",
+        "Splice pipes leased by a relay right now, each holding a chunk in flight (HAProxy's PipesUsed).",
+    );
+    let _ = writeln!(out, "warren_lb_process_pipes_used {}", process.pipes_used);
+    family(
+        &mut out,
+        "warren_lb_process_pipes_free",
+        "gauge",
+        "Splice pipes open and waiting in the pool (HAProxy's PipesFree).",
+    );
+    let _ = writeln!(out, "warren_lb_process_pipes_free {}", process.pipes_free);
     family(
         &mut out,
         "warren_lb_config_generation",

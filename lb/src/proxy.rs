@@ -13,11 +13,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+use warren_health::resource::{io_local_resource, LocalResource};
 
 use crate::backend::BackendState;
 use crate::config::{Frontend, SendProxy};
 use crate::proxy_protocol;
 use crate::relay::{relay, Counters, RelayError};
+use crate::resource::{accept_failure, AcceptFailure, Phase, PAUSE};
 use crate::runtime::{Live, Route};
 
 /// Dead peers are found by TCP keepalive after about 60 s + 3 × 10 s even
@@ -53,8 +55,13 @@ pub async fn serve(
             }
             _ = stop.cancelled() => return,
         };
+        // After a local shortage (EMFILE ...), wait for a descriptor to
+        // free instead of accepting a client that cannot be served.
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = async {
+                live.resource_errors.pause_if_short().await;
+                listener.accept().await
+            } => a,
             _ = stop.cancelled() => return,
         };
         match accepted {
@@ -73,10 +80,28 @@ pub async fn serve(
                 ));
             }
             Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
                 let name = routes.borrow().frontend.name.clone();
-                warn!("frontend '{name}': accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                match accept_failure(&e) {
+                    AcceptFailure::Client => debug!("frontend '{name}': accept failed: {e}"),
+                    AcceptFailure::Resource(resource) => {
+                        if let Some(held_back) = live.resource_errors.record(Phase::Accept) {
+                            warn!(
+                                event = "resource_error",
+                                phase = "accept",
+                                frontend = %name,
+                                resource = resource.describe(),
+                                "frontend '{name}': accept failed: {e}: {}; new clients wait in the backlog until a descriptor frees.{}",
+                                resource.describe(),
+                                held_back_text(held_back)
+                            );
+                        }
+                    }
+                    AcceptFailure::Other => {
+                        // Unknown: pause too, so it cannot spin.
+                        warn!("frontend '{name}': accept failed: {e}");
+                        tokio::time::sleep(PAUSE).await;
+                    }
+                }
             }
         }
     }
@@ -91,13 +116,42 @@ impl Drop for OpenSession {
     }
 }
 
+/// The tail of a rate-limited line: how many like it were not logged.
+fn held_back_text(held_back: u64) -> String {
+    match held_back {
+        0 => String::new(),
+        n => format!(" {n} more since the last such line."),
+    }
+}
+
 async fn session(
     client: TcpStream,
     peer: SocketAddr,
     backend: Arc<BackendState>,
     frontend: Frontend,
-    (_permit, open): (OwnedSemaphorePermit, OpenSession),
+    (permit, open): (OwnedSemaphorePermit, OpenSession),
 ) {
+    let refused_short = serve_client(client, peer, &backend, frontend, &open.0).await;
+    // Only now, with both sockets closed, give the slot back and tell a
+    // listener paused by a shortage that descriptors are free, unless this
+    // very session was refused for one (it freed only what its own accept
+    // took, and waking the listener would just refuse the next client).
+    drop(permit);
+    if !refused_short {
+        open.0.resource_errors.freed();
+    }
+    drop(open);
+}
+
+/// One client from accept to close; its sockets are closed on return.
+/// True when it was refused for a local shortage (termination state RC).
+async fn serve_client(
+    client: TcpStream,
+    peer: SocketAddr,
+    backend: &Arc<BackendState>,
+    frontend: Frontend,
+    live: &Live,
+) -> bool {
     tune(&client);
     if let Some(limit) = frontend.timeout_first_byte {
         if !first_bytes(&client, limit).await {
@@ -105,8 +159,8 @@ async fn session(
                 "{}: {peer} closed: nothing received within timeout_first_byte {limit:?}",
                 frontend.name
             );
-            open.0.first_byte_timeouts.fetch_add(1, Ordering::Relaxed);
-            return;
+            live.first_byte_timeouts.fetch_add(1, Ordering::Relaxed);
+            return false;
         }
     }
     let frontend = frontend.name;
@@ -121,12 +175,12 @@ async fn session(
             } else {
                 warn!("{frontend}: {peer} refused: every eligible server of backend '{}' failed to connect", backend.config.name);
             }
-            return;
+            return false;
         };
         let server = backend.servers[index].clone();
         let slot = server.claim_slot();
         let token = server.sessions_token();
-        match connect(&backend, index).await {
+        match connect(backend, index).await {
             Ok(mut upstream) => {
                 if server.config.send_proxy != SendProxy::None {
                     let destination = client.local_addr().unwrap_or(peer);
@@ -137,7 +191,7 @@ async fn session(
                             "{frontend}: {peer}: PROXY header to {} failed: {e}",
                             server.id()
                         );
-                        return;
+                        return false;
                     }
                 }
                 debug!(
@@ -150,7 +204,7 @@ async fn session(
                     downstream: &server.bytes_out,
                 };
                 tokio::select! {
-                    r = relay(client, upstream, backend.config.timeout_idle, counters) => match r {
+                    r = relay(client, upstream, backend.config.timeout_idle, counters, &live.pipes) => match r {
                         Ok(()) => {}
                         Err(RelayError::Idle(d)) => info!("{frontend}: {peer} closed after {d:?} idle ({})", server.id()),
                         Err(e) => debug!("{frontend}: {peer} session to {} ended: {e}", server.id()),
@@ -158,9 +212,28 @@ async fn session(
                     _ = token.cancelled() => debug!("{frontend}: {peer} session to {} shut down", server.id()),
                 }
                 drop(slot);
-                return;
+                return false;
             }
-            Err(reason) => {
+            Err(ConnectError::Local { resource, error }) => {
+                // This process ran out, not the server: refuse this client
+                // (HAProxy's termination state RC) and blame no one else.
+                drop(slot);
+                if let Some(held_back) = live.resource_errors.record(Phase::Connect) {
+                    warn!(
+                        event = "resource_error",
+                        phase = "connect",
+                        frontend = %frontend,
+                        server = %server.id(),
+                        resource = resource.describe(),
+                        "{frontend}: {peer} refused (termination state RC): cannot open a connection to {}: {error}: {}; the server is not blamed.{}",
+                        server.id(),
+                        resource.describe(),
+                        held_back_text(held_back)
+                    );
+                }
+                return true;
+            }
+            Err(ConnectError::Server(reason)) => {
                 drop(slot);
                 warn!(
                     "{frontend}: {peer}: connect to {} failed: {reason}",
@@ -169,7 +242,7 @@ async fn session(
                 backend.observed_error(index, &reason);
                 tried.push(index);
                 if !backend.config.redispatch {
-                    return;
+                    return false;
                 }
                 server.redispatches.fetch_add(1, Ordering::Relaxed);
             }
@@ -187,7 +260,17 @@ async fn first_bytes(client: &TcpStream, limit: Duration) -> bool {
     )
 }
 
-async fn connect(backend: &BackendState, index: usize) -> Result<TcpStream, String> {
+/// Why a connect to a server failed: the server's doing (judged by
+/// `observe layer4`), or a shortage of this process (never the server's).
+enum ConnectError {
+    Server(String),
+    Local {
+        resource: LocalResource,
+        error: std::io::Error,
+    },
+}
+
+async fn connect(backend: &BackendState, index: usize) -> Result<TcpStream, ConnectError> {
     let server = &backend.servers[index];
     // `timeout_connect` covers waiting for a name's first answer too: a
     // hung resolver must not hold a client longer than a dead server would.
@@ -195,10 +278,13 @@ async fn connect(backend: &BackendState, index: usize) -> Result<TcpStream, Stri
         let target = server
             .target(server.config.address.port())
             .await
-            .map_err(|e| format!("Layer4 connection problem: {e}"))?;
+            .map_err(|e| ConnectError::Server(format!("Layer4 connection problem: {e}")))?;
         TcpStream::connect(target)
             .await
-            .map_err(|e| format!("Layer4 connection problem: {e}"))
+            .map_err(|error| match io_local_resource(&error) {
+                Some(resource) => ConnectError::Local { resource, error },
+                None => ConnectError::Server(format!("Layer4 connection problem: {error}")),
+            })
     };
     match tokio::time::timeout(backend.config.timeout_connect, attempt).await {
         Ok(Ok(stream)) => {
@@ -206,10 +292,10 @@ async fn connect(backend: &BackendState, index: usize) -> Result<TcpStream, Stri
             Ok(stream)
         }
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(format!(
+        Err(_) => Err(ConnectError::Server(format!(
             "Layer4 timeout after {:?}",
             backend.config.timeout_connect
-        )),
+        ))),
     }
 }
 

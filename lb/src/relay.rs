@@ -8,18 +8,22 @@
 //!
 //! The buffer is a kernel pipe: splice(2) moves bytes socket → pipe →
 //! socket without copying them through user space, which measured 1.6–1.8×
-//! the throughput of a read/write loop here (docs/benchmarks.md).  Where
-//! the kernel refuses splice the read/write loop takes over.
+//! the throughput of a read/write loop here (docs/benchmarks.md).  Pipes
+//! come from the process's [`PipePool`] for one chunk at a time, so an idle
+//! session holds its two sockets and nothing else (no pipe, no buffer).
+//! Where the kernel refuses splice, or no pipe can be had, the read/write
+//! loop takes over.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{splice, OFlag, SpliceFFlags};
-use nix::unistd::pipe2;
+use nix::fcntl::{splice, SpliceFFlags};
 use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+
+use crate::pipes::{Lease, PipePool};
 
 /// Per-direction buffer: enough for AMQP frames at full speed, small enough
 /// that ten thousand sessions stay well under a gigabyte.
@@ -48,13 +52,28 @@ pub async fn relay(
     server: TcpStream,
     idle: Option<Duration>,
     counters: Counters<'_>,
+    pipes: &PipePool,
 ) -> Result<(), RelayError> {
     let start = Instant::now();
     let last_activity = AtomicU64::new(0);
     let both = async {
         tokio::try_join!(
-            forward(&client, &server, counters.upstream, &last_activity, start),
-            forward(&server, &client, counters.downstream, &last_activity, start),
+            forward(
+                &client,
+                &server,
+                pipes,
+                counters.upstream,
+                &last_activity,
+                start
+            ),
+            forward(
+                &server,
+                &client,
+                pipes,
+                counters.downstream,
+                &last_activity,
+                start
+            ),
         )
     };
     match idle {
@@ -77,48 +96,89 @@ pub async fn relay(
 }
 
 /// One direction, `from` → `to`, until end of stream (forwarded as a
-/// write shutdown) or an error.
+/// write shutdown) or an error.  A pipe is leased from `pipes` only while a
+/// chunk is in flight; without one the chunk is copied.
 async fn forward(
     from: &TcpStream,
     to: &TcpStream,
+    pipes: &PipePool,
     counter: &AtomicU64,
     last_activity: &AtomicU64,
     start: Instant,
 ) -> std::io::Result<()> {
-    let Ok((pipe_out, pipe_in)) = pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC) else {
-        return copy(from, to, counter, last_activity, start).await;
-    };
     let mut spliced_any = false;
     loop {
-        // The pipe is empty here (the previous chunk was fully written),
-        // so WouldBlock can only come from the socket.
-        let n = match from
-            .async_io(Interest::READABLE, || {
-                Ok(splice(from, None, &pipe_in, None, BUFFER, splice_flags())?)
-            })
-            .await
-        {
-            Ok(n) => n,
-            Err(e) if !spliced_any && e.raw_os_error() == Some(Errno::EINVAL as i32) => {
-                return copy(from, to, counter, last_activity, start).await;
-            }
-            Err(e) => return Err(e),
+        from.readable().await?;
+        let moved = match pipes.take() {
+            Some(mut pipe) => match splice_chunk(from, to, &mut pipe).await {
+                Err(e)
+                    if !spliced_any
+                        && pipe.filled == 0
+                        && e.raw_os_error() == Some(Errno::EINVAL as i32) =>
+                {
+                    // The kernel does not splice from this socket (nothing
+                    // was read, nothing is lost): copy for good.
+                    drop(pipe);
+                    return copy(from, to, counter, last_activity, start).await;
+                }
+                r => {
+                    spliced_any = true;
+                    r?
+                }
+            },
+            None => copy_chunk(from, to).await?,
         };
-        spliced_any = true;
-        if n == 0 {
-            return shutdown_write(to);
+        match moved {
+            None => continue, // readiness was stale
+            Some(0) => return shutdown_write(to),
+            Some(n) => {
+                counter.fetch_add(n as u64, Ordering::Relaxed);
+                last_activity.store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            }
         }
-        let mut left = n;
-        while left > 0 {
-            left -= to
-                .async_io(Interest::WRITABLE, || {
-                    Ok(splice(&pipe_out, None, to, None, left, splice_flags())?)
-                })
-                .await?;
-        }
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-        last_activity.store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
+}
+
+/// Splices what `from` has (up to [`BUFFER`]) into `pipe` and all of it on
+/// to `to`: Some(bytes), Some(0) at end of stream, None when `from` had
+/// nothing after all.  The lease is held until the chunk is written.
+async fn splice_chunk(
+    from: &TcpStream,
+    to: &TcpStream,
+    pipe: &mut Lease<'_>,
+) -> std::io::Result<Option<usize>> {
+    let n = match from.try_io(Interest::READABLE, || {
+        Ok(splice(
+            from,
+            None,
+            pipe.write_end(),
+            None,
+            BUFFER,
+            splice_flags(),
+        )?)
+    }) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    pipe.filled = n;
+    while pipe.filled > 0 {
+        let left = pipe.filled;
+        let written = to
+            .async_io(Interest::WRITABLE, || {
+                Ok(splice(
+                    pipe.read_end(),
+                    None,
+                    to,
+                    None,
+                    left,
+                    splice_flags(),
+                )?)
+            })
+            .await?;
+        pipe.filled -= written;
+    }
+    Ok(Some(n))
 }
 
 fn splice_flags() -> SpliceFFlags {
@@ -142,29 +202,39 @@ async fn copy(
     last_activity: &AtomicU64,
     start: Instant,
 ) -> std::io::Result<()> {
-    let mut buf = vec![0u8; BUFFER];
     loop {
-        let n = loop {
-            from.readable().await?;
-            match from.try_read(&mut buf) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                r => break r?,
-            }
-        };
-        if n == 0 {
-            return shutdown_write(to);
-        }
-        let mut written = 0;
-        while written < n {
-            to.writable().await?;
-            match to.try_write(&buf[written..n]) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                r => written += r?,
+        from.readable().await?;
+        match copy_chunk(from, to).await? {
+            None => continue,
+            Some(0) => return shutdown_write(to),
+            Some(n) => {
+                counter.fetch_add(n as u64, Ordering::Relaxed);
+                last_activity.store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
             }
         }
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-        last_activity.store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
+}
+
+/// Copies what `from` has (up to [`BUFFER`]) to `to` through a buffer that
+/// lives only as long as the chunk (an idle session holds none): like
+/// [`splice_chunk`], Some(bytes), Some(0) at end of stream, None when
+/// `from` had nothing after all.
+async fn copy_chunk(from: &TcpStream, to: &TcpStream) -> std::io::Result<Option<usize>> {
+    let mut buf = vec![0u8; BUFFER];
+    let n = match from.try_read(&mut buf) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut written = 0;
+    while written < n {
+        to.writable().await?;
+        match to.try_write(&buf[written..n]) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => written += r?,
+        }
+    }
+    Ok(Some(n))
 }
 
 #[cfg(test)]
@@ -183,15 +253,30 @@ mod tests {
         (near, far)
     }
 
-    /// Both paths (splice and the read/write fallback) carry every byte and
-    /// forward end of stream as a half-close.
+    /// How a test drives one direction.
+    #[derive(Clone, Copy, Debug)]
+    enum Path {
+        /// Pipes from a pool.
+        Splice,
+        /// A pool that has no pipe to give: every chunk is copied.
+        NoPipeLeft,
+        /// The read/write loop for sockets the kernel will not splice.
+        Copy,
+    }
+
+    /// Every path carries every byte and forwards end of stream as a
+    /// half-close, and no pipe stays leased afterwards.
     #[tokio::test]
     async fn splice_and_copy_forward_bytes_and_end_of_stream() {
-        for use_splice in [true, false] {
+        for path in [Path::Splice, Path::NoPipeLeft, Path::Copy] {
             let (mut writer, from) = pair().await;
             let (to, mut reader) = pair().await;
             let counter = AtomicU64::new(0);
             let activity = AtomicU64::new(0);
+            let pipes = PipePool::new(match path {
+                Path::NoPipeLeft => 0,
+                _ => 4,
+            });
             let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
             let send = async {
                 writer.write_all(&data).await.unwrap();
@@ -203,21 +288,78 @@ mod tests {
                 got
             };
             let relay = async {
-                if use_splice {
-                    forward(&from, &to, &counter, &activity, Instant::now()).await
-                } else {
-                    copy(&from, &to, &counter, &activity, Instant::now()).await
+                match path {
+                    Path::Splice | Path::NoPipeLeft => {
+                        forward(&from, &to, &pipes, &counter, &activity, Instant::now()).await
+                    }
+                    Path::Copy => copy(&from, &to, &counter, &activity, Instant::now()).await,
                 }
             };
             let (_, got, relayed) = tokio::join!(send, receive, relay);
             relayed.unwrap();
             assert!(
                 got == data,
-                "splice={use_splice}: {} of {} bytes arrived intact",
+                "{path:?}: {} of {} bytes arrived intact",
                 got.len(),
                 data.len()
             );
             assert_eq!(counter.load(Ordering::Relaxed), data.len() as u64);
+            assert_eq!(pipes.used(), 0, "{path:?}: a pipe is still leased");
         }
+    }
+
+    /// A pipe is held while its chunk waits for a receiver that does not
+    /// read, and back in the pool once drained: an idle direction holds none.
+    #[tokio::test]
+    async fn a_pipe_is_held_only_while_data_is_in_flight() {
+        let (mut writer, from) = pair().await;
+        let (to, mut reader) = pair().await;
+        let pipes = PipePool::new(4);
+        let counter = AtomicU64::new(0);
+        let activity = AtomicU64::new(0);
+        let relay = forward(&from, &to, &pipes, &counter, &activity, Instant::now());
+        tokio::pin!(relay);
+        // More than every socket buffer on the way can hold.
+        let data = vec![7u8; 64 * 1024 * 1024];
+        let send = writer.write_all(&data);
+        tokio::pin!(send);
+        // Stalled: a chunk is leased and no chunk completes between polls.
+        let stalled = async {
+            let mut before = u64::MAX;
+            loop {
+                let now = counter.load(Ordering::Relaxed);
+                if pipes.used() == 1 && now == before {
+                    return;
+                }
+                before = now;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            r = &mut relay => panic!("relay ended early: {r:?}"),
+            _ = &mut send => panic!("64 MiB fit in the socket buffers"),
+            r = tokio::time::timeout(Duration::from_secs(20), stalled) => r.expect("the relay stalls"),
+        }
+        assert_eq!(pipes.used(), 1, "the stalled chunk keeps its pipe");
+        // Drain everything: the pipe comes back and the idle relay holds none.
+        let mut got = vec![0u8; data.len()];
+        tokio::select! {
+            r = &mut relay => panic!("relay ended early: {r:?}"),
+            r = async { tokio::join!(&mut send, reader.read_exact(&mut got)) } => {
+                r.0.unwrap();
+                r.1.unwrap();
+            }
+        }
+        assert!(got == data);
+        let idle = async {
+            while pipes.used() != 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::select! {
+            r = &mut relay => panic!("relay ended early: {r:?}"),
+            r = tokio::time::timeout(Duration::from_secs(20), idle) => r.expect("the pipe comes back"),
+        }
+        assert_eq!((pipes.used(), pipes.free()), (0, 1));
     }
 }

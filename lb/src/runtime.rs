@@ -34,9 +34,11 @@ use tracing::{info, warn};
 
 use crate::backend::BackendState;
 use crate::config::{Address, Admin, Config, Frontend};
+use crate::pipes::PipePool;
+use crate::resource::{Phase, ResourceErrors};
 use crate::server::ServerState;
 use crate::upgrade::{self, Inherited, Sockets};
-use crate::{admin, checker, dns, metrics, proxy};
+use crate::{admin, checker, dns, limits, metrics, proxy};
 
 /// One loaded configuration and the run-time state built from it.
 pub struct Generation {
@@ -57,6 +59,10 @@ pub struct Live {
     pub sessions: AtomicUsize,
     /// Clients closed for sending nothing within `timeout_first_byte`.
     pub first_byte_timeouts: AtomicU64,
+    /// Local shortages (EMFILE ...) on the data path; never a server's.
+    pub resource_errors: ResourceErrors,
+    /// The splice relay's pipes, shared by every session.
+    pub pipes: PipePool,
 }
 
 impl Live {
@@ -76,6 +82,10 @@ impl Live {
                 reloads_failed: self.reloads_failed.load(Ordering::Relaxed),
                 sessions: self.sessions.load(Ordering::Relaxed),
                 first_byte_timeouts: self.first_byte_timeouts.load(Ordering::Relaxed),
+                resource_errors_accept: self.resource_errors.count(Phase::Accept),
+                resource_errors_connect: self.resource_errors.count(Phase::Connect),
+                pipes_used: self.pipes.used(),
+                pipes_free: self.pipes.free(),
             },
         )
     }
@@ -247,6 +257,8 @@ async fn launch(
         reloads_failed: AtomicU64::new(0),
         sessions: AtomicUsize::new(0),
         first_byte_timeouts: AtomicU64::new(0),
+        resource_errors: ResourceErrors::default(),
+        pipes: PipePool::new(limits::max_pipes(&config)),
     });
     let resolver = dns_resolver(&config)?;
     let checks = stop.child_token();
@@ -639,6 +651,7 @@ impl Running {
                 });
             }
         }
+        self.live.pipes.set_max(limits::max_pipes(&config));
         self.live.reloads_ok.fetch_add(1, Ordering::Relaxed);
         Ok(Reloaded {
             generation: generation.number,

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
 
 use super::tcp::{connect, preamble_bytes};
-use super::{io_reason, Preamble, ProbeError};
+use super::{l4_error, Preamble, ProbeError};
 
 /// The AMQP 0-9-1 protocol header.
 pub(crate) const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
@@ -50,9 +50,7 @@ pub async fn amqp_with_preamble(
 }
 
 async fn exchange(s: &mut tokio::net::TcpStream, hello: &[u8]) -> Result<(), ProbeError> {
-    s.write_all(hello)
-        .await
-        .map_err(|e| ProbeError::L4Con(io_reason(&e)))?;
+    s.write_all(hello).await.map_err(|e| l4_error(&e))?;
     let mut head = [0u8; 7];
     read_exact(s, &mut head).await?;
     if &head[..4] == b"AMQP" {
@@ -107,7 +105,7 @@ async fn read_exact(s: &mut tokio::net::TcpStream, buf: &mut [u8]) -> Result<(),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(ProbeError::L6Rsp(
             "connection closed before a complete Connection.Start".into(),
         )),
-        Err(e) => Err(ProbeError::L4Con(io_reason(&e))),
+        Err(e) => Err(l4_error(&e)),
     }
 }
 

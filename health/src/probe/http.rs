@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::{timeout_at, Instant};
 
-use super::{io_reason, ProbeError};
+use super::{io_reason, l4_error, ProbeError};
 
 /// Largest body read; more is cut off (the expectation sees the first part).
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -106,6 +106,9 @@ fn classify(e: reqwest::Error) -> ProbeError {
     let mut last = None;
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if let ProbeError::Resource { resource, reason } = l4_error(io) {
+                return ProbeError::Resource { resource, reason };
+            }
             io_msg = Some(io_reason(io));
         }
         last = Some(s.to_string());

@@ -19,6 +19,8 @@ pub use tcp::{tcp, tcp_with_preamble};
 use std::io;
 use std::net::SocketAddr;
 
+use crate::resource::{io_local_resource, LocalResource};
+
 /// Bytes the `tcp` and `amqp` probes write right after connecting, before
 /// their own exchange, made from the probe socket's own (local) address and
 /// the server's address: `preamble(local, server)`.
@@ -55,6 +57,13 @@ pub enum ProbeError {
     /// The RabbitMQ management API answered, and the node is not eligible.
     #[error("rabbitmq: {0}")]
     Rabbit(String),
+    /// The probe's own socket could not be had: a local resource ran out
+    /// (HAProxy's "Socket error").  Says nothing about the server.
+    #[error("Socket error: {reason}: {}", .resource.describe())]
+    Resource {
+        resource: LocalResource,
+        reason: String,
+    },
 }
 
 impl ProbeError {
@@ -64,6 +73,24 @@ impl ProbeError {
             self,
             ProbeError::L4Timeout | ProbeError::L6Timeout | ProbeError::L7Timeout
         )
+    }
+
+    /// True when the probe failed for a local reason ([`ProbeError::Resource`]):
+    /// the check learnt nothing about the server.
+    pub fn is_local(&self) -> bool {
+        matches!(self, ProbeError::Resource { .. })
+    }
+}
+
+/// A failed socket call of a probe: a local shortage (EMFILE ...) or a
+/// Layer4 problem with the server.
+pub(crate) fn l4_error(e: &io::Error) -> ProbeError {
+    match io_local_resource(e) {
+        Some(resource) => ProbeError::Resource {
+            resource,
+            reason: io_reason(e),
+        },
+        None => ProbeError::L4Con(io_reason(e)),
     }
 }
 
@@ -159,5 +186,28 @@ pub(crate) mod testutil {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_shortage_is_a_socket_error_not_a_layer4_problem() {
+        let emfile = io::Error::from_raw_os_error(24);
+        let e = l4_error(&emfile);
+        assert!(e.is_local(), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "Socket error: Too many open files: process open files limit reached (RLIMIT_NOFILE)"
+        );
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let e = l4_error(&refused);
+        assert!(!e.is_local());
+        assert_eq!(
+            e.to_string(),
+            "Layer4 connection problem: Connection refused"
+        );
     }
 }

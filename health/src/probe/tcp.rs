@@ -8,7 +8,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
-use super::{io_reason, Preamble, ProbeError};
+use super::{l4_error, Preamble, ProbeError};
 
 /// Passes when a TCP connection to `addr` is established within `timeout`.
 /// The connection is closed at once.
@@ -31,7 +31,7 @@ pub async fn tcp_with_preamble(
     if !bytes.is_empty() {
         match timeout_at(deadline, s.write_all(&bytes)).await {
             Err(_) => return Err(ProbeError::L4Timeout),
-            Ok(Err(e)) => return Err(ProbeError::L4Con(io_reason(&e))),
+            Ok(Err(e)) => return Err(l4_error(&e)),
             Ok(Ok(())) => {}
         }
     }
@@ -47,9 +47,7 @@ pub(crate) fn preamble_bytes(
     let Some(preamble) = preamble else {
         return Ok(Vec::new());
     };
-    let local = s
-        .local_addr()
-        .map_err(|e| ProbeError::L4Con(io_reason(&e)))?;
+    let local = s.local_addr().map_err(|e| l4_error(&e))?;
     Ok(preamble(local, addr))
 }
 
@@ -57,7 +55,7 @@ pub(crate) fn preamble_bytes(
 pub(crate) async fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, ProbeError> {
     match timeout_at(deadline, TcpStream::connect(addr)).await {
         Err(_) => Err(ProbeError::L4Timeout),
-        Ok(Err(e)) => Err(ProbeError::L4Con(io_reason(&e))),
+        Ok(Err(e)) => Err(l4_error(&e)),
         Ok(Ok(s)) => {
             let _ = s.set_nodelay(true);
             Ok(s)

@@ -1,0 +1,379 @@
+//! Descriptors, with the real `warren-lb` binary: an open-files limit that
+//! runs out is the balancer's problem, never the server's (issue 13,
+//! defect 5), and an idle session costs two descriptors, as in HAProxy.
+//!
+//! The configuration is the Ansible role's `lb.toml` with its defaults
+//! (admin API, `maxconn` 4096, `timeout_first_byte`, `observe layer4`,
+//! `on_error = "mark-down"`, `on_marked_down = "shutdown-sessions"`,
+//! `redispatch`, 1 s checks); only the check is `tcp`, the backend being a
+//! plain TCP echo server rather than RabbitMQ.
+
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::resource::{setrlimit, Resource};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn config(backend: SocketAddr) -> String {
+    format!(
+        r#"[admin]
+bind = "127.0.0.1:0"
+
+[[frontend]]
+name = "amqp"
+bind = "127.0.0.1:0"
+backend = "rabbitmq"
+maxconn = 4096
+timeout_first_byte = "5s"
+
+[[backend]]
+name = "rabbitmq"
+balance = "first"
+allbackups = false
+redispatch = true
+observe = "layer4"
+on_error = "mark-down"
+on_marked_down = "shutdown-sessions"
+on_marked_up = "none"
+failback = "immediate"
+timeout_connect = "1s"
+timeout_idle = "0s"
+
+[backend.check]
+type = "tcp"
+inter = "1s"
+fastinter = "200ms"
+downinter = "1s"
+rise = 2
+fall = 2
+timeout = "1s"
+
+[[backend.server]]
+name = "sink"
+address = "{backend}"
+role = "primary"
+weight = 1
+maxconn = 0
+"#
+    )
+}
+
+/// The balancer process: its JSON log lines on a channel; killed on drop.
+struct Lb {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+    frontend: SocketAddr,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Lb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Lb {
+    /// Starts warren-lb for `backend`; with `open_files`, its soft and hard
+    /// RLIMIT_NOFILE are set to that before exec (it cannot raise them).
+    fn start(backend: SocketAddr, open_files: Option<u64>) -> Lb {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lb.toml");
+        std::fs::write(&file, config(backend)).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_warren-lb"));
+        command
+            .arg("--config")
+            .arg(&file)
+            .arg("--log-format")
+            .arg("json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        if let Some(limit) = open_files {
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs
+            // between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    setrlimit(Resource::RLIMIT_NOFILE, limit, limit).map_err(std::io::Error::from)
+                });
+            }
+        }
+        let mut child = command.spawn().unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut lb = Lb {
+            child,
+            lines,
+            seen: Vec::new(),
+            frontend: "0.0.0.0:0".parse().unwrap(),
+            admin: String::new(),
+            _dir: dir,
+        };
+        let admin = lb.wait_message("admin API listening on ");
+        lb.admin = format!("http://{}", admin.rsplit(' ').next().unwrap());
+        let frontend = lb.wait_message("frontend 'amqp' listening on ");
+        lb.frontend = frontend
+            .split(' ')
+            .nth(4)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {frontend:?}"));
+        lb.wait_message("started with");
+        lb
+    }
+
+    /// The next log message containing `needle`.
+    fn wait_message(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(v) = self.lines.recv_timeout(left) else {
+                panic!("no log line with {needle:?}; saw:\n{:#?}", self.seen);
+            };
+            self.seen.push(v.clone());
+            let message = v["message"].as_str().unwrap_or_default().to_owned();
+            if message.contains(needle) {
+                return message;
+            }
+        }
+    }
+
+    /// Every log line so far.
+    fn log(&mut self) -> &[Value] {
+        while let Ok(v) = self.lines.try_recv() {
+            self.seen.push(v);
+        }
+        &self.seen
+    }
+
+    async fn status(&self) -> Value {
+        http_get(&format!("{}/status", self.admin))
+            .await
+            .parse()
+            .unwrap()
+    }
+
+    async fn metric(&self, series: &str) -> f64 {
+        let text = http_get(&format!("{}/metrics", self.admin)).await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    /// Open descriptors of the process: (sockets, pipes, all).
+    fn fds(&self) -> (usize, usize, usize) {
+        let (mut sockets, mut pipes, mut all) = (0, 0, 0);
+        for entry in std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).unwrap() {
+            let Ok(target) = std::fs::read_link(entry.unwrap().path()) else {
+                continue; // closed meanwhile
+            };
+            let target = target.to_string_lossy().into_owned();
+            all += 1;
+            sockets += usize::from(target.starts_with("socket:"));
+            pipes += usize::from(target.starts_with("pipe:"));
+        }
+        (sockets, pipes, all)
+    }
+}
+
+/// The admin API answers even when the balancer is at its limit: its
+/// accept waits for a free descriptor (at most a second or so).
+async fn http_get(url: &str) -> String {
+    let client = reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let resp = client.get(url).send().await.unwrap();
+    assert!(resp.status().is_success(), "{url}: {}", resp.status());
+    resp.text().await.unwrap()
+}
+
+/// A TCP echo server on loopback, for the life of the test.
+async fn echo_backend() -> SocketAddr {
+    let listener = warren_lb::runtime::listen("127.0.0.1:0".parse().unwrap(), 4096).unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// What became of a client.
+enum Client {
+    /// Relayed: its bytes came back.
+    Established(TcpStream),
+    /// Closed by the balancer without a byte back.
+    Refused,
+    /// Neither within the patience: still waiting in the backlog.
+    Queued,
+}
+
+/// Sends `what` and waits for it to come back.
+async fn exchange(s: &mut TcpStream, what: &[u8]) -> std::io::Result<bool> {
+    s.write_all(what).await?;
+    let mut buf = vec![0u8; what.len()];
+    match s.read_exact(&mut buf).await {
+        Ok(_) => Ok(buf == what),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+async fn client(lb: SocketAddr, i: usize) -> Client {
+    let mut s = TcpStream::connect(lb).await.unwrap();
+    let hello = format!("hello {i}\n");
+    match tokio::time::timeout(PATIENCE, exchange(&mut s, hello.as_bytes())).await {
+        Ok(Ok(true)) => Client::Established(s),
+        Ok(Ok(false)) | Ok(Err(_)) => Client::Refused,
+        Err(_) => Client::Queued,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_open_files_limit_excess_clients_are_refused_and_the_server_stays_up() {
+    const OPEN_FILES: u64 = 128;
+    const CLIENTS: usize = 150;
+    let backend = echo_backend().await;
+    let mut lb = Lb::start(backend, Some(OPEN_FILES));
+    // The balancer knows it cannot hold maxconn at this limit.
+    assert!(
+        lb.log().iter().any(|v| v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("open files limit is 128"))),
+        "{:#?}",
+        lb.seen
+    );
+    let frontend = lb.frontend;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| tokio::spawn(client(frontend, i)))
+        .collect();
+    let mut established = Vec::new();
+    let (mut refused, mut queued) = (0u64, 0u64);
+    for c in clients {
+        match c.await.unwrap() {
+            Client::Established(s) => established.push(s),
+            Client::Refused => refused += 1,
+            Client::Queued => queued += 1,
+        }
+    }
+    // The fault happened: the limit ran out, not every client got through.
+    assert!(
+        refused + queued > 0,
+        "all {CLIENTS} sessions established: the limit was not reached"
+    );
+    // The server was never blamed ...
+    let status = lb.status().await;
+    let server = &status["backends"][0]["servers"][0];
+    let downs: Vec<&str> = lb
+        .log()
+        .iter()
+        .filter_map(|v| v["message"].as_str())
+        .filter(|m| m.contains("is DOWN"))
+        .collect();
+    assert!(downs.is_empty(), "the server was marked down: {downs:#?}");
+    assert_eq!(server["state"], "UP", "{status:#}");
+    assert_eq!(server["downs"], 0, "{status:#}");
+    assert_eq!(server["connect_errors"], 0, "{status:#}");
+    // ... and every established session survived and still relays.
+    assert!(!established.is_empty(), "no session was established");
+    assert_eq!(server["sessions"], established.len(), "{status:#}");
+    for (i, s) in established.iter_mut().enumerate() {
+        let again = format!("again {i}\n");
+        assert!(
+            exchange(s, again.as_bytes()).await.unwrap(),
+            "established session {i} was closed"
+        );
+    }
+    // The balancer said what ran out (one rate-limited line) ...
+    let shortage = lb
+        .log()
+        .iter()
+        .find(|v| v["event"] == "resource_error")
+        .cloned()
+        .unwrap_or_else(|| panic!("no resource_error line in:\n{:#?}", lb.seen));
+    assert_eq!(
+        shortage["resource"],
+        "process open files limit reached (RLIMIT_NOFILE)"
+    );
+    // ... the excess clients were refused (or are still queued), and the
+    // local-error counter says how many were refused.
+    assert_eq!(established.len() as u64 + refused + queued, CLIENTS as u64);
+    assert!(refused > 0, "no client was refused");
+    assert_eq!(status["resource_errors"]["connect"], refused, "{status:#}");
+    assert_eq!(
+        lb.metric("warren_lb_process_resource_errors_total{phase=\"connect\"}")
+            .await,
+        refused as f64
+    );
+    eprintln!(
+        "{} established, {refused} refused, {queued} queued; resource errors {}",
+        established.len(),
+        status["resource_errors"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_holds_two_descriptors() {
+    const SESSIONS: usize = 300;
+    let backend = echo_backend().await;
+    let lb = Lb::start(backend, None);
+    // One session first, so the pool has had its first pipes.
+    let mut warm = TcpStream::connect(lb.frontend).await.unwrap();
+    assert!(exchange(&mut warm, b"warm\n").await.unwrap());
+    let (sockets_before, pipes_before, all_before) = lb.fds();
+    let mut idle = Vec::new();
+    for i in 0..SESSIONS {
+        let mut s = TcpStream::connect(lb.frontend).await.unwrap();
+        let hello = format!("hello {i}\n");
+        assert!(exchange(&mut s, hello.as_bytes()).await.unwrap());
+        idle.push(s);
+    }
+    let (sockets, pipes, all) = lb.fds();
+    let per_session = (all - all_before) as f64 / SESSIONS as f64;
+    eprintln!(
+        "{SESSIONS} idle sessions: +{} sockets, +{} pipe fds, {per_session:.2} fds per session",
+        sockets - sockets_before,
+        pipes - pipes_before
+    );
+    // Client and server socket; a check's socket may be open meanwhile.
+    assert!(
+        sockets - sockets_before <= 2 * SESSIONS + 1,
+        "+{} sockets for {SESSIONS} sessions",
+        sockets - sockets_before
+    );
+    // Pipes belong to the shared pool, not to sessions: the sessions were
+    // opened one after the other, so the pool needed a few at most.
+    assert!(
+        pipes - pipes_before <= 8,
+        "+{} pipe fds for {SESSIONS} idle sessions",
+        pipes - pipes_before
+    );
+    assert!(per_session <= 2.0 + 9.0 / SESSIONS as f64, "{per_session}");
+    // Every pipe is back in the pool while the sessions are idle.
+    assert_eq!(lb.metric("warren_lb_process_pipes_used").await, 0.0);
+    drop(idle);
+}
