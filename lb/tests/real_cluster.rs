@@ -706,6 +706,19 @@ async fn real_frozen_node_resumed_under_pause_minority_leaves_the_majority_servi
         servers[0].last_check.lock().unwrap().clone(),
         servers[0].cut_off()
     );
+    // Judged once on the window before any restart (the majority listing
+    // rabbit1's partition), and again below after the heal.
+    let gaps = samples.lock().unwrap().iter().filter(|s| !s.2).count();
+    assert_eq!(
+        gaps, 0,
+        "before the heal: {gaps} samples of 50 ms with no majority server eligible"
+    );
+    for (i, conn) in sessions.iter().enumerate() {
+        assert!(
+            conn.status().connected(),
+            "before the heal: session {i} on the majority was closed"
+        );
+    }
     if !healed_alone {
         tokio::task::block_in_place(|| {
             tb.node("stop", 1);
