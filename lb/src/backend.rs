@@ -12,7 +12,7 @@ use warren_health::{Outcome, Status, Transition};
 
 use crate::balance::{self, Candidate};
 use crate::config::{Backend, Failback, OnError, Role};
-use crate::majority::{self, Member};
+use crate::majority::{self, Freshness, Member, Verdict};
 use crate::server::{describe_cause, AdminState, ServerState};
 use warren_health::probe::NodeReport;
 
@@ -78,57 +78,66 @@ impl BackendState {
         (count(Role::Primary), count(Role::Backup))
     }
 
-    /// Compares the nodes' cluster views (`rabbitmq` check) and takes a node
-    /// the majority does not vouch for out of service, as a mark-down would.
+    /// Applies the eligibility rule ([`crate::majority`]) to the nodes'
+    /// latest reports (`rabbitmq` check): a node the rule cuts off from the
+    /// majority is taken out of service as a mark-down would, a node it
+    /// finds with the majority again is back, and a node it cannot judge
+    /// now keeps its verdict.
     pub fn cross_check(&self) {
         // Every check task calls this: one at a time, so an older snapshot
         // never overwrites a newer verdict.
         let _one_at_a_time = self.cross_checking.lock().expect("cross_check lock");
-        // A server in a "no news" streak keeps its verdict (nothing new is
-        // known about it), and its last report, taken before its
-        // management API went silent, cannot testify about others.
-        let reports: Vec<(Option<NodeReport>, bool)> = self
+        let reports: Vec<(Option<NodeReport>, Freshness)> = self
             .servers
             .iter()
             .map(|s| {
-                let report = s.cluster.lock().expect("cluster lock").clone();
-                (report, !s.no_news.load(Ordering::Acquire))
+                let (report, current) = s.report();
+                let freshness = if s.no_news.load(Ordering::Acquire) {
+                    Freshness::Silent
+                } else if current {
+                    Freshness::Current
+                } else {
+                    Freshness::Stale
+                };
+                (report, freshness)
             })
             .collect();
         let members: Vec<Member> = reports
             .iter()
             .zip(&self.servers)
-            .map(|((report, current), s)| Member {
+            .map(|((report, freshness), s)| Member {
                 report: report.as_ref(),
+                freshness: *freshness,
                 up: s.is_up(),
-                current: *current,
             })
             .collect();
-        for (index, verdict) in majority::cut_off(&members).into_iter().enumerate() {
-            if !members[index].current {
-                continue;
-            }
+        for (index, verdict) in majority::judge(&members).into_iter().enumerate() {
             let server = &self.servers[index];
-            let reason = verdict.clone();
-            if !server.set_cut_off(verdict) {
-                continue;
-            }
-            match reason {
-                Some(reason) => {
+            match verdict {
+                Verdict::Unjudged(_) => {}
+                Verdict::CutOff(reason) => {
+                    if !server.set_cut_off(Some(reason.clone())) {
+                        continue;
+                    }
                     let closed = self.close_sessions_of_a_lost_server(server);
                     warn!(
                         event = "cut_off",
                         server = %server.id(),
                         %reason,
+                        sessions_closed = closed,
                         "Server {} is cut off from the cluster's majority, reason: {reason}. No new sessions; {closed} sessions closed.",
                         server.id()
                     );
                 }
-                None => {
+                Verdict::Eligible(reason) => {
+                    if !server.set_cut_off(None) {
+                        continue;
+                    }
                     info!(
                         event = "rejoined",
                         server = %server.id(),
-                        "Server {} is back with the cluster's majority.",
+                        %reason,
+                        "Server {} is back with the cluster's majority: {reason}.",
                         server.id()
                     );
                     if server.is_eligible() {

@@ -49,8 +49,8 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
         } else {
             (probe_once(check, target, &server).await, false)
         };
-        if let Ok(Some(report)) = &result {
-            *server.cluster.lock().expect("cluster lock") = Some(report.clone());
+        if check.kind == CheckKind::Rabbitmq {
+            server.record_report(result.clone().ok().flatten());
         }
         let (outcome, reason) = match &result {
             Ok(_) => (Outcome::Passed, format!("{} check passed", layer(check))),

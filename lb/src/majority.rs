@@ -1,235 +1,294 @@
-//! Cross-checking the nodes' own cluster views (`rabbitmq` check only).
+//! The eligibility rule of the `rabbitmq` check: is a node *with* the
+//! cluster's majority?  One pure function, [`judge`]: the nodes' reports
+//! in, one [`Verdict`] per server out; [`crate::backend`] applies them.
 //!
-//! Each `rabbitmq` check asks one node which cluster members *it* sees
-//! running, and the node passes when it sees a majority.  That view can be
-//! stale: a node frozen (SIGSTOP, VM pause) and then resumed reports every
-//! peer as running for a moment, until its own net_ticktime notices that the
-//! peers dropped it.  Two checks in that window (`rise = 2`) would route
-//! clients into what is about to be a one-node partition.
+//! # The rule
 //!
-//! warren-lb checks every node of the cluster, so it can compare views.  A
-//! server is *cut off* when
-//! 1. another server that is UP (so it saw a majority at its last check)
-//!    does not list this server's node as running — the majority has
-//!    dropped it, whatever it says itself; or
-//! 2. the majority it claims is made of nodes whose own servers are DOWN in
-//!    warren-lb, or whose management API is silent ("no news") — the claim
-//!    cannot be confirmed by the nodes themselves.
+//! A node is **eligible** when it belongs to a set of nodes that
+//! 1. mutually see each other: each member lists every other member as
+//!    running and does *not* name it in its `partitions` list (a partition
+//!    entry that names a member of the claimed majority makes that view
+//!    inconsistent);
+//! 2. is a strict majority of the cluster (of the largest `total` any
+//!    report gives); and
+//! 3. whose members pass their own checks: the node itself with the check
+//!    that produced its report, every other member by being UP in
+//!    warren-lb with a *current* report (its management API answered at its
+//!    last check).
 //!
-//! A server in a "no news" streak is not judged (it keeps its verdict) and
-//! does not testify: its last report predates whatever is going on.
+//! Why each part: two strict majorities always share a node, so two
+//! disjoint sides can never both be eligible.  Mutual is what catches a
+//! *stale* view: a node frozen (SIGSTOP, VM pause) and resumed still
+//! reports every peer running, but the peers, which were never frozen,
+//! have dropped it, so the pair is not mutual and the resumed node's claim
+//! counts for nothing.  A partition entry naming a node *outside* the set
+//! does not matter: under `pause_minority` the majority keeps listing the
+//! resumed node in its `partitions` for 30 s and more, and that must not
+//! refuse the majority itself.  Only current reports testify: a stale or
+//! silent ("no news") report predates whatever is going on, so it can
+//! neither vouch for a node nor deny one.
 //!
-//! Pure: reports in, verdicts out; [`crate::backend`] applies them.
+//! # What a server gets
+//!
+//! * [`Verdict::Eligible`]: such a set was found.
+//! * [`Verdict::CutOff`]: none was found.  No new sessions, and its sessions
+//!   are closed as on a mark-down (`on_marked_down = "shutdown-sessions"`).
+//! * [`Verdict::Unjudged`]: nothing new is known, the server keeps its
+//!   previous verdict.  That is the case for a server whose own report is
+//!   not current (no report yet, its last check failed, or no news: its
+//!   health decides), and for a server *in service* (UP) whose majority
+//!   only lacks confirmation from peers that are UP but silent or stale
+//!   at the moment, as long as no current peer denies it.  This hold is
+//!   what keeps a transient gap in the testimony (a peer's management API
+//!   stalling for a check or two) from cutting off, and closing the
+//!   sessions of, a node that stays inside the majority.  It never applies
+//!   to a server that is DOWN: a resumed node comes back through a proof.
+
+use std::fmt;
 
 use warren_health::probe::NodeReport;
 
-/// One server as the cross-check sees it.
+/// How old a server's report is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// From the server's latest check: its management API answered now.
+    Current,
+    /// The latest check failed: the report is from an earlier, passed one.
+    Stale,
+    /// The management API is silent while AMQP answers ("no news", see
+    /// [`crate::checker::NO_NEWS_LIMIT`]).
+    Silent,
+}
+
+/// One server as the rule sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct Member<'a> {
     /// The node's report from its last passed `rabbitmq` check (None
     /// before the first).
     pub report: Option<&'a NodeReport>,
-    /// warren-lb has the server UP.
+    pub freshness: Freshness,
+    /// warren-lb has the server UP (its own check passes, with `rise` and
+    /// `fall` applied).
     pub up: bool,
-    /// The report is current: false while the server's management API is
-    /// silent ("no news"), when the report predates whatever is going on.
-    pub current: bool,
 }
 
-/// For each member: `Some(reason)` when it is cut off from the majority.
-/// A member whose report is not current gets `None` here; the caller keeps
-/// its previous verdict.
-pub fn cut_off(members: &[Member]) -> Vec<Option<String>> {
-    members
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let report = m.report.filter(|_| m.current)?;
-            dropped_by_an_up_peer(members, i, &report.node)
-                .or_else(|| unconfirmed_majority(members, report))
-        })
+/// What the rule says of one server; each carries a readable reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Eligible(String),
+    CutOff(String),
+    /// Keep the previous verdict.
+    Unjudged(String),
+}
+
+impl Verdict {
+    pub fn reason(&self) -> &str {
+        match self {
+            Verdict::Eligible(r) | Verdict::CutOff(r) | Verdict::Unjudged(r) => r,
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let word = match self {
+            Verdict::Eligible(_) => "eligible",
+            Verdict::CutOff(_) => "cut off",
+            Verdict::Unjudged(_) => "unjudged",
+        };
+        write!(f, "{word}: {}", self.reason())
+    }
+}
+
+/// `a`'s report lists `b` as running and not in a partition with it.
+fn vouches(a: &NodeReport, b: &str) -> bool {
+    a.running.iter().any(|n| n == b) && !a.partitions.iter().any(|n| n == b)
+}
+
+fn mutual(a: &NodeReport, b: &NodeReport) -> bool {
+    vouches(a, &b.node) && vouches(b, &a.node)
+}
+
+/// The rule for every server of one backend (same order as `members`).
+pub fn judge(members: &[Member]) -> Vec<Verdict> {
+    let size = cluster_size(members);
+    (0..members.len())
+        .map(|me| judge_one(members, me, size))
         .collect()
 }
 
-fn dropped_by_an_up_peer(members: &[Member], me: usize, node: &str) -> Option<String> {
-    members.iter().enumerate().find_map(|(j, m)| {
-        let peer = m.report?;
-        (j != me
-            && m.up
-            && m.current
-            && peer.node != node
-            && !peer.running.iter().any(|n| n == node))
-        .then(|| format!("{} (UP) does not see {node} running", peer.node))
-    })
+/// The number of cluster members: the largest `total` any report gives,
+/// and at least as many nodes as a current report names (a larger count
+/// only ever asks for a larger majority).  What a stale or silent report
+/// lists does not count: it does not testify.
+fn cluster_size(members: &[Member]) -> usize {
+    let totals = members.iter().filter_map(|m| m.report).map(|r| r.total);
+    let named = members
+        .iter()
+        .filter(|m| m.freshness == Freshness::Current)
+        .filter_map(|m| m.report)
+        .map(|r| {
+            let mut all: Vec<&String> = r.running.iter().chain(&r.partitions).collect();
+            all.push(&r.node);
+            all.sort();
+            all.dedup();
+            all.len()
+        });
+    totals.chain(named).max().unwrap_or(0)
 }
 
-fn unconfirmed_majority(members: &[Member], me: &NodeReport) -> Option<String> {
-    // A peer confirms only if it is UP and its management API answers now:
-    // a silent peer cannot vouch for anybody's view of the cluster.
-    let unconfirming = |n: &str| {
-        members
-            .iter()
-            .any(|m| (!m.up || !m.current) && m.report.is_some_and(|r| r.node == n))
+fn is_witness(m: &Member) -> bool {
+    m.up && m.freshness == Freshness::Current && m.report.is_some()
+}
+
+fn judge_one(members: &[Member], me: usize, size: usize) -> Verdict {
+    let m = &members[me];
+    let Some(mine) = m.report else {
+        return Verdict::Unjudged("no report yet".into());
     };
-    let confirmed = me
-        .running
+    match m.freshness {
+        Freshness::Silent => return Verdict::Unjudged("no news from its management API".into()),
+        Freshness::Stale => return Verdict::Unjudged("its own check fails".into()),
+        Freshness::Current => {}
+    }
+    let needed = size / 2 + 1;
+
+    // Proof: a mutually-seeing set of witnesses around `me`.
+    let witnesses: Vec<usize> = (0..members.len())
+        .filter(|&j| j != me && is_witness(&members[j]))
+        .collect();
+    let proven = largest_set(members, me, &witnesses, &|a, b| {
+        mutual(report_of(members, a), report_of(members, b))
+    });
+    if proven.len() >= needed {
+        return Verdict::Eligible(format!(
+            "{} sees {} of {size} nodes that see each other running and pass their checks: {}",
+            mine.node,
+            proven.len(),
+            names(members, &proven)
+        ));
+    }
+
+    // A current peer in service that does not vouch for it denies it.
+    let denial = witnesses.iter().find_map(|&j| {
+        let peer = report_of(members, j);
+        (peer.node != mine.node && !vouches(peer, &mine.node)).then(|| {
+            if peer.partitions.contains(&mine.node) {
+                format!("{} (UP) reports a partition with {}", peer.node, mine.node)
+            } else {
+                format!("{} (UP) does not see {} running", peer.node, mine.node)
+            }
+        })
+    });
+    if let Some(denial) = denial {
+        return Verdict::CutOff(denial);
+    }
+
+    // The hold: in service, and the majority lacks only confirmations from
+    // peers that are UP but not current at the moment.
+    if m.up {
+        let unconfirmed: Vec<usize> = (0..members.len())
+            .filter(|&j| j != me && members[j].up && !is_witness(&members[j]))
+            .collect();
+        let candidates: Vec<usize> = witnesses.iter().chain(&unconfirmed).copied().collect();
+        let possible = largest_set(members, me, &candidates, &|a, b| {
+            possibly_mutual(members, a, b)
+        });
+        if possible.len() >= needed {
+            let waiting: Vec<usize> = possible
+                .iter()
+                .copied()
+                .filter(|j| unconfirmed.contains(j))
+                .collect();
+            return Verdict::Unjudged(format!(
+                "{} keeps its verdict: its majority awaits news from {}",
+                mine.node,
+                names(members, &waiting)
+            ));
+        }
+    }
+    Verdict::CutOff(format!(
+        "{} is in no set of nodes that see each other running and pass their checks with a majority of {size}: the largest is {} ({} of {size})",
+        mine.node,
+        names(members, &proven),
+        proven.len()
+    ))
+}
+
+fn report_of<'a>(members: &[Member<'a>], i: usize) -> &'a NodeReport {
+    members[i]
+        .report
+        .expect("only members with a report are searched")
+}
+
+/// `a` and `b` could turn out mutual: only current reports can deny it, a
+/// server without a report could be any node.
+fn possibly_mutual(members: &[Member], a: usize, b: usize) -> bool {
+    let current = |i: usize| {
+        members[i]
+            .report
+            .filter(|_| members[i].freshness == Freshness::Current)
+    };
+    let name = |i: usize| members[i].report.map(|r| r.node.as_str());
+    let denies = |x: usize, y: usize| match (current(x), name(y)) {
+        (Some(rx), Some(ny)) => !vouches(rx, ny),
+        _ => false,
+    };
+    !denies(a, b) && !denies(b, a)
+}
+
+/// The largest set that holds `me` and members of `candidates`, pairwise
+/// `linked`, one server per node name (a clique search, pruned: backends
+/// have a handful of servers).
+fn largest_set(
+    members: &[Member],
+    me: usize,
+    candidates: &[usize],
+    linked: &dyn Fn(usize, usize) -> bool,
+) -> Vec<usize> {
+    let name = |i: usize| members[i].report.map(|r| r.node.as_str());
+    let open: Vec<usize> = candidates
         .iter()
-        .filter(|n| **n == me.node || !unconfirming(n))
-        .count();
-    (me.running.len() * 2 > me.total && confirmed * 2 <= me.total).then(|| {
-        format!(
-            "{} claims {} of {} nodes running but only {confirmed} pass their own checks",
-            me.node,
-            me.running.len(),
-            me.total
-        )
-    })
+        .copied()
+        .filter(|&j| linked(me, j) && (name(j).is_none() || name(j) != name(me)))
+        .collect();
+    let mut best = vec![me];
+    grow(&mut vec![me], &open, linked, &name, &mut best);
+    best
+}
+
+fn grow<'a>(
+    set: &mut Vec<usize>,
+    open: &[usize],
+    linked: &dyn Fn(usize, usize) -> bool,
+    name: &dyn Fn(usize) -> Option<&'a str>,
+    best: &mut Vec<usize>,
+) {
+    if set.len() > best.len() {
+        *best = set.clone();
+    }
+    if set.len() + open.len() <= best.len() {
+        return;
+    }
+    for (k, &j) in open.iter().enumerate() {
+        let rest: Vec<usize> = open[k + 1..]
+            .iter()
+            .copied()
+            .filter(|&i| linked(j, i) && (name(i).is_none() || name(i) != name(j)))
+            .collect();
+        set.push(j);
+        grow(set, &rest, linked, name, best);
+        set.pop();
+    }
+}
+
+fn names(members: &[Member], set: &[usize]) -> String {
+    let list: Vec<&str> = set
+        .iter()
+        .map(|&i| members[i].report.map_or("(no report)", |r| r.node.as_str()))
+        .collect();
+    format!("[{}]", list.join(", "))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn report(node: &str, running: &[&str]) -> NodeReport {
-        NodeReport {
-            node: node.into(),
-            cluster_name: None,
-            running: running.iter().map(|s| s.to_string()).collect(),
-            total: 3,
-        }
-    }
-
-    /// A server: its node, whether it is UP, what its node sees running.
-    type Server<'a> = (&'a str, bool, &'a [&'a str]);
-
-    fn verdicts(servers: &[Server]) -> Vec<Option<String>> {
-        let reports: Vec<NodeReport> = servers.iter().map(|(n, _, r)| report(n, r)).collect();
-        let members: Vec<Member> = reports
-            .iter()
-            .zip(servers)
-            .map(|(r, s)| Member {
-                report: Some(r),
-                up: s.1,
-                current: true,
-            })
-            .collect();
-        cut_off(&members)
-    }
-
-    const ALL: &[&str] = &["r1", "r2", "r3"];
-
-    #[test]
-    fn a_healthy_cluster_has_nobody_cut_off() {
-        let m: [Server; 3] = [("r1", true, ALL), ("r2", true, ALL), ("r3", true, ALL)];
-        assert_eq!(verdicts(&m), vec![None, None, None]);
-    }
-
-    #[test]
-    fn a_resumed_node_with_a_stale_view_is_cut_off_by_the_majority() {
-        // r1 was frozen and resumed: it still sees everyone; r2 and r3 dropped it.
-        let m: [Server; 3] = [
-            ("r1", true, ALL),
-            ("r2", true, &["r2", "r3"]),
-            ("r3", true, &["r2", "r3"]),
-        ];
-        let v = verdicts(&m);
-        assert!(
-            v[0].as_deref().unwrap().contains("does not see r1 running"),
-            "{v:?}"
-        );
-        assert_eq!(v[1], None);
-        assert_eq!(v[2], None);
-    }
-
-    #[test]
-    fn a_stale_majority_claim_is_not_believed_when_its_peers_fail_their_checks() {
-        // r2 and r3 are DOWN here (their management API hangs while the
-        // cluster sorts itself out); r1 claims all three running.
-        let m: [Server; 3] = [("r1", true, ALL), ("r2", false, ALL), ("r3", false, ALL)];
-        let v = verdicts(&m);
-        assert!(v[0].as_deref().unwrap().contains("only 1 pass"), "{v:?}");
-    }
-
-    #[test]
-    fn a_crashed_node_does_not_cut_off_the_survivors() {
-        let m: [Server; 3] = [
-            ("r1", false, ALL),
-            ("r2", true, &["r2", "r3"]),
-            ("r3", true, &["r2", "r3"]),
-        ];
-        let v = verdicts(&m);
-        assert!(v[0].is_some(), "the dead node is not with the majority");
-        assert_eq!((v[1].clone(), v[2].clone()), (None, None));
-    }
-
-    #[test]
-    fn one_peer_down_still_leaves_a_confirmed_majority() {
-        let m: [Server; 3] = [("r1", true, ALL), ("r2", true, ALL), ("r3", false, ALL)];
-        assert_eq!(verdicts(&m), vec![None, None, None]);
-    }
-
-    #[test]
-    fn a_down_peer_does_not_veto() {
-        // r2 is DOWN: its last view (without r1) is not the majority's word.
-        let m: [Server; 3] = [
-            ("r1", true, ALL),
-            ("r2", false, &["r2", "r3"]),
-            ("r3", true, ALL),
-        ];
-        assert_eq!(verdicts(&m)[0], None);
-    }
-
-    #[test]
-    fn servers_never_checked_successfully_are_left_alone() {
-        let (r2, r3) = (report("r2", &["r2", "r3"]), report("r3", &["r2", "r3"]));
-        let member = |report| Member {
-            report,
-            up: true,
-            current: true,
-        };
-        let members = [member(None), member(Some(&r2)), member(Some(&r3))];
-        assert_eq!(cut_off(&members), vec![None, None, None]);
-    }
-
-    #[test]
-    fn a_silent_peer_neither_testifies_nor_confirms_nor_is_judged() {
-        // r2's report is from before its management API went silent: it
-        // must not veto r1 (rule 1), it cannot confirm r1's claim (rule 2),
-        // and it gets no new verdict itself.
-        let (r1, r2, r3) = (
-            report("r1", ALL),
-            report("r2", &["r2", "r3"]),
-            report("r3", ALL),
-        );
-        let members = [
-            Member {
-                report: Some(&r1),
-                up: true,
-                current: true,
-            },
-            Member {
-                report: Some(&r2),
-                up: true,
-                current: false,
-            },
-            Member {
-                report: Some(&r3),
-                up: false,
-                current: true,
-            },
-        ];
-        let v = cut_off(&members);
-        // r1 claims all three, but r2 is silent and r3 DOWN: unconfirmed.
-        assert!(v[0].as_deref().unwrap().contains("only 1 pass"), "{v:?}");
-        assert_eq!(v[1], None, "a silent server gets no verdict");
-        assert_eq!(v[2], None, "r3's claim is confirmed by r1");
-        // The same r2, current, vetoes r1 outright.
-        let mut current = members;
-        current[1].current = true;
-        let v = cut_off(&current);
-        assert!(
-            v[0].as_deref().unwrap().contains("r2 (UP) does not see r1"),
-            "{v:?}"
-        );
-    }
-}
+mod tests;

@@ -65,6 +65,8 @@ pub struct ServerState {
     /// What the node reported at its last passed `rabbitmq` check (see
     /// [`crate::majority`]).
     pub cluster: Mutex<Option<NodeReport>>,
+    /// `cluster` is from the latest check (false once a check failed).
+    report_current: AtomicBool,
     /// The majority does not vouch for this node (`rabbitmq` check); read on
     /// every server pick, so an atomic beside the reason text.
     cut_off: AtomicBool,
@@ -121,6 +123,7 @@ impl ServerState {
             ups: AtomicU64::new(0),
             no_news: AtomicBool::new(false),
             cluster: Mutex::new(None),
+            report_current: AtomicBool::new(false),
             cut_off: AtomicBool::new(false),
             cut_off_reason: Mutex::new(None),
             dns_failures: AtomicU64::new(0),
@@ -188,6 +191,7 @@ impl ServerState {
         if check.kind != CheckKind::Rabbitmq {
             // The cross-check only runs with `rabbitmq` checks: a verdict
             // left from before would never be revisited.
+            self.record_report(None);
             *self.cluster.lock().expect("cluster lock") = None;
             self.set_cut_off(None);
         }
@@ -266,6 +270,24 @@ impl ServerState {
             && self.failed_back.load(Ordering::Acquire)
             && self.admin() == AdminState::Ready
             && !self.cut_off.load(Ordering::Acquire)
+    }
+
+    /// A `rabbitmq` check finished: with the node's report when it passed
+    /// (it becomes the current report), `None` when it failed (the last
+    /// report is kept, as stale).
+    pub fn record_report(&self, passed: Option<NodeReport>) {
+        let mut cluster = self.cluster.lock().expect("cluster lock");
+        self.report_current
+            .store(passed.is_some(), Ordering::Release);
+        if let Some(report) = passed {
+            *cluster = Some(report);
+        }
+    }
+
+    /// The node's last report and whether it is from the latest check.
+    pub fn report(&self) -> (Option<NodeReport>, bool) {
+        let cluster = self.cluster.lock().expect("cluster lock");
+        (cluster.clone(), self.report_current.load(Ordering::Acquire))
     }
 
     /// Why the majority does not vouch for this node, if it does not.

@@ -1,19 +1,24 @@
 //! `rabbitmq` check: cluster-aware eligibility of one RabbitMQ node, judged
 //! from that node's own management HTTP API.
 //!
-//! A node is eligible only if:
+//! The check passes only if:
 //! 1. its management API answers (`GET /api/overview`, `GET /api/nodes`);
 //! 2. its own entry in `/api/nodes` (found by `/api/overview`'s `node`) is
 //!    `running`;
-//! 3. it reports no network partition (its `partitions` list is empty);
-//! 4. it sees a strict majority of the cluster's member nodes running
-//!    (counted over the nodes it lists in `/api/nodes`);
-//! 5. it has no memory or disk alarm (`mem_alarm`, `disk_free_alarm`);
-//! 6. it is not in maintenance mode (`being_drained`, RabbitMQ 3.8+).
+//! 3. it sees a strict majority of the cluster's member nodes running *and
+//!    not partitioned from it* (counted over the nodes it lists in
+//!    `/api/nodes`, minus those named in its own `partitions` list);
+//! 4. it has no memory or disk alarm (`mem_alarm`, `disk_free_alarm`);
+//! 5. it is not in maintenance mode (`being_drained`, RabbitMQ 3.8+).
 //!
-//! Rules 3 and 4 keep clients off a node that is cut off from the majority,
-//! e.g. a node that was frozen (SIGSTOP), resumed, and now runs as a one-node
-//! partition that still accepts connections (see docs/health-checks.md).
+//! A partition entry is *data*, not a verdict: it goes into the
+//! [`NodeReport`] and only disqualifies the node when it leaves the node
+//! without a majority (rule 3).  Under `pause_minority` the majority nodes
+//! keep listing a frozen-and-resumed node in their `partitions` for 30 s and
+//! more; failing them for it refused the healthy majority.  Whether the node
+//! really is *with* the majority is decided by warren-lb's cross-check of all
+//! nodes' reports (`lb/src/majority.rs`, docs/health-checks.md), which a
+//! single node's view cannot decide.
 
 use std::time::Duration;
 
@@ -41,6 +46,9 @@ pub struct NodeReport {
     pub cluster_name: Option<String>,
     /// Names of the member nodes it sees running (itself included).
     pub running: Vec<String>,
+    /// Names of the nodes its own `/api/nodes` entry lists in `partitions`:
+    /// nodes it has (or had, the list lags) a network partition with.
+    pub partitions: Vec<String>,
     /// Number of member nodes it lists.
     pub total: usize,
 }
@@ -125,17 +133,16 @@ pub fn judge(overview: &Value, nodes: &Value) -> Result<NodeReport, ProbeError> 
                 .collect()
         })
         .unwrap_or_default();
-    if !partitions.is_empty() {
-        return Err(ProbeError::Rabbit(format!(
-            "{me} reports partition with [{}]",
-            partitions.join(", ")
-        )));
-    }
-    if running.len() * 2 <= total {
-        return Err(ProbeError::Rabbit(format!(
-            "{me} sees {} of {total} nodes running (no majority)",
-            running.len()
-        )));
+    let with_me = running.iter().filter(|n| !partitions.contains(n)).count();
+    if with_me * 2 <= total {
+        return Err(ProbeError::Rabbit(if with_me == running.len() {
+            format!("{me} sees {with_me} of {total} nodes running (no majority)")
+        } else {
+            format!(
+                "{me} sees {with_me} of {total} nodes running outside a partition (reports partition with [{}]; no majority)",
+                partitions.join(", ")
+            )
+        }));
     }
     if flag(mine, "mem_alarm") {
         return Err(ProbeError::Rabbit(format!("memory alarm on {me}")));
@@ -152,6 +159,7 @@ pub fn judge(overview: &Value, nodes: &Value) -> Result<NodeReport, ProbeError> 
         node: me.to_string(),
         cluster_name,
         running,
+        partitions,
         total,
     })
 }
@@ -227,16 +235,37 @@ mod tests {
     }
 
     #[test]
-    fn partitioned_is_not_eligible() {
+    fn partitioned_from_the_majority_is_not_eligible() {
         let mut a = node(A, true);
         a["partitions"] = json!([B, C]);
-        // Even when it (wrongly) sees everyone running.
+        // Even when it (wrongly) sees everyone running: with both peers in
+        // its partition list it is with nobody but itself.
         let nodes = json!([a, node(B, true), node(C, true)]);
         let e = judge(&overview(A), &nodes).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "rabbitmq: rabbit@10.210.1.11 reports partition with [rabbit@10.210.1.12, rabbit@10.210.1.13]"
+            "rabbitmq: rabbit@10.210.1.11 sees 1 of 3 nodes running outside a partition (reports partition with [rabbit@10.210.1.12, rabbit@10.210.1.13]; no majority)"
         );
+    }
+
+    #[test]
+    fn a_partition_with_a_node_outside_the_majority_passes_and_is_reported() {
+        // Issue 13: under pause_minority rabbit2 lists `running [rabbit3,
+        // rabbit2]`, `partitions [rabbit1]` for 30 s and more after rabbit1
+        // was frozen and resumed.  It is with the majority: the check passes
+        // and hands the partition on to the cross-check as data.
+        let mut b = node(B, true);
+        b["partitions"] = json!([A]);
+        let nodes = json!([node(A, false), b, node(C, true)]);
+        let r = judge(&overview(B), &nodes).unwrap();
+        assert_eq!(r.running, vec![B, C]);
+        assert_eq!(r.partitions, vec![A]);
+        // Also while the management API still lists rabbit1 running again
+        // (its partition data lags the cluster's): 2 of 3 are with it.
+        let mut b = node(B, true);
+        b["partitions"] = json!([A]);
+        let r = judge(&overview(B), &json!([node(A, true), b, node(C, true)])).unwrap();
+        assert_eq!((r.running.len(), r.partitions.len()), (3, 1));
     }
 
     #[test]
