@@ -174,6 +174,9 @@ pub struct Bucket {
 pub enum Verdict {
     Pass,
     Fail,
+    /// The fault did not take effect: the drill proved nothing (see
+    /// [`crate::evidence`]).
+    Invalid,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

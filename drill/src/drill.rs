@@ -2,8 +2,10 @@
 //! settle, drain, account.
 
 use crate::accounting::{self, Accounting, Bucket, CutOff, Event, RunFacts};
+use crate::evidence::{self, Evidence, FaultEffect};
 use crate::mgmt::Mgmt;
 use crate::target::{Action, Target};
+use crate::witness::{self, Witness};
 use crate::workload::{self, Phase, Recorder, Workload, WorkloadConfig};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -65,15 +67,33 @@ pub struct DrillConfig {
 
 /// From a warren-lb `/status` document: the server the first backend routes
 /// new connections to (first eligible server, primaries before backups) and
-/// the servers that are DOWN.
-pub fn lb_active(v: &serde_json::Value) -> Option<(Option<String>, Vec<String>)> {
+/// the servers that are DOWN. A server is named `server=node` when its
+/// address's host is the host of a management URL whose node is known
+/// (`node_at_host`), so the lb's switch names the node it left.
+pub fn lb_active(
+    v: &serde_json::Value,
+    node_at_host: &[(String, String)],
+) -> Option<(Option<String>, Vec<String>)> {
     let servers = v
         .get("backends")?
         .as_array()?
         .first()?
         .get("servers")?
         .as_array()?;
-    let name = |s: &serde_json::Value| s.get("name").and_then(|n| n.as_str()).map(String::from);
+    let name = |s: &serde_json::Value| {
+        let n = s.get("name").and_then(|n| n.as_str())?;
+        let host = s
+            .get("address")
+            .and_then(|a| a.as_str())
+            .and_then(|a| a.rsplit_once(':'))
+            .map(|(h, _)| h.trim_matches(['[', ']']));
+        Some(
+            match node_at_host.iter().find(|(h, _)| Some(h.as_str()) == host) {
+                Some((_, node)) => format!("{n}={node}"),
+                None => n.to_string(),
+            },
+        )
+    };
     let eligible =
         |s: &&serde_json::Value| s.get("eligible").and_then(|e| e.as_bool()) == Some(true);
     let role = |s: &&serde_json::Value, r: &str| {
@@ -94,6 +114,7 @@ pub fn lb_active(v: &serde_json::Value) -> Option<(Option<String>, Vec<String>)>
 
 async fn watch_lb(
     url: String,
+    node_at_host: Vec<(String, String)>,
     rec: Arc<Recorder>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Option<String> {
@@ -111,7 +132,7 @@ async fn watch_lb(
                 .await
                 .ok()
                 .as_ref()
-                .and_then(lb_active)
+                .and_then(|v| lb_active(v, &node_at_host))
             {
                 Some(now) => {
                     seen = true;
@@ -171,6 +192,10 @@ pub struct DrillReport {
     pub vip_move: String,
     pub reconnects: u64,
     pub last_error: String,
+    /// Whether the fault took effect (the verdict is INVALID when not).
+    pub fault_effect: FaultEffect,
+    /// What the fault witness saw, for re-judging.
+    pub fault_evidence: Evidence,
     pub accounting: Accounting,
     pub events: Vec<Event>,
     pub timeline: Vec<Bucket>,
@@ -178,9 +203,30 @@ pub struct DrillReport {
 }
 
 enum Heal {
-    Act(Action, String),
+    Act(Action, NodeRef),
     LbRestore,
 }
+
+/// A node by its full name, and the target's handle for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRef {
+    pub name: String,
+    pub handle: String,
+}
+
+impl NodeRef {
+    /// "rabbit@10.210.1.11 (1)": the name, and the handle when it differs.
+    fn label(&self) -> String {
+        if self.handle == self.name {
+            self.name.clone()
+        } else {
+            format!("{} ({})", self.name, self.handle)
+        }
+    }
+}
+
+/// Event kind recorded once a fault command has finished (the fault is in force).
+pub const IN_FORCE: &str = "in-force";
 
 /// Faults injected and not healed yet, healed in reverse on Ctrl-C.
 #[derive(Clone, Default)]
@@ -193,26 +239,32 @@ struct Ctx {
 }
 
 impl Ctx {
-    async fn act(&self, a: Action, node: &str) -> Result<()> {
+    async fn act(&self, a: Action, node: &NodeRef) -> Result<()> {
         let t = self.target.clone();
-        let n = node.to_string();
+        let h = node.handle.clone();
+        let label = node.label();
         self.rec
-            .event(a.word(), format!("{} node {node}", a.word()));
-        let res = tokio::task::spawn_blocking(move || t.act(a, &n)).await?;
+            .event(a.word(), format!("{} node {label}", a.word()));
+        let res = tokio::task::spawn_blocking(move || t.act(a, &h)).await?;
         if let Err(e) = &res {
             self.rec
-                .event("note", format!("{} node {node} failed: {e:#}", a.word()));
+                .event("note", format!("{} node {label} failed: {e:#}", a.word()));
         }
         res
     }
     /// Inject `a` on `node` and remember how to undo it.
-    async fn inject(&self, a: Action, undo: Action, node: &str) -> Result<()> {
+    async fn inject(&self, a: Action, undo: Action, node: &NodeRef) -> Result<()> {
         self.pending
             .0
             .lock()
             .unwrap()
-            .push(Heal::Act(undo, node.into()));
-        self.act(a, node).await
+            .push(Heal::Act(undo, node.clone()));
+        self.act(a, node).await?;
+        self.rec.event(
+            IN_FORCE,
+            format!("{} of node {} in force", a.word(), node.name),
+        );
+        Ok(())
     }
     async fn undo_last(&self) -> Result<()> {
         let h = self.pending.0.lock().unwrap().pop();
@@ -426,24 +478,23 @@ async fn leader(mgmt: &Mgmt, w: &WorkloadConfig) -> Option<String> {
     mgmt.queue(&w.vhost, &w.queue).await.ok()?.leader
 }
 
-/// Event detail recorded once the partition command has finished.
-const PARTITION_IN_FORCE: &str = "partition in force";
-
-/// Run the fault; returns (disruptions, heal step finished at µs).
+/// Run the fault on `victim` (rolling restart: on every node of `all`, in
+/// order); returns the number of disruptions.
 async fn run_fault(
     cfg: &DrillConfig,
     ctx: &Ctx,
     mgmt: &Mgmt,
-    master_node: &str,
+    victim: &NodeRef,
+    all: &[NodeRef],
     nodes: usize,
 ) -> Result<u32> {
     let d = cfg.fault_duration;
-    let m = master_node;
+    let m = &victim.label();
     match cfg.fault {
         Fault::None => Ok(0),
         Fault::Crash => {
             ctx.rec.event("fault", format!("crash (SIGKILL) node {m}"));
-            ctx.inject(Action::Kill, Action::Start, m).await?;
+            ctx.inject(Action::Kill, Action::Start, victim).await?;
             tokio::time::sleep(d).await;
             ctx.rec.event("heal", format!("restart node {m}"));
             ctx.undo_last().await?;
@@ -451,7 +502,7 @@ async fn run_fault(
         }
         Fault::Stop => {
             ctx.rec.event("fault", format!("graceful stop of node {m}"));
-            ctx.inject(Action::Stop, Action::Start, m).await?;
+            ctx.inject(Action::Stop, Action::Start, victim).await?;
             tokio::time::sleep(d).await;
             ctx.rec.event("heal", format!("start node {m}"));
             ctx.undo_last().await?;
@@ -460,7 +511,7 @@ async fn run_fault(
         Fault::Freeze => {
             ctx.rec
                 .event("fault", format!("freeze (SIGSTOP) node {m} for {d:?}"));
-            ctx.inject(Action::Freeze, Action::Thaw, m).await?;
+            ctx.inject(Action::Freeze, Action::Thaw, victim).await?;
             tokio::time::sleep(d).await;
             ctx.rec.event("heal", format!("thaw (SIGCONT) node {m}"));
             ctx.undo_last().await?;
@@ -471,8 +522,7 @@ async fn run_fault(
                 "fault",
                 format!("partition node {m} from its peers for {d:?}"),
             );
-            ctx.inject(Action::Partition, Action::Heal, m).await?;
-            ctx.rec.event("note", PARTITION_IN_FORCE);
+            ctx.inject(Action::Partition, Action::Heal, victim).await?;
             tokio::time::sleep(d).await;
             ctx.rec.event("heal", format!("heal partition of node {m}"));
             ctx.undo_last().await?;
@@ -484,6 +534,10 @@ async fn run_fault(
             let what = tokio::task::spawn_blocking(move || t.lb_kill()).await??;
             ctx.rec
                 .event("fault", format!("killed the active load balancer: {what}"));
+            ctx.rec.event(
+                IN_FORCE,
+                format!("kill of the load balancer {what} in force"),
+            );
             // time the VIP's move while the killed host is down
             let vip_watch = ctx.target.tells_vip_holder().then(|| {
                 let (t, rec) = (ctx.target.clone(), ctx.rec.clone());
@@ -517,21 +571,21 @@ async fn run_fault(
             Ok(1)
         }
         Fault::RollingRestart => {
-            let t = ctx.target.clone();
-            let all = tokio::task::spawn_blocking(move || t.nodes()).await??;
+            let names: Vec<&str> = all.iter().map(|n| n.name.as_str()).collect();
             ctx.rec.event(
                 "fault",
-                format!("rolling restart of nodes {}", all.join(",")),
+                format!("rolling restart of nodes {}", names.join(",")),
             );
-            for n in &all {
-                ctx.rec.event("note", format!("restart node {n}"));
+            for n in all {
+                let label = n.label();
+                ctx.rec.event("note", format!("restart node {label}"));
                 ctx.inject(Action::Stop, Action::Start, n).await?;
                 ctx.undo_last().await?;
                 if let Err(why) = wait_whole(mgmt, &cfg.workload, nodes, cfg.heal_timeout).await {
-                    bail!("after restarting node {n} the cluster did not become whole: {why}");
+                    bail!("after restarting node {label} the cluster did not become whole: {why}");
                 }
                 ctx.rec
-                    .event("note", format!("node {n} back, cluster whole"));
+                    .event("note", format!("node {label} back, cluster whole"));
             }
             ctx.rec.event("heal", "rolling restart done");
             Ok(all.len() as u32)
@@ -565,15 +619,46 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
         bail!("the cluster is not whole before the drill ({why}); refusing to inject a fault");
     }
     let master_before = leader(&mgmt, &w).await;
-    let master_node = match (&master_before, cfg.fault) {
-        (_, Fault::None | Fault::LbCrash | Fault::RollingRestart) => String::new(),
-        (Some(m), _) => {
-            let t = target.clone();
-            let m = m.clone();
-            tokio::task::spawn_blocking(move || t.node(&m)).await??
+    let node_ref = |name: String| {
+        let t = target.clone();
+        async move {
+            let handle = tokio::task::spawn_blocking({
+                let name = name.clone();
+                move || t.node(&name)
+            })
+            .await??;
+            Ok::<_, anyhow::Error>(NodeRef { name, handle })
         }
+    };
+    // the node the fault is aimed at, by its full name; a name the target
+    // cannot map is an error before anything is hurt
+    let victim = match (&master_before, cfg.fault) {
+        (_, Fault::None | Fault::LbCrash | Fault::RollingRestart) => None,
+        (Some(m), _) => Some(node_ref(m.clone()).await.with_context(|| {
+            format!("the queue's master/leader {m} cannot be reached through the target")
+        })?),
         (None, _) => bail!("cannot find the master/leader of queue {}", w.queue),
     };
+    let mut all_nodes = Vec::new();
+    if cfg.fault == Fault::RollingRestart {
+        let mut names: Vec<String> = mgmt.nodes().await?.into_iter().map(|n| n.name).collect();
+        names.sort();
+        for n in names {
+            all_nodes.push(node_ref(n).await?);
+        }
+    }
+    let reporters = mgmt.identify().await;
+    let node_at_host: Vec<(String, String)> = reporters
+        .iter()
+        .filter_map(|(u, n)| {
+            let host = reqwest::Url::parse(u)
+                .ok()?
+                .host_str()?
+                .trim_matches(['[', ']'])
+                .to_string();
+            Some((host, n.clone()))
+        })
+        .collect();
 
     let rec = Recorder::new();
     let ctx = Ctx {
@@ -660,10 +745,31 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
             }
         })
     });
-    let lb_watch = cfg
-        .lb_status
-        .clone()
-        .map(|u| tokio::spawn(watch_lb(u, rec.clone(), stop_bg.clone())));
+    let lb_watch = cfg.lb_status.clone().map(|u| {
+        tokio::spawn(watch_lb(
+            u,
+            node_at_host.clone(),
+            rec.clone(),
+            stop_bg.clone(),
+        ))
+    });
+    let witness = Witness::start(
+        witness::Plan {
+            mgmt: mgmt.with_timeout(witness::LOOK_TIMEOUT),
+            reporters: reporters.clone(),
+            target: target.clone(),
+            victim: victim.as_ref().map(|v| (v.name.clone(), v.handle.clone())),
+            ask_cut: cfg.fault == Fault::Partition,
+            watch_lb: cfg.fault == Fault::LbCrash,
+            vhost: w.vhost.clone(),
+            queue: w.queue.clone(),
+        },
+        rec.clone(),
+    );
+    let no_victim = NodeRef {
+        name: String::new(),
+        handle: String::new(),
+    };
     let load_start = rec.now_us();
     let wl = Workload::start(w.clone(), rec.clone());
     let mut facts = RunFacts {
@@ -679,7 +785,15 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
         tokio::time::sleep(cfg.fault_after).await;
         *phase_name.lock().unwrap() = "fault";
         let fault_at = rec.now_us();
-        let fault_res = run_fault(&cfg, &ctx, &mgmt, &master_node, nodes).await;
+        let fault_res = run_fault(
+            &cfg,
+            &ctx,
+            &mgmt,
+            victim.as_ref().unwrap_or(&no_victim),
+            &all_nodes,
+            nodes,
+        )
+        .await;
         // the heal step began at the last "heal" event (rolling restart: its end)
         let heal_at = rec
             .history_events()
@@ -728,7 +842,7 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
                 let cut_at = rec
                     .history_events()
                     .iter()
-                    .find(|e| e.detail == PARTITION_IN_FORCE && e.at_us >= fault_at)
+                    .find(|e| e.kind == IN_FORCE && e.at_us >= fault_at)
                     .map(|e| e.at_us);
                 if let (Some(node), Some(from_us)) = (&master_before, cut_at) {
                     facts.cut_off = Some(CutOff {
@@ -767,6 +881,41 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
         }
     }
     facts.load_end_us = rec.now_us();
+
+    // what the witness saw of the fault, for the accountant
+    let seen = witness.finish().await;
+    if seen.look_errors > 0 {
+        rec.event(
+            "note",
+            format!(
+                "the target's look at the victim failed {} time(s): {}",
+                seen.look_errors,
+                seen.last_look_error.as_deref().unwrap_or("?")
+            ),
+        );
+    }
+    let mut fault_evidence = Evidence::new(cfg.fault, victim.as_ref().map(|v| v.name.clone()));
+    fault_evidence.nodes = all_nodes.iter().map(|n| n.name.clone()).collect();
+    fault_evidence.fault_at_us = facts.fault_at_us.unwrap_or(0);
+    fault_evidence.heal_at_us = facts.heal_at_us.unwrap_or(0);
+    let events_now = rec.history_events();
+    let after_fault = |e: &&Event| e.at_us >= fault_evidence.fault_at_us;
+    fault_evidence.in_force_us = events_now
+        .iter()
+        .filter(after_fault)
+        .find(|e| e.kind == IN_FORCE)
+        .map(|e| e.at_us);
+    fault_evidence.vip_moved =
+        (cfg.fault == Fault::LbCrash && target.tells_vip_holder()).then(|| {
+            events_now
+                .iter()
+                .filter(after_fault)
+                .any(|e| e.kind == "vip-move")
+        });
+    fault_evidence.views = seen.views;
+    fault_evidence.probes = seen.probes;
+    fault_evidence.leaders = seen.leaders;
+    fault_evidence.lb = seen.lb;
 
     // settle: no new ids, retry the unconfirmed ones
     *phase_name.lock().unwrap() = "settle";
@@ -848,6 +997,8 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
         acc.reasons.push(format!("the fault could not be run: {e}"));
         acc.verdict = accounting::Verdict::Fail;
     }
+    let fault_effect = evidence::judge(&fault_evidence);
+    evidence::settle_verdict(&mut acc, &fault_effect);
     let bucket_ms = if end_us > 120_000_000 { 1000 } else { 500 };
     let last_error = rec.last_error.lock().unwrap().clone();
     let mut unsafe_workload = Vec::new();
@@ -893,6 +1044,8 @@ pub async fn run(cfg: DrillConfig, target: Arc<dyn Target>, mgmt: Mgmt) -> Resul
         vip_move: vip_move(cfg.fault, target.tells_vip_holder(), &history.events),
         reconnects: rec.reconnects.load(Ordering::Relaxed),
         last_error,
+        fault_effect,
+        fault_evidence,
         accounting: acc,
         events: history.events.clone(),
         timeline: accounting::timeline(&history, bucket_ms, end_us),
@@ -1042,13 +1195,28 @@ mod tests {
             {"name":"rabbit2","role":"primary","status":"UP","eligible":true},
             {"name":"rabbit3","role":"backup","status":"UP","eligible":true}]}]});
         assert_eq!(
-            lb_active(&v),
+            lb_active(&v, &[]),
             Some((Some("rabbit2".into()), vec!["rabbit1".into()]))
+        );
+        // servers are named with the full node name behind their address
+        let v = json!({"backends":[{"name":"rabbitmq","servers":[
+            {"name":"rabbit1","address":"10.210.1.11:5672","role":"primary","status":"DOWN","eligible":false},
+            {"name":"rabbit2","address":"10.210.1.12:5672","role":"primary","status":"UP","eligible":true}]}]});
+        let hosts = [
+            ("10.210.1.11".to_string(), "rabbit@10.210.1.11".to_string()),
+            ("10.210.1.12".to_string(), "rabbit@10.210.1.12".to_string()),
+        ];
+        assert_eq!(
+            lb_active(&v, &hosts),
+            Some((
+                Some("rabbit2=rabbit@10.210.1.12".into()),
+                vec!["rabbit1=rabbit@10.210.1.11".into()]
+            ))
         );
         let v = json!({"backends":[{"servers":[
             {"name":"a","role":"primary","status":"DOWN","eligible":false},
             {"name":"b","role":"backup","status":"UP","eligible":true}]}]});
-        assert_eq!(lb_active(&v).unwrap().0.as_deref(), Some("b"));
-        assert_eq!(lb_active(&json!({"nope":1})), None);
+        assert_eq!(lb_active(&v, &[]).unwrap().0.as_deref(), Some("b"));
+        assert_eq!(lb_active(&json!({"nope":1}), &[]), None);
     }
 }

@@ -1,6 +1,9 @@
 pub mod accounting;
 pub mod drill;
+pub mod evidence;
 pub mod mgmt;
 pub mod report;
+pub mod ssh;
 pub mod target;
+pub mod witness;
 pub mod workload;

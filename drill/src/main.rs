@@ -1,6 +1,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::collections::HashMap;
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use warren_drill::accounting::Verdict;
 use warren_drill::drill::{self, DrillConfig, Fault};
 use warren_drill::mgmt::Mgmt;
 use warren_drill::report;
+use warren_drill::ssh::SshOptions;
 use warren_drill::target::{self, Target, Testbed};
 use warren_drill::workload::{QueueMode, WorkloadConfig};
 
@@ -24,7 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run one drill. Exit 0 only when the verdict is PASS (1 = FAIL, 2 = could not run).
+    /// Run one drill. Exit 0 only when the verdict is PASS (1 = FAIL, 2 = could
+    /// not run, 3 = INVALID: the fault did not take effect).
     Run(Box<RunArgs>),
 }
 
@@ -97,9 +100,19 @@ struct RunArgs {
     /// kubernetes: label selector of the RabbitMQ pods (rolling-restart order).
     #[arg(long, default_value = "app.kubernetes.io/name=rabbitmq")]
     selector: String,
-    /// ssh: NODEHOST=DEST mapping (rabbit@NODEHOST is reached by `ssh DEST`), repeatable.
+    /// ssh: NODE=DEST, repeatable: the node with full name NODE (or
+    /// rabbit@NODE for a bare host) is reached by `ssh DEST`.
     #[arg(long = "ssh-host")]
     ssh_hosts: Vec<String>,
+    /// ssh: private key file, passed to ssh as `-i FILE`.
+    #[arg(long)]
+    ssh_identity: Option<PathBuf>,
+    /// ssh: known_hosts file, passed to ssh as `-o UserKnownHostsFile=FILE`.
+    #[arg(long)]
+    ssh_known_hosts: Option<PathBuf>,
+    /// ssh: an ssh_config option KEY=VALUE, passed to ssh as `-o OPT` (repeatable).
+    #[arg(long = "ssh-option")]
+    ssh_options: Vec<String>,
     /// ssh: systemd unit of the broker.
     #[arg(long, default_value = "rabbitmq-server")]
     service: String,
@@ -176,7 +189,51 @@ struct RunArgs {
     quiet: bool,
 }
 
+/// A report file can be written: its directory exists. Checked before the
+/// drill, so a typo does not cost a whole drill's report.
+fn check_report_path(flag: &str, p: &Path) -> Result<()> {
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "{flag} {}: directory {} does not exist (expected a file path in an existing directory)",
+            p.display(),
+            dir.display()
+        );
+    }
+    if p.is_dir() {
+        bail!(
+            "{flag} {}: is a directory (expected a file path)",
+            p.display()
+        );
+    }
+    Ok(())
+}
+
 fn build(a: &RunArgs) -> Result<(DrillConfig, Arc<dyn Target>, Mgmt)> {
+    for (flag, p) in [
+        ("--json", &a.json),
+        ("--html", &a.html),
+        ("--history", &a.history),
+    ] {
+        if let Some(p) = p {
+            check_report_path(flag, p)?;
+        }
+    }
+    if a.target != TargetKind::Ssh {
+        for (flag, given) in [
+            ("--ssh-host", !a.ssh_hosts.is_empty()),
+            ("--ssh-identity", a.ssh_identity.is_some()),
+            ("--ssh-known-hosts", a.ssh_known_hosts.is_some()),
+            ("--ssh-option", !a.ssh_options.is_empty()),
+        ] {
+            if given {
+                bail!("{flag} is only used with --target ssh");
+            }
+        }
+    }
     let bed = match a.target {
         TargetKind::Local => {
             let dir = a
@@ -245,19 +302,27 @@ fn build(a: &RunArgs) -> Result<(DrillConfig, Arc<dyn Target>, Mgmt)> {
         TargetKind::Ssh => {
             let mut hosts = HashMap::new();
             for h in &a.ssh_hosts {
-                let (k, v) = h
-                    .split_once('=')
-                    .with_context(|| format!("--ssh-host {h}: expected NODEHOST=DEST"))?;
-                hosts.insert(k.to_string(), v.to_string());
+                let (node, dest) = target::parse_ssh_host(h)?;
+                if let Some(prev) = hosts.insert(node.clone(), dest) {
+                    bail!("--ssh-host {h}: node {node} was already given (={prev})");
+                }
             }
             if hosts.is_empty() {
-                bail!("--target ssh needs at least one --ssh-host NODEHOST=DEST");
+                bail!("--target ssh needs at least one --ssh-host NODE=DEST");
+            }
+            if let Some(h) = &a.lb_host {
+                warren_drill::ssh::check_destination(h).context("--lb-host")?;
             }
             Arc::new(target::Ssh {
                 hosts,
                 service: a.service.clone(),
                 lb_host: a.lb_host.clone(),
                 lb_service: a.lb_service.clone(),
+                options: SshOptions::new(
+                    a.ssh_identity.clone(),
+                    a.ssh_known_hosts.clone(),
+                    a.ssh_options.clone(),
+                )?,
             })
         }
     };
@@ -304,18 +369,42 @@ fn build(a: &RunArgs) -> Result<(DrillConfig, Arc<dyn Target>, Mgmt)> {
     Ok((cfg, target, Mgmt::new(mgmt_urls, &user, &password)))
 }
 
-async fn run(a: RunArgs) -> Result<bool> {
+/// Exit code of a verdict: 0 PASS, 1 FAIL, 3 INVALID (2 = could not run).
+fn exit_code(v: Verdict) -> i32 {
+    match v {
+        Verdict::Pass => 0,
+        Verdict::Fail => 1,
+        Verdict::Invalid => 3,
+    }
+}
+
+async fn run(a: RunArgs) -> Result<Verdict> {
     let (cfg, target, mgmt) = build(&a)?;
     let r = drill::run(cfg, target, mgmt).await?;
     println!("{}", report::summary(&r));
     if let Some(p) = &a.json {
         std::fs::write(p, serde_json::to_string_pretty(&r)?)
-            .with_context(|| format!("writing {}", p.display()))?;
+            .with_context(|| format!("writing the --json report {}", p.display()))?;
     }
     if let Some(p) = &a.html {
-        std::fs::write(p, report::html(&r)).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, report::html(&r))
+            .with_context(|| format!("writing the --html report {}", p.display()))?;
     }
-    Ok(r.accounting.verdict == Verdict::Pass)
+    let v = r.accounting.verdict;
+    if v != Verdict::Pass {
+        // automation often shows only stderr: say why, and where the report is
+        eprintln!(
+            "warren-drill: verdict {} (exit {}): {}{}",
+            report::verdict_word(v),
+            exit_code(v),
+            r.accounting.reasons.join("; "),
+            a.json
+                .as_ref()
+                .map(|p| format!("; report: {}", p.display()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(v)
 }
 
 fn main() {
@@ -326,8 +415,7 @@ fn main() {
         .expect("tokio runtime");
     let code = match cli.cmd {
         Cmd::Run(a) => match rt.block_on(run(*a)) {
-            Ok(true) => 0,
-            Ok(false) => 1,
+            Ok(v) => exit_code(v),
             Err(e) => {
                 eprintln!("warren-drill: error: {e:#}");
                 2

@@ -184,6 +184,39 @@ impl Mgmt {
         }
     }
 
+    /// The same API with another request timeout (the fault witness asks
+    /// often and must tell a silent node quickly).
+    pub fn with_timeout(&self, timeout: Duration) -> Mgmt {
+        Mgmt {
+            http: reqwest::Client::builder()
+                .timeout(timeout)
+                .build()
+                .expect("http client"),
+            ..self.clone()
+        }
+    }
+
+    /// Which node answers behind each URL (`/api/overview`'s `node`), for
+    /// every URL that answers.
+    pub async fn identify(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for u in &self.urls {
+            if let Ok(v) = self.get_from(u, "/api/overview").await {
+                if let Some(n) = v.get("node").and_then(|n| n.as_str()) {
+                    out.push((u.clone(), n.to_string()));
+                }
+            }
+        }
+        out
+    }
+
+    /// `/api/nodes` of one URL.
+    pub async fn nodes_from(&self, base: &str) -> Result<Vec<NodeInfo>> {
+        Ok(serde_json::from_value(
+            self.get_from(base, "/api/nodes").await?,
+        )?)
+    }
+
     async fn get_from(&self, base: &str, path: &str) -> Result<serde_json::Value> {
         let r = self
             .http

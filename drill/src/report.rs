@@ -142,6 +142,17 @@ pub fn summary(r: &DrillReport) -> String {
             ),
         );
     }
+    row(
+        "fault took effect",
+        if r.fault_effect.took_effect {
+            format!("yes ({})", r.fault_effect.seen)
+        } else {
+            format!(
+                "NO: expected {}; seen {}",
+                r.fault_effect.expected, r.fault_effect.seen
+            )
+        },
+    );
     row("lb switch", r.lb_switch.clone());
     row("vip move", r.vip_move.clone());
     row(
@@ -162,12 +173,27 @@ pub fn summary(r: &DrillReport) -> String {
     if !a.lost_sample.is_empty() {
         row("lost ids (sample)", format!("{:?}", a.lost_sample));
     }
-    let verdict = match a.verdict {
+    row("VERDICT", verdict_line(r));
+    s
+}
+
+/// "PASS", "FAIL: reasons" or "INVALID: reasons".
+pub fn verdict_line(r: &DrillReport) -> String {
+    let a = &r.accounting;
+    match a.verdict {
         Verdict::Pass => "PASS".to_string(),
         Verdict::Fail => format!("FAIL: {}", a.reasons.join("; ")),
-    };
-    row("VERDICT", verdict);
-    s
+        Verdict::Invalid => format!("INVALID: {}", a.reasons.join("; ")),
+    }
+}
+
+/// The word for a verdict.
+pub fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Invalid => "INVALID",
+    }
 }
 
 fn esc(s: &str) -> String {
@@ -315,10 +341,12 @@ pub fn svg(r: &DrillReport) -> String {
 
 pub fn html(r: &DrillReport) -> String {
     let a = &r.accounting;
-    let (vcolor, vtext) = match a.verdict {
-        Verdict::Pass => ("#2ca02c", "PASS".to_string()),
-        Verdict::Fail => ("#d62728", format!("FAIL — {}", a.reasons.join("; "))),
+    let vcolor = match a.verdict {
+        Verdict::Pass => "#2ca02c",
+        Verdict::Fail => "#d62728",
+        Verdict::Invalid => "#e67e00",
     };
+    let vtext = verdict_line(r);
     let mut events = String::new();
     for e in &r.events {
         let _ = write!(
@@ -350,11 +378,7 @@ table{{border-collapse:collapse}} td{{padding:2px 10px;border-bottom:1px solid #
 </body></html>
 "#,
         fault = r.fault.name(),
-        verdict_short = if a.verdict == Verdict::Pass {
-            "PASS"
-        } else {
-            "FAIL"
-        },
+        verdict_short = verdict_word(a.verdict),
         mode = r.mode,
         vtext = esc(&vtext),
         svg = svg(r),
@@ -369,9 +393,14 @@ mod tests {
     use super::*;
     use crate::accounting::{self, Event, History, Publish, RunFacts};
     use crate::drill::{DrillReport, Fault};
+    use crate::evidence::{self, Evidence, FaultEffect};
     use crate::workload::QueueMode;
 
     fn report(lost: bool) -> DrillReport {
+        report_with(lost, true)
+    }
+
+    fn report_with(lost: bool, took_effect: bool) -> DrillReport {
         let mut h = History::default();
         for i in 0..50u64 {
             h.publishes.push(Publish {
@@ -402,6 +431,14 @@ mod tests {
             cluster_healed: true,
             ..Default::default()
         };
+        let effect = FaultEffect {
+            took_effect,
+            expected: "rabbit@a crashed: seen not running".into(),
+            seen: "rabbit@a: not running in 0 of 4 answers".into(),
+            seen_down: vec!["rabbit@b".into()],
+        };
+        let mut acc = accounting::account(&h, &f);
+        evidence::settle_verdict(&mut acc, &effect);
         DrillReport {
             tool: "t".into(),
             run_id: "r".into(),
@@ -423,7 +460,9 @@ mod tests {
             vip_move: "not measured".into(),
             reconnects: 1,
             last_error: String::new(),
-            accounting: accounting::account(&h, &f),
+            fault_effect: effect.clone(),
+            fault_evidence: Evidence::new(Fault::Crash, Some("rabbit@a".into())),
+            accounting: acc,
             timeline: accounting::timeline(&h, 500, 5_000_000),
             events: h.events,
             bucket_ms: 500,
@@ -436,6 +475,33 @@ mod tests {
         assert!(s.contains("VERDICT") && s.contains("PASS"), "{s}");
         let s = summary(&report(true));
         assert!(s.contains("FAIL") && s.contains("lost ids (sample)"), "{s}");
+    }
+
+    #[test]
+    fn a_fault_that_missed_is_invalid_with_expected_and_seen() {
+        let r = report_with(false, false);
+        assert_eq!(r.accounting.verdict, Verdict::Invalid);
+        let s = summary(&r);
+        assert!(
+            s.contains("VERDICT") && s.contains("INVALID: the fault did not take effect"),
+            "{s}"
+        );
+        assert!(
+            s.contains("fault took effect") && s.contains("NO: expected rabbit@a crashed"),
+            "{s}"
+        );
+        let h = html(&r);
+        assert!(
+            h.contains("INVALID") && h.contains("not running in 0 of 4"),
+            "{h}"
+        );
+        let j: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(j["accounting"]["verdict"], "invalid");
+        assert_eq!(j["fault_effect"]["took_effect"], false);
+        // a loss stays a FAIL even when the fault missed
+        let r = report_with(true, false);
+        assert_eq!(r.accounting.verdict, Verdict::Fail);
+        assert!(summary(&r).contains("did not take effect"));
     }
 
     #[test]

@@ -2,7 +2,17 @@
 //!
 //! All actions are plain commands (the testbed script, docker, kubectl, ssh),
 //! run synchronously; the drill calls them from a blocking task.
+//!
+//! A node is always named by its full RabbitMQ node name (`rabbit@host`,
+//! `rabbit2@localhost`): that is what the management API reports as the
+//! queue's master. Each target maps that name to its own handle (test bed
+//! index, container, pod, ssh destination) through an explicit table, and a
+//! name the table does not hold is an error naming the known ones. Never a
+//! guess from the host part: with several nodes on one host that guess
+//! picked the wrong node (issue 13, defect 4).
 
+use crate::evidence::ProcessState;
+use crate::ssh::SshOptions;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -35,15 +45,32 @@ impl Action {
     }
 }
 
+/// What a target saw when it looked at one node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeLook {
+    /// None: this target cannot tell.
+    pub process: Option<ProcessState>,
+    /// Whether the node reaches none of its peers (None: not asked or cannot tell).
+    pub cut_from_peers: Option<bool>,
+}
+
 pub trait Target: Send + Sync {
     fn describe(&self) -> String;
     /// Everything needed to inject AND heal faults is there (tools, permissions).
     fn preflight(&self) -> Result<()>;
-    /// The target's handle for a RabbitMQ node name (rabbit@host).
-    fn node(&self, rabbit_name: &str) -> Result<String>;
-    /// Handles of all nodes, in a stable order.
-    fn nodes(&self) -> Result<Vec<String>>;
-    fn act(&self, action: Action, node: &str) -> Result<()>;
+    /// The target's handle for a full RabbitMQ node name (rabbit@host);
+    /// an error naming the known nodes when there is none.
+    fn node(&self, node_name: &str) -> Result<String>;
+    fn act(&self, action: Action, handle: &str) -> Result<()>;
+    /// Look at a node's process (and, with `cut`, whether it reaches its
+    /// peers): evidence that a fault took effect. Default: cannot tell.
+    fn look(&self, _handle: &str, _cut: bool) -> Result<NodeLook> {
+        Ok(NodeLook::default())
+    }
+    /// Whether the load balancer `lb_kill` killed is alive (None: cannot tell).
+    fn lb_alive(&self) -> Option<Result<bool>> {
+        None
+    }
     /// Kill the active load balancer; returns what was killed.
     fn lb_kill(&self) -> Result<String>;
     /// Bring the killed load balancer back (if the target knows how).
@@ -105,11 +132,36 @@ pub fn run(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn host_of(rabbit_name: &str) -> &str {
-    rabbit_name
-        .split_once('@')
-        .map(|x| x.1)
-        .unwrap_or(rabbit_name)
+/// "no node X in WHERE (known: a, b)": the error of every target's `node`.
+fn unknown_node(node_name: &str, place: &str, known: &[String]) -> anyhow::Error {
+    anyhow!(
+        "node {node_name} is not {place} (known: {})",
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
+    )
+}
+
+/// A process's state from its `/proc/PID/stat` line.
+pub fn process_state_from_stat(stat: &str) -> ProcessState {
+    match stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+    {
+        Some("T" | "t") => ProcessState::Frozen,
+        Some("Z" | "X" | "x") | None => ProcessState::Gone,
+        Some(_) => ProcessState::Running,
+    }
+}
+
+/// State of process `pid` on this machine.
+fn local_process_state(pid: i64) -> ProcessState {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => process_state_from_stat(&s),
+        Err(_) => ProcessState::Gone,
+    }
 }
 
 // ---------------------------------------------------------------- none
@@ -124,11 +176,8 @@ impl Target for NoTarget {
     fn preflight(&self) -> Result<()> {
         Ok(())
     }
-    fn node(&self, rabbit_name: &str) -> Result<String> {
-        Ok(rabbit_name.into())
-    }
-    fn nodes(&self) -> Result<Vec<String>> {
-        Ok(vec![])
+    fn node(&self, node_name: &str) -> Result<String> {
+        Ok(node_name.into())
     }
     fn act(&self, action: Action, _node: &str) -> Result<()> {
         bail!("cannot {} without a --target", action.word())
@@ -154,6 +203,8 @@ pub struct TestbedNode {
     pub amqp_port: u16,
     #[serde(default = "d15672")]
     pub mgmt_port: u16,
+    #[serde(default = "d25672")]
+    pub dist_port: u16,
     #[serde(default)]
     pub pid: Option<i64>,
 }
@@ -162,6 +213,9 @@ fn d5672() -> u16 {
 }
 fn d15672() -> u16 {
     15672
+}
+fn d25672() -> u16 {
+    25672
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -251,21 +305,67 @@ impl Target for Local {
         }
         Ok(())
     }
-    fn node(&self, rabbit_name: &str) -> Result<String> {
+    fn node(&self, node_name: &str) -> Result<String> {
         let bed = self.bed()?;
         bed.nodes
             .iter()
-            .find(|n| n.name == rabbit_name || host_of(&n.name) == host_of(rabbit_name))
+            .find(|n| n.name == node_name)
             .map(|n| n.index.to_string())
-            .ok_or_else(|| anyhow!("node {rabbit_name} is not in {}", self.dir.display()))
+            .ok_or_else(|| {
+                let known: Vec<String> = bed.nodes.iter().map(|n| n.name.clone()).collect();
+                unknown_node(
+                    node_name,
+                    &format!("in {}", self.dir.join("testbed.json").display()),
+                    &known,
+                )
+            })
     }
-    fn nodes(&self) -> Result<Vec<String>> {
-        Ok(self
-            .bed()?
+    /// The Erlang VM in the node's namespace (`ip netns pids`, as the test
+    /// bed itself finds it), and with `cut` whether the node still reaches
+    /// any peer's distribution port from inside its namespace.
+    fn look(&self, handle: &str, cut: bool) -> Result<NodeLook> {
+        let bed = self.bed()?;
+        let node = bed
             .nodes
             .iter()
-            .map(|n| n.index.to_string())
-            .collect())
+            .find(|n| n.index.to_string() == handle)
+            .ok_or_else(|| anyhow!("test bed node {handle} is not in testbed.json"))?;
+        let Some(ns) = &node.netns else {
+            return Ok(NodeLook::default());
+        };
+        let pids = run(Command::new("ip").args(["netns", "pids", ns]))?;
+        let beam = pids.split_whitespace().find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim().starts_with("beam"))
+        });
+        let process = Some(match beam.and_then(|p| p.parse().ok()) {
+            Some(pid) => local_process_state(pid),
+            None => ProcessState::Gone,
+        });
+        let cut_from_peers = if cut {
+            let peers: Vec<String> = bed
+                .nodes
+                .iter()
+                .filter(|n| n.index != node.index)
+                .map(|n| format!("{}:{}", n.ip, n.dist_port))
+                .collect();
+            let out = run(Command::new("ip")
+                .args(["netns", "exec", ns, "sh", "-c", REACHABLE_PEERS, "sh"])
+                .args(&peers))?;
+            Some(out.trim() == "0")
+        } else {
+            None
+        };
+        Ok(NodeLook {
+            process,
+            cut_from_peers,
+        })
+    }
+    fn lb_alive(&self) -> Option<Result<bool>> {
+        Some(
+            self.lb_pid()
+                .map(|pid| local_process_state(pid.into()) != ProcessState::Gone),
+        )
     }
     fn act(&self, action: Action, node: &str) -> Result<()> {
         run(Command::new(&self.script)
@@ -296,6 +396,10 @@ impl Target for Local {
         Ok(())
     }
 }
+
+/// Shell snippet: how many of the `HOST:PORT` arguments accept a TCP
+/// connection within a second.
+const REACHABLE_PEERS: &str = r#"n=0; for a in "$@"; do timeout 1 bash -c "exec 3<>/dev/tcp/${a%:*}/${a##*:}" 2>/dev/null && n=$((n+1)); done; echo $n"#;
 
 // ---------------------------------------------------------------- compose
 
@@ -366,32 +470,59 @@ impl Target for Compose {
         }
         Ok(())
     }
-    fn node(&self, rabbit_name: &str) -> Result<String> {
-        let host = host_of(rabbit_name);
-        let short = host.split('.').next().unwrap_or(host);
+    /// The container whose RabbitMQ node name ([`compose_node_name`]) is
+    /// exactly `node_name`.
+    fn node(&self, node_name: &str) -> Result<String> {
+        let mut known = Vec::new();
         for c in self.containers()? {
-            let hn = self.inspect(&c, "{{.Config.Hostname}}").unwrap_or_default();
-            let svc = self
-                .inspect(
-                    &c,
-                    "{{index .Config.Labels \"com.docker.compose.service\"}}",
-                )
-                .unwrap_or_default();
-            if hn == host || hn == short || svc == short || c == short {
+            let out = self.inspect(
+                &c,
+                "{{.Config.Hostname}}\n{{.Config.Domainname}}\n{{range .Config.Env}}{{println .}}{{end}}",
+            )?;
+            let mut lines = out.lines();
+            let hostname = lines.next().unwrap_or_default().trim();
+            let domain = lines.next().unwrap_or_default().trim();
+            let env: Vec<&str> = lines.collect();
+            let name = compose_node_name(hostname, domain, &env);
+            if name == node_name {
                 return Ok(c);
             }
+            known.push(format!("{name} (container {c})"));
         }
-        bail!(
-            "no container of compose project '{}' has hostname or service '{short}'",
-            self.project
-        )
+        Err(unknown_node(
+            node_name,
+            &format!("in compose project '{}'", self.project),
+            &known,
+        ))
     }
-    fn nodes(&self) -> Result<Vec<String>> {
-        Ok(self
-            .containers()?
-            .into_iter()
-            .filter(|c| c.contains("rabbit"))
-            .collect())
+    /// `docker inspect`: running, paused (frozen) or not running (gone); with
+    /// `cut`, whether the container is off the network `partition` cut it from.
+    fn look(&self, c: &str, cut: bool) -> Result<NodeLook> {
+        let status = self.inspect(c, "{{.State.Status}}")?;
+        let process = Some(match status.as_str() {
+            "running" => ProcessState::Running,
+            "paused" => ProcessState::Frozen,
+            _ => ProcessState::Gone,
+        });
+        let saved = self.saved.lock().unwrap().get(c).map(|s| s.0.clone());
+        let cut_from_peers = match (cut, saved) {
+            (true, Some(net)) => {
+                let nets = self.inspect(
+                    c,
+                    "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+                )?;
+                Some(!nets.split_whitespace().any(|n| n == net))
+            }
+            _ => None,
+        };
+        Ok(NodeLook {
+            process,
+            cut_from_peers,
+        })
+    }
+    fn lb_alive(&self) -> Option<Result<bool>> {
+        let c = self.killed_lb.lock().unwrap().clone()?;
+        Some(self.inspect(&c, "{{.State.Running}}").map(|r| r == "true"))
     }
     fn act(&self, action: Action, c: &str) -> Result<()> {
         match action {
@@ -521,6 +652,27 @@ impl Target for Compose {
     }
 }
 
+/// The node name RabbitMQ gives itself in a container: `RABBITMQ_NODENAME`
+/// (a bare prefix gets `@host`), else `rabbit@host`; host is the container's
+/// hostname, or hostname.domainname with `RABBITMQ_USE_LONGNAME=true`.
+pub fn compose_node_name(hostname: &str, domainname: &str, env: &[&str]) -> String {
+    let var = |k: &str| {
+        env.iter()
+            .find_map(|e| e.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+            .map(str::trim)
+    };
+    let host = if var("RABBITMQ_USE_LONGNAME") == Some("true") && !domainname.is_empty() {
+        format!("{hostname}.{domainname}")
+    } else {
+        hostname.to_string()
+    };
+    match var("RABBITMQ_NODENAME") {
+        Some(n) if n.contains('@') => n.to_string(),
+        Some(n) if !n.is_empty() => format!("{n}@{host}"),
+        _ => format!("rabbit@{host}"),
+    }
+}
+
 // ---------------------------------------------------------------- kubernetes
 
 pub struct Kubernetes {
@@ -534,6 +686,17 @@ impl Kubernetes {
         let mut c = Command::new(&self.kubectl);
         c.args(["-n", &self.namespace]);
         c
+    }
+    fn pods(&self) -> Result<Vec<String>> {
+        let out = run(self.k().args([
+            "get",
+            "pods",
+            "-l",
+            &self.selector,
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ]))?;
+        Ok(out.split_whitespace().map(String::from).collect())
     }
     fn signal(&self, pod: &str, sig: &str) -> Result<()> {
         run(self.k().args([
@@ -572,23 +735,23 @@ impl Target for Kubernetes {
         }
         Ok(())
     }
-    fn node(&self, rabbit_name: &str) -> Result<String> {
-        Ok(host_of(rabbit_name)
-            .split('.')
-            .next()
-            .unwrap_or_default()
-            .to_string())
-    }
-    fn nodes(&self) -> Result<Vec<String>> {
-        let out = run(self.k().args([
-            "get",
-            "pods",
-            "-l",
-            &self.selector,
-            "-o",
-            "jsonpath={.items[*].metadata.name}",
-        ]))?;
-        Ok(out.split_whitespace().map(String::from).collect())
+    /// The StatefulSet pod the node runs in: a pod of the selector whose
+    /// name is the first label of the node's host
+    /// (`rabbit@warren-1.warren-headless.mq.svc.cluster.local` runs in
+    /// pod `warren-1`, as the chart names its nodes).
+    fn node(&self, node_name: &str) -> Result<String> {
+        let pods = self.pods()?;
+        statefulset_pod(node_name, &pods).ok_or_else(|| {
+            let known: Vec<String> = pods.iter().map(|p| format!("pod {p}")).collect();
+            unknown_node(
+                node_name,
+                &format!(
+                    "in a pod of namespace {} matching {}",
+                    self.namespace, self.selector
+                ),
+                &known,
+            )
+        })
     }
     fn act(&self, action: Action, pod: &str) -> Result<()> {
         match action {
@@ -619,21 +782,79 @@ impl Target for Kubernetes {
     }
 }
 
+/// The pod of `pods` named like the first label of the node's host.
+pub fn statefulset_pod(node_name: &str, pods: &[String]) -> Option<String> {
+    let (_, host) = node_name.split_once('@')?;
+    let pod = host.split('.').next()?;
+    pods.iter().find(|p| *p == pod).cloned()
+}
+
 // ---------------------------------------------------------------- ssh
 
 pub struct Ssh {
-    /// rabbit node host -> ssh destination (user@host); default: the node's host.
+    /// Full node name (rabbit@mq1) -> ssh destination (user@host), from `--ssh-host`.
     pub hosts: HashMap<String, String>,
     pub service: String,
     pub lb_host: Option<String>,
     pub lb_service: String,
+    pub options: SshOptions,
+}
+
+/// `--ssh-host NODE=DEST`: NODE is a full node name, or a bare host that
+/// stands for RabbitMQ's default node name on it (`mq1` = `rabbit@mq1`).
+pub fn parse_ssh_host(arg: &str) -> Result<(String, String)> {
+    let (node, dest) = arg.split_once('=').with_context(|| {
+        format!("--ssh-host {arg}: expected NODE=DEST, e.g. rabbit@mq1=ops@10.0.0.11")
+    })?;
+    if node.is_empty() || node.ends_with('@') || node.starts_with('@') {
+        bail!("--ssh-host {arg}: {node:?} is not a node name (expected rabbit@HOST or HOST)");
+    }
+    crate::ssh::check_destination(dest).with_context(|| format!("--ssh-host {arg}"))?;
+    let node = if node.contains('@') {
+        node.to_string()
+    } else {
+        format!("rabbit@{node}")
+    };
+    Ok((node, dest.to_string()))
+}
+
+/// What [`Ssh::look`] runs: the unit's main process state and, on request,
+/// whether the drill's cut is installed.
+fn ssh_look_command(service: &str, cut: bool) -> String {
+    let mut c = format!(
+        "pid=$(systemctl show -p MainPID --value {service}); st=$(ps -o stat= -p \"$pid\" 2>/dev/null | cut -c1); echo \"state ${{st:-gone}}\""
+    );
+    if cut {
+        c += &format!(
+            "; if sudo -n iptables -C INPUT {r} 2>/dev/null && sudo -n iptables -C OUTPUT {r} 2>/dev/null; then echo cut; else echo open; fi",
+            r = Ssh::CHAIN
+        );
+    }
+    c
+}
+
+/// Parse the output of [`ssh_look_command`].
+pub fn parse_ssh_look(out: &str) -> NodeLook {
+    let mut look = NodeLook::default();
+    for line in out.lines().map(str::trim) {
+        if let Some(st) = line.strip_prefix("state ") {
+            look.process = Some(match st {
+                "gone" | "Z" => ProcessState::Gone,
+                "T" | "t" => ProcessState::Frozen,
+                _ => ProcessState::Running,
+            });
+        } else if line == "cut" {
+            look.cut_from_peers = Some(true);
+        } else if line == "open" {
+            look.cut_from_peers = Some(false);
+        }
+    }
+    look
 }
 
 impl Ssh {
     fn ssh(&self, dest: &str, cmd: &str) -> Result<String> {
-        run(Command::new("ssh")
-            .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", dest])
-            .arg(cmd))
+        run(Command::new("ssh").args(self.options.argv(dest, cmd)))
     }
     const CHAIN: &'static str =
         "-p tcp -m multiport --ports 25672,4369 -m comment --comment warren-drill -j DROP";
@@ -650,14 +871,28 @@ impl Target for Ssh {
         }
         Ok(())
     }
-    fn node(&self, rabbit_name: &str) -> Result<String> {
-        let h = host_of(rabbit_name);
-        Ok(self.hosts.get(h).cloned().unwrap_or_else(|| h.to_string()))
+    fn node(&self, node_name: &str) -> Result<String> {
+        self.hosts.get(node_name).cloned().ok_or_else(|| {
+            let mut known: Vec<String> =
+                self.hosts.iter().map(|(n, d)| format!("{n}={d}")).collect();
+            known.sort();
+            unknown_node(node_name, "given with --ssh-host", &known)
+        })
     }
-    fn nodes(&self) -> Result<Vec<String>> {
-        let mut v: Vec<String> = self.hosts.values().cloned().collect();
-        v.sort();
-        Ok(v)
+    fn look(&self, dest: &str, cut: bool) -> Result<NodeLook> {
+        Ok(parse_ssh_look(
+            &self.ssh(dest, &ssh_look_command(&self.service, cut))?,
+        ))
+    }
+    fn lb_alive(&self) -> Option<Result<bool>> {
+        let h = self.lb_host.as_ref()?;
+        Some(
+            self.ssh(
+                h,
+                &format!("systemctl is-active {} || true", self.lb_service),
+            )
+            .map(|o| o.trim() == "active"),
+        )
     }
     fn act(&self, action: Action, dest: &str) -> Result<()> {
         let s = &self.service;
@@ -726,9 +961,6 @@ mod tests {
         fn node(&self, n: &str) -> Result<String> {
             Ok(n.into())
         }
-        fn nodes(&self) -> Result<Vec<String>> {
-            Ok(vec![])
-        }
         fn act(&self, _: Action, _: &str) -> Result<()> {
             Ok(())
         }
@@ -796,8 +1028,12 @@ mod tests {
             lb_restart: None,
         };
         assert_eq!(l.node("rabbit@10.210.7.12").unwrap(), "2");
-        assert!(l.node("rabbit@elsewhere").is_err());
-        assert_eq!(l.nodes().unwrap(), vec!["1", "2"]);
+        let e = l.node("rabbit@elsewhere").unwrap_err().to_string();
+        assert!(
+            e.contains("node rabbit@elsewhere is not in")
+                && e.contains("known: rabbit@10.210.7.11, rabbit@10.210.7.12"),
+            "{e}"
+        );
         let bed = Testbed::load(dir.path()).unwrap();
         assert_eq!(bed.mgmt_urls()[0], "http://10.210.7.11:15672");
         assert_eq!(bed.nodes[1].pid, None);
@@ -819,28 +1055,136 @@ mod tests {
         assert!(format!("{:#}", l.preflight().unwrap_err()).contains("is the test bed up"));
     }
 
+    /// Issue 13 defect 4: on one host, `rabbit1@localhost`,
+    /// `rabbit2@localhost` and `rabbit3@localhost` all became node 1 (the
+    /// host part was compared). The full name picks the right node.
+    #[test]
+    fn nodes_on_one_host_map_by_their_full_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = |i: u32| {
+            format!(
+                r#"{{"index":{i},"name":"rabbit{i}@localhost","ip":"127.0.0.1","amqp_port":{}}}"#,
+                5671 + i
+            )
+        };
+        std::fs::write(
+            dir.path().join("testbed.json"),
+            format!(r#"{{"nodes":[{},{},{}]}}"#, node(1), node(2), node(3)),
+        )
+        .unwrap();
+        let l = Local {
+            dir: dir.path().into(),
+            script: "/nonexistent/testbed".into(),
+            lb_pid: None,
+            lb_pidfile: None,
+            lb_restart: None,
+        };
+        assert_eq!(l.node("rabbit1@localhost").unwrap(), "1");
+        assert_eq!(l.node("rabbit2@localhost").unwrap(), "2");
+        assert_eq!(l.node("rabbit3@localhost").unwrap(), "3");
+        let e = l.node("rabbit4@localhost").unwrap_err().to_string();
+        assert!(
+            e.contains("rabbit4@localhost")
+                && e.contains("known: rabbit1@localhost, rabbit2@localhost, rabbit3@localhost"),
+            "{e}"
+        );
+        assert!(l.node("rabbit@localhost").is_err(), "no host-part match");
+    }
+
     #[test]
     fn kubernetes_and_ssh_node_names() {
+        let pods: Vec<String> = ["warren-0", "warren-1", "warren-2"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            statefulset_pod(
+                "rabbit@warren-1.warren-headless.mq.svc.cluster.local",
+                &pods
+            )
+            .as_deref(),
+            Some("warren-1")
+        );
+        assert_eq!(statefulset_pod("rabbit@warren-7.x", &pods), None);
+        assert_eq!(statefulset_pod("warren-1", &pods), None);
         let k = Kubernetes {
             namespace: "mq".into(),
             selector: "app=rabbitmq".into(),
             kubectl: "kubectl".into(),
         };
-        assert_eq!(
-            k.node("rabbit@warren-1.warren-headless.mq.svc.cluster.local")
-                .unwrap(),
-            "warren-1"
-        );
         assert!(k.act(Action::Partition, "p").is_err());
         let mut hosts = HashMap::new();
-        hosts.insert("mq1".to_string(), "ops@10.0.0.1".to_string());
+        for a in ["mq1=ops@10.0.0.1", "rabbit2@mq1=ops@10.0.0.1"] {
+            let (n, d) = parse_ssh_host(a).unwrap();
+            hosts.insert(n, d);
+        }
         let s = Ssh {
             hosts,
             service: "rabbitmq-server".into(),
             lb_host: None,
             lb_service: "warren-lb".into(),
+            options: SshOptions::default(),
         };
         assert_eq!(s.node("rabbit@mq1").unwrap(), "ops@10.0.0.1");
-        assert_eq!(s.node("rabbit@mq2").unwrap(), "mq2");
+        assert_eq!(s.node("rabbit2@mq1").unwrap(), "ops@10.0.0.1");
+        let e = s.node("rabbit@mq2").unwrap_err().to_string();
+        assert!(
+            e.contains("rabbit@mq2 is not given with --ssh-host")
+                && e.contains("rabbit2@mq1=ops@10.0.0.1, rabbit@mq1=ops@10.0.0.1"),
+            "{e}"
+        );
+        for bad in ["mq1", "=ops@h", "mq1=", "rabbit@=h", "mq1=-oProxyCommand=x"] {
+            let e = format!("{:#}", parse_ssh_host(bad).unwrap_err());
+            assert!(
+                e.contains("--ssh-host") && e.contains("expected"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn compose_node_names_follow_rabbitmq() {
+        assert_eq!(compose_node_name("broker1", "", &[]), "rabbit@broker1");
+        assert_eq!(
+            compose_node_name("broker1", "", &["PATH=/bin", "RABBITMQ_NODENAME=mq"]),
+            "mq@broker1"
+        );
+        assert_eq!(
+            compose_node_name("b", "", &["RABBITMQ_NODENAME=rabbit@broker1.example"]),
+            "rabbit@broker1.example"
+        );
+        assert_eq!(
+            compose_node_name("b1", "example", &["RABBITMQ_USE_LONGNAME=true"]),
+            "rabbit@b1.example"
+        );
+        assert_eq!(compose_node_name("b1", "example", &[]), "rabbit@b1");
+    }
+
+    #[test]
+    fn process_states() {
+        let stat = |st: &str| format!("4242 (beam.smp) {st} 1 4242 4242 0 -1 4194560");
+        assert_eq!(process_state_from_stat(&stat("S")), ProcessState::Running);
+        assert_eq!(process_state_from_stat(&stat("R")), ProcessState::Running);
+        assert_eq!(process_state_from_stat(&stat("T")), ProcessState::Frozen);
+        assert_eq!(process_state_from_stat(&stat("Z")), ProcessState::Gone);
+        assert_eq!(process_state_from_stat(""), ProcessState::Gone);
+        // a ')' in the command name does not confuse the parse
+        assert_eq!(
+            process_state_from_stat("7 (a) b) T 1"),
+            ProcessState::Frozen
+        );
+        assert_eq!(local_process_state(i64::from(i32::MAX)), ProcessState::Gone);
+        assert_eq!(
+            local_process_state(std::process::id().into()),
+            ProcessState::Running
+        );
+        let look = parse_ssh_look("state T\ncut\n");
+        assert_eq!(look.process, Some(ProcessState::Frozen));
+        assert_eq!(look.cut_from_peers, Some(true));
+        let look = parse_ssh_look("state gone\n");
+        assert_eq!(look.process, Some(ProcessState::Gone));
+        assert_eq!(look.cut_from_peers, None);
+        assert_eq!(parse_ssh_look("state S\nopen").cut_from_peers, Some(false));
+        assert!(ssh_look_command("rabbitmq-server", true).contains("iptables -C INPUT"));
+        assert!(!ssh_look_command("rabbitmq-server", false).contains("iptables"));
     }
 }
