@@ -75,13 +75,16 @@ def rabbitmqctl(args, timeout):
     return True, proc.stdout
 
 
-def read_lags(timeout):
-    """This moment's lagging queues in every vhost, or (None, error)."""
+def read_vhosts(timeout):
+    """The vhost names, or (None, error)."""
     ok, out = rabbitmqctl(["list_vhosts", "--quiet", "--formatter", "json", "name"], timeout)
-    if not ok:
-        return None, out
+    return ([row["name"] for row in json.loads(out or "[]")], "") if ok else (None, out)
+
+
+def read_lags(vhosts, timeout):
+    """This moment's lagging queues in `vhosts`, or (None, error)."""
     lags = []
-    for vhost in [row["name"] for row in json.loads(out or "[]")]:
+    for vhost in vhosts:
         # CSV: the JSON formatter prints pids without their node names.
         ok, out = rabbitmqctl(["list_queues", "--quiet", "--formatter", "csv", "-p", vhost, *QUEUE_COLUMNS],
                               timeout)
@@ -107,10 +110,15 @@ def main():
     except ValueError as exc:
         module.fail_json(msg=f"rabbitmq_mirror_sync: {exc}")
     log = []
+    # Every rabbitmqctl call boots an Erlang VM (a CPU-second or more): the vhosts
+    # are read once, the queues once per poll.
+    vhosts = None
     while True:
         now = time.monotonic()
-        remaining = max(wait.started + wait.timeout - now, 1.0)
-        lags, error = read_lags(min(remaining, 60.0))
+        call_timeout = min(max(wait.started + wait.timeout - now, 1.0), 60.0)
+        if vhosts is None:
+            vhosts, error = read_vhosts(call_timeout)
+        lags, error = read_lags(vhosts, call_timeout) if vhosts is not None else (None, error)
         now = time.monotonic()
         decision = wait.step(now, lags, error)
         if decision.kind == "done":
