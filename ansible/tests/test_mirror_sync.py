@@ -106,6 +106,18 @@ def test_a_failing_read_waits_then_gives_up_with_the_error():
     assert d.kind == "give_up" and "nodedown" in d.message and "20 s" in d.message
 
 
+def test_a_read_failing_at_the_timeout_still_names_the_queues_last_seen_behind():
+    """Seen under load: the last list_queues before the timeout did not answer; the
+    verdict must still name the queue, with the read error."""
+    w = ms.SyncWait(0, grace=600, timeout=20)
+    w.step(3, [lag("wans-manual-sync", 50)])
+    d = w.step(23, None, "rabbitmq_mirror_sync: list_queues: no answer within 60 s")
+    assert d.kind == "give_up"
+    assert "queue 'wans-manual-sync' in vhost '/'" in d.message and "50 messages" in d.message
+    assert "the last read failed: rabbitmq_mirror_sync: list_queues: no answer within 60 s" in d.message
+    assert "behind for 20 s" in d.message
+
+
 @pytest.mark.parametrize("grace,timeout", [(-1, 10), (5, 0)])
 def test_bad_settings_are_refused_naming_them(grace, timeout):
     with pytest.raises(ValueError, match="grace must be >= 0 and timeout > 0"):

@@ -60,6 +60,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.warren_mirror_sync import SyncWait, lagging
 
 QUEUE_COLUMNS = ["name", "type", "slave_pids", "synchronised_slave_pids", "messages"]
+READ_TIMEOUT = 60.0
 
 
 def rabbitmqctl(args, timeout):
@@ -114,18 +115,18 @@ def main():
     # are read once, the queues once per poll.
     vhosts = None
     while True:
-        now = time.monotonic()
-        call_timeout = min(max(wait.started + wait.timeout - now, 1.0), 60.0)
+        # A read is not cut short by the deadline (under load one rabbitmqctl can
+        # take many seconds): the wait may end one read late, but with an answer.
         if vhosts is None:
-            vhosts, error = read_vhosts(call_timeout)
-        lags, error = read_lags(vhosts, call_timeout) if vhosts is not None else (None, error)
+            vhosts, error = read_vhosts(READ_TIMEOUT)
+        lags, error = read_lags(vhosts, READ_TIMEOUT) if vhosts is not None else (None, error)
         now = time.monotonic()
         decision = wait.step(now, lags, error)
         if decision.kind == "done":
             module.exit_json(changed=bool(log), sync_requests=log, waited=round(now - wait.started, 1))
         if decision.kind == "give_up":
             module.fail_json(msg=decision.message, sync_requests=log, waited=round(now - wait.started, 1),
-                             behind=[lag.describe() for lag in (lags or [])])
+                             behind=[lag.describe() for lag in (wait.last_lags or [])])
         for lag in decision.sync:
             # sync_queue returns when the sync is done or refused; bounded so that a
             # blocked queue cannot hold the wait past its timeout.

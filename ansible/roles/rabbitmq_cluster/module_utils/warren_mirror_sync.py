@@ -123,12 +123,19 @@ class SyncWait:
         self.behind_since = {}
         self.requests = {}
         self.last_error = ""
+        self.last_lags = None
 
     def step(self, now, lags, error=""):
-        """lags: this poll's lagging queues, or None when the poll failed (`error`)."""
+        """lags: this poll's lagging queues, or None when the poll failed (`error`).
+        A failed poll changes nothing; at the timeout the verdict names the queues of
+        the last poll that worked."""
         if lags is None:
             self.last_error = error
-            return self._give_up(now, []) if now - self.started >= self.timeout else Decision("wait")
+            if now - self.started < self.timeout:
+                return Decision("wait")
+            return self._give_up(now, self.last_lags or [])
+        self.last_error = ""
+        self.last_lags = lags
         current = {lag.key for lag in lags}
         # A queue that caught up and falls behind again starts a new grace period.
         self.behind_since = {k: t for k, t in self.behind_since.items() if k in current}
@@ -158,6 +165,8 @@ class SyncWait:
                 f"mirror sync could not be read for {waited:.0f} s ({self.timeout_name} = "
                 f"{self.timeout:g} s): {self.last_error or 'no answer'}"))
         parts = []
+        if self.last_error:
+            parts.append(f"the last read failed: {self.last_error}")
         for lag in lags:
             sent = self.requests.get(lag.key, [])
             behind = now - self.behind_since.get(lag.key, now)
