@@ -224,8 +224,34 @@ def make_inventory(b, key):
     assert re.fullmatch(r"[0-9a-f]{32}", b.password), "openssl rand -hex 16 from the docs"
 
 
+BED_STATE = ("net", "prefix", "subnet", "containers", "ips", "known_hosts", "vip", "drill_bin", "password")
+
+
+def save_bed(b):
+    """WANS_KEEP: what WANS_REUSE needs to run tests again on the kept containers."""
+    state = {k: str(v) if isinstance(v, pathlib.Path) else v for k, v in vars(b).items() if k in BED_STATE}
+    state.update(tmp=str(b.tmp), inventory=str(b.site.inventory), vault_pass=str(b.site.vault_pass))
+    (b.tmp / "bed.json").write_text(json.dumps(state, indent=1))
+    return b.tmp / "bed.json"
+
+
+def load_bed(path):
+    state = json.loads(pathlib.Path(path).read_text())
+    b = Bed(pathlib.Path(state.pop("tmp")))
+    b.site = SiteDirs(state.pop("inventory"), state.pop("vault_pass"))
+    for k, v in state.items():
+        setattr(b, k, pathlib.Path(v) if k == "known_hosts" else v)
+    return b
+
+
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
+    """The five containers and the docs' inventory. WANS_KEEP=1 leaves them running
+    (and prints a bed.json); WANS_REUSE=<bed.json> runs tests on such a kept bed
+    instead of a new one, for debugging one test (it removes nothing)."""
+    if os.environ.get("WANS_REUSE"):
+        yield load_bed(os.environ["WANS_REUSE"])
+        return
     if shutil.which("docker") is None:
         pytest.fail("docker is not installed (scripts/install-deps installs docker.io)")
     docker_up()
@@ -236,7 +262,8 @@ def bed(tmp_path_factory):
         yield b
     finally:
         if os.environ.get("WANS_KEEP"):
-            print(f"WANS_KEEP set: leaving {b.containers} and {b.net}")
+            state = save_bed(b) if hasattr(b, "password") else "(no inventory yet)"
+            print(f"WANS_KEEP set: leaving {b.containers} and {b.net}; WANS_REUSE={state}")
         else:
             for c in b.containers:
                 sh(["docker", "rm", "-f", "-v", c], check=False)
@@ -497,6 +524,7 @@ def test_sync_timeout_from_the_inventory_stops_naming_the_queue(bed, manual_sync
     other brokers untouched. (grace > timeout: no sync is requested, so the queue
     that only syncs on request stays behind.)"""
     short = bed.tmp / "site/inventory/short-timeout"
+    shutil.rmtree(short, ignore_errors=True)
     shutil.copytree(bed.site.inventory, short)
     group = short / "group_vars/rabbitmq.yml"
     group.write_text(group.read_text().replace("rabbitmq_cluster_sync_grace: 5\n", "")
@@ -552,7 +580,7 @@ def test_a_failing_drill_shows_warren_drills_stderr(bed):
                        timeout=300)
     assert run.returncode != 0, run.output[-3000:]
     fail = failures(run.output)
-    assert "warren-drill could not run the drill (exit 2); stderr:" in fail, fail
+    assert "warren-drill could not run the drill (exit 2); stderr: warren-drill: error:" in fail, fail
     assert "Host key verification failed" in fail, fail
 
 
