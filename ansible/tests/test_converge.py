@@ -582,6 +582,9 @@ def test_a_failing_drill_shows_warren_drills_stderr(bed):
     fail = failures(run.output)
     assert "warren-drill could not run the drill (exit 2); stderr: warren-drill: error:" in fail, fail
     assert "Host key verification failed" in fail, fail
+    assert "Remove the temporary report directory when warren-drill wrote nothing" in run.output
+    assert section_hosts(run.output, "drill : Remove the temporary report directory when warren-drill wrote nothing") \
+        == {"localhost": "changed"}, run.output[-3000:]
 
 
 def lb_servers(bed, host):

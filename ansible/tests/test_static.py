@@ -226,3 +226,21 @@ def test_drill_bad_input_fails_naming_it(extra, message):
 
 def failure_lines(output):
     return "\n".join(l for l in output.splitlines() if l.startswith(("fatal:", "failed:")))
+
+
+def test_a_drill_that_cannot_run_shows_stderr_and_leaves_no_report_directory(tmp_path):
+    """A stand-in for warren-drill that fails the way it does when it cannot run (exit 2,
+    the reason on stderr); the real one is run by test_converge.py."""
+    fake = tmp_path / "warren-drill"
+    fake.write_text("#!/bin/sh\necho 'warren-drill: error: no route to the brokers' >&2\nexit 2\n")
+    fake.chmod(0o755)
+    reports = tmp_path / "tmp"
+    reports.mkdir()
+    proc = run_playbook("drill.yml", ANSIBLE_DIR / "inventory/example/hosts.yml", "-e", f"drill_binary={fake}",
+                        timeout=300, extra_env={"ANSIBLE_PYTHON_INTERPRETER": sys.executable, "TMPDIR": str(reports)})
+    assert proc.returncode != 0, proc.output[-4000:]
+    assert ("warren-drill could not run the drill (exit 2); stderr: warren-drill: error: no route to the brokers"
+            in failure_lines(proc.output)), proc.output[-4000:]
+    removed = proc.output.split("TASK [drill : Remove the temporary report directory when warren-drill wrote nothing]")
+    assert len(removed) == 2 and removed[1].lstrip("* \n").startswith("changed: [localhost]"), proc.output[-3000:]
+    assert not [p for p in reports.iterdir() if p.name.startswith("warren-drill-")], "an empty report directory was left"
