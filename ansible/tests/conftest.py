@@ -25,12 +25,20 @@ def ansible_env(extra=None):
 
 
 def run_playbook(playbook, inventory, *args, timeout=1800, extra_env=None, log=None):
-    """Run ansible-playbook; return CompletedProcess with .output (stdout+stderr).
+    """Run ansible-playbook; return CompletedProcess with .output (stdout+stderr)."""
+    cmd = ["ansible-playbook", "-i", str(inventory), str(ANSIBLE_DIR / playbook), *args]
+    return run_logged(cmd, timeout=timeout, extra_env=extra_env, log=log)
+
+
+def run_logged(cmd, timeout=1800, extra_env=None, log=None):
+    """Run cmd (argv, or a string for bash) in ansible/ with ansible_env; return
+    CompletedProcess with .output (stdout+stderr).
 
     The output goes to `log` (a path) as it is produced, so a run that hangs and
     is killed at `timeout` still leaves its evidence; the test then fails with
     the tail of it."""
-    cmd = ["ansible-playbook", "-i", str(inventory), str(ANSIBLE_DIR / playbook), *args]
+    if isinstance(cmd, str):
+        cmd = ["bash", "-euo", "pipefail", "-c", cmd]
     log = pathlib.Path(log) if log else pathlib.Path(tempfile.mkstemp(prefix="wans-playbook-", suffix=".log")[1])
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=ANSIBLE_DIR, env=ansible_env(extra_env),
@@ -41,7 +49,7 @@ def run_playbook(playbook, inventory, *args, timeout=1800, extra_env=None, log=N
             proc.kill()
             proc.wait()
             tail = log.read_text()[-6000:]
-            pytest.fail(f"{playbook} did not finish within {timeout}s (whole output: {log}); last output:\n{tail}")
+            pytest.fail(f"{cmd[-1]} did not finish within {timeout}s (whole output: {log}); last output:\n{tail}")
     done = subprocess.CompletedProcess(cmd, proc.returncode, stdout=log.read_text())
     done.output = done.stdout
     return done

@@ -2,16 +2,22 @@
 
 - ansible-lint with the production profile over roles and playbooks
 - ansible-playbook --syntax-check of every playbook
-- missing required variables fail early, naming the variable
+- missing required variables (also a missing vault variable) fail early, naming it
+- the docs, the example inventory and its vault agree on the variable names
+- drill.yml refuses a fault warren-drill does not have, drill_victim, a missing binary
 - an even number of brokers warns loudly
 """
 
+import re
+import shutil
 import subprocess
+import sys
 import textwrap
 
 import pytest
 
 from conftest import ANSIBLE_DIR, ansible_env, require_tool, run_playbook
+from docs_commands import DOCS, sh_blocks
 
 PLAYBOOKS = ["site.yml", "rolling_restart.yml", "drill.yml"]
 
@@ -154,3 +160,87 @@ def test_rendered_lb_config_matches_contract(tmp_path):
     assert backend["check"]["type"] == "rabbitmq"
     assert backend["check"]["password_file"].startswith("/etc/warren/")
     assert "password" not in backend["check"]
+
+
+def example_inventory_locally(tmp_path, vault_text):
+    """inventory/example copied, reached with connection=local, with `vault_text` as
+    group_vars/all/vault.yml (as an operator following docs/ansible.md writes it)."""
+    inv = tmp_path / "prod"
+    shutil.copytree(ANSIBLE_DIR / "inventory/example", inv)
+    with open(inv / "group_vars/all/main.yml", "a") as f:
+        f.write("ansible_connection: local\nansible_python_interpreter: '{{ ansible_playbook_python }}'\n")
+    (inv / "group_vars/all/vault.yml").write_text(vault_text)
+    return inv
+
+
+def test_a_missing_vault_variable_fails_naming_it(tmp_path):
+    inv = example_inventory_locally(tmp_path, "vault_rabbitmq_cluster_admin_password: an-admin-password\n")
+    proc = run_checks_only(inv)
+    assert proc.returncode != 0, proc.output[-4000:]
+    failure = " ".join(host_failure(proc.output, "rabbit1").split())
+    assert "rabbitmq_cluster_erlang_cookie is required" in failure, proc.output[-4000:]
+    assert "so is vault_rabbitmq_cluster_erlang_cookie" in failure, failure
+    assert "group_vars/all/vault.yml" in failure, failure
+
+
+def test_the_example_inventory_passes_the_checks_with_a_vault_as_documented(tmp_path):
+    inv = example_inventory_locally(tmp_path, textwrap.dedent("""\
+        vault_rabbitmq_cluster_erlang_cookie: 0123456789abcdef0123456789abcdef
+        vault_rabbitmq_cluster_admin_password: an-admin-password
+        """))
+    proc = run_checks_only(inv)
+    assert proc.returncode == 0, proc.output[-4000:]
+
+
+def test_the_docs_encrypt_the_vault_variables_the_example_inventory_reads():
+    documented = set(re.findall(r"encrypt_string --name (\S+)", " ".join(sh_blocks(DOCS.read_text()))))
+    main = (ANSIBLE_DIR / "inventory/example/group_vars/all/main.yml").read_text()
+    read = set(re.findall(r"\{\{\s*(vault_\w+)\s*\}\}", main))
+    example_vault = set(re.findall(r"^(vault_\w+):", (ANSIBLE_DIR / "inventory/example/group_vars/all/vault.yml")
+                                   .read_text(), re.M))
+    assert documented == read == example_vault == {
+        "vault_rabbitmq_cluster_erlang_cookie", "vault_rabbitmq_cluster_admin_password"}, (documented, read)
+    assert set(re.findall(r"--name (\S+)", main)) == documented, "main.yml's comment shows the same commands"
+
+
+def test_every_documented_playbook_command_names_a_playbook_here():
+    for command in sh_blocks(DOCS.read_text()):
+        if command.startswith("ansible-playbook"):
+            playbook = command.split()[3]
+            assert (ANSIBLE_DIR / playbook).is_file(), command
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["-e", "drill_fault=kill"],
+     "drill_fault 'kill' is not a warren-drill fault; expected one of none, crash, freeze, stop, partition, "
+     "lb-crash, rolling-restart"),
+    (["-e", "drill_fault=crash", "-e", "drill_victim=rabbit1"], "drill_victim is not supported"),
+    (["-e", "drill_binary=/nonexistent/warren-drill"], "drill_binary: /nonexistent/warren-drill is not an executable"),
+])
+def test_drill_bad_input_fails_naming_it(extra, message):
+    proc = run_playbook("drill.yml", ANSIBLE_DIR / "inventory/example/hosts.yml", *extra, timeout=300,
+                        extra_env={"ANSIBLE_PYTHON_INTERPRETER": sys.executable})
+    assert proc.returncode != 0, proc.output[-4000:]
+    assert message in " ".join(failure_lines(proc.output).split()), proc.output[-4000:]
+
+
+def failure_lines(output):
+    return "\n".join(l for l in output.splitlines() if l.startswith(("fatal:", "failed:")))
+
+
+def test_a_drill_that_cannot_run_shows_stderr_and_leaves_no_report_directory(tmp_path):
+    """A stand-in for warren-drill that fails the way it does when it cannot run (exit 2,
+    the reason on stderr); the real one is run by test_converge.py."""
+    fake = tmp_path / "warren-drill"
+    fake.write_text("#!/bin/sh\necho 'warren-drill: error: no route to the brokers' >&2\nexit 2\n")
+    fake.chmod(0o755)
+    reports = tmp_path / "tmp"
+    reports.mkdir()
+    proc = run_playbook("drill.yml", ANSIBLE_DIR / "inventory/example/hosts.yml", "-e", f"drill_binary={fake}",
+                        timeout=300, extra_env={"ANSIBLE_PYTHON_INTERPRETER": sys.executable, "TMPDIR": str(reports)})
+    assert proc.returncode != 0, proc.output[-4000:]
+    assert ("warren-drill could not run the drill (exit 2); stderr: warren-drill: error: no route to the brokers"
+            in failure_lines(proc.output)), proc.output[-4000:]
+    removed = proc.output.split("TASK [drill : Remove the temporary report directory when warren-drill wrote nothing]")
+    assert len(removed) == 2 and removed[1].lstrip("* \n").startswith("changed: [localhost]"), proc.output[-3000:]
+    assert not [p for p in reports.iterdir() if p.name.startswith("warren-drill-")], "an empty report directory was left"
