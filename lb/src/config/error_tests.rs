@@ -4,41 +4,9 @@
 
 use super::*;
 
-/// A valid file; the line numbers in the tests below count from its first
-/// (empty) line.
-const GOOD: &str = r#"
-[admin]
-bind = "127.0.0.1:8404"
-
-[[frontend]]
-name = "amqp"
-bind = "0.0.0.0:5672"
-backend = "rabbitmq"
-
-[[backend]]
-name = "rabbitmq"
-balance = "first"
-failback = "after:30s"
-
-[backend.check]
-type = "rabbitmq"
-inter = "1s"
-fastinter = "200ms"
-rise = 2
-fall = 2
-username = "admin"
-password = "secret"
-
-[[backend.server]]
-name = "rabbit1"
-address = "10.0.0.11:5672"
-
-[[backend.server]]
-name = "rabbit2"
-address = "rabbit2.example:5672"
-role = "backup"
-weight = 10
-"#;
+/// The valid file of the other config tests; the line numbers in the tests
+/// below count from its first (empty) line.
+use super::tests::GOOD;
 
 /// GOOD with `old`, which must occur exactly once, replaced by `new`.
 fn good_with(old: &str, new: &str) -> String {

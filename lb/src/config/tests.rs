@@ -1,7 +1,9 @@
 use super::*;
 use std::time::Duration;
 
-const GOOD: &str = r#"
+/// A valid file, shared with error_tests.rs (whose line numbers count from
+/// its first, empty, line).
+pub(super) const GOOD: &str = r#"
 [admin]
 bind = "127.0.0.1:8404"
 
