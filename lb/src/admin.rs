@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::accept_reserve::{self, Reserve};
 use crate::backend::BackendState;
 use crate::config::{Admin, CheckKind, Role};
 use crate::dns::Resolution;
@@ -59,6 +60,7 @@ pub async fn serve(listener: TcpListener, live: Arc<Live>, stop: CancellationTok
         .with_state(shared);
     let listener = UntilStopped {
         listener: Some(listener),
+        reserve: Reserve::new(),
         stop: stop.clone(),
     };
     let _ = axum::serve(listener, app)
@@ -71,9 +73,11 @@ pub async fn serve(listener: TcpListener, live: Arc<Live>, stop: CancellationTok
 
 /// A listener that accepts until `stop`, then closes its socket: the next
 /// client is accepted by the other holder of a handed-over socket, or
-/// refused when there is none.
+/// refused when there is none. At the open-files limit it spends its
+/// descriptor reserve, so `/status` still answers ([`accept_reserve`]).
 struct UntilStopped {
     listener: Option<TcpListener>,
+    reserve: Reserve,
     stop: CancellationToken,
 }
 
@@ -86,7 +90,7 @@ impl axum::serve::Listener for UntilStopped {
             tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => {}
-                accepted = axum::serve::Listener::accept(listener) => return accepted,
+                accepted = accept_reserve::accept(listener, &mut self.reserve) => return accepted,
             }
         }
         self.listener = None;

@@ -14,6 +14,7 @@
 //! * [`runtime`]: wiring it all from a configuration; reload.
 //! * [`upgrade`]: listening-socket handover to a new binary.
 
+pub mod accept_reserve;
 pub mod admin;
 pub mod backend;
 pub mod balance;

@@ -196,7 +196,7 @@ impl Lb {
 }
 
 /// The admin API answers even when the balancer is at its limit: its
-/// accept waits for a free descriptor (at most a second or so).
+/// accept spends its descriptor reserve (lb/src/accept_reserve.rs).
 async fn http_get(url: &str) -> String {
     let client = reqwest::Client::builder()
         .timeout(PATIENCE)
@@ -324,15 +324,19 @@ async fn at_the_open_files_limit_excess_clients_are_refused_and_the_server_stays
     assert_eq!(established.len() as u64 + refused + queued, CLIENTS as u64);
     assert!(refused > 0, "no client was refused");
     assert_eq!(status["resource_errors"]["connect"], refused, "{status:#}");
-    assert_eq!(
-        lb.metric("warren_lb_process_resource_errors_total{phase=\"connect\"}")
-            .await,
-        refused as f64
-    );
     eprintln!(
         "{} established, {refused} refused, {queued} queued; resource errors {}",
         established.len(),
         status["resource_errors"]
+    );
+    // /status above was answered at the limit (from the admin API's
+    // descriptor reserve); /metrics is read once the sessions have gone, as
+    // the reserve is not yet given back while descriptors stay short.
+    drop(established);
+    assert_eq!(
+        lb.metric("warren_lb_process_resource_errors_total{phase=\"connect\"}")
+            .await,
+        refused as f64
     );
 }
 

@@ -459,6 +459,8 @@ async fn real_frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majo
 fn shipped_lb_config(tb: &Testbed, dir: &std::path::Path) -> std::path::PathBuf {
     let password_file = dir.join("admin_password");
     std::fs::write(&password_file, tb.password()).unwrap();
+    let token_file = dir.join("lb_admin_token");
+    std::fs::write(&token_file, "test-admin-token-of-this-test").unwrap();
     let ips: Vec<String> = (1..=3).map(|n| tb.ip(n)).collect();
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose/lbhost/warren-lbhost");
@@ -467,6 +469,7 @@ fn shipped_lb_config(tb: &Testbed, dir: &std::path::Path) -> std::path::PathBuf 
         .env("WARREN_RUN_DIR", dir)
         .env("WARREN_BACKENDS", ips.join(" "))
         .env("WARREN_ADMIN_PASSWORD_FILE", &password_file)
+        .env("WARREN_LB_TOKEN_FILE", &token_file)
         // Only rendered into vip.toml, which this test does not use.
         .env("WARREN_VIP", "192.0.2.10")
         .output()
@@ -480,7 +483,7 @@ fn shipped_lb_config(tb: &Testbed, dir: &std::path::Path) -> std::path::PathBuf 
     let mut text = std::fs::read_to_string(&path).unwrap();
     for (from, to) in [
         ("bind = \"0.0.0.0:5672\"", "bind = \"127.0.0.1:0\""),
-        ("bind = \"127.0.0.1:8404\"", "bind = \"127.0.0.1:0\""),
+        ("bind = \"0.0.0.0:8404\"", "bind = \"127.0.0.1:0\""),
     ] {
         assert!(
             text.contains(from),
