@@ -64,20 +64,20 @@ fn local_without_testbed_is_refused() {
     assert!(err.contains("is the test bed up"), "{err}");
 }
 
+/// A run against the ssh target whose endpoints answer nothing.
+const SSH_RUN: &[&str] = &[
+    "run",
+    "--endpoint",
+    "127.0.0.1:1",
+    "--target",
+    "ssh",
+    "--mgmt",
+    "http://127.0.0.1:1",
+];
+
 #[test]
 fn ssh_needs_hosts() {
-    let out = drill()
-        .args([
-            "run",
-            "--endpoint",
-            "127.0.0.1:1",
-            "--target",
-            "ssh",
-            "--mgmt",
-            "http://127.0.0.1:1",
-        ])
-        .output()
-        .unwrap();
+    let out = drill().args(SSH_RUN).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ssh-host"));
 }
@@ -87,17 +87,8 @@ fn ssh_needs_hosts() {
 fn bad_ssh_options_are_refused() {
     let run = |extra: &[&str]| {
         let out = drill()
-            .args([
-                "run",
-                "--endpoint",
-                "127.0.0.1:1",
-                "--target",
-                "ssh",
-                "--mgmt",
-                "http://127.0.0.1:1",
-                "--ssh-host",
-                "mq1=ops@10.0.0.11",
-            ])
+            .args(SSH_RUN)
+            .args(["--ssh-host", "mq1=ops@10.0.0.11"])
             .args(extra)
             .output()
             .unwrap();
