@@ -282,16 +282,7 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
         })
     };
     let started = std::time::Instant::now();
-    let mut new = Lb::start_with(
-        &file,
-        "json",
-        &[
-            "--upgrade-socket".as_ref(),
-            sock.as_os_str(),
-            "--upgrade-from".as_ref(),
-            sock.as_os_str(),
-        ],
-    );
+    let mut new = Lb::upgrade_to(&file, &sock);
     new.wait_json("the new process taking over", |v| {
         v["event"] == "upgrade" && v["step"] == "took_over"
     });
@@ -580,21 +571,6 @@ fn silent_server() -> std::net::SocketAddr {
     addr
 }
 
-/// Starts `warren-lb --upgrade-from` for `file`, serving the next upgrade
-/// on the same socket.
-fn upgrade_to(file: &std::path::Path, sock: &std::path::Path) -> Lb {
-    Lb::start_with(
-        file,
-        "json",
-        &[
-            "--upgrade-socket".as_ref(),
-            sock.as_os_str(),
-            "--upgrade-from".as_ref(),
-            sock.as_os_str(),
-        ],
-    )
-}
-
 /// The upgrade socket's path, once the process serves it.
 fn wait_for_socket(sock: &std::path::Path) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -642,7 +618,7 @@ fn an_upgrade_never_answers_readyz_before_the_new_process_has_checked() {
             answers
         })
     };
-    let mut new = upgrade_to(&file, &sock);
+    let mut new = Lb::upgrade_to(&file, &sock);
     new.wait_json("the new process taking over", |v| {
         v["event"] == "upgrade" && v["step"] == "took_over"
     });
@@ -689,7 +665,7 @@ fn an_upgrade_can_move_the_admin_api() {
     );
     wait_for_socket(&sock);
     assert_eq!(admin_get(before, "/healthz"), Ok(200));
-    let mut new = upgrade_to(&new_file, &sock);
+    let mut new = Lb::upgrade_to(&new_file, &sock);
     new.wait_json("the new process taking over", |v| {
         v["event"] == "upgrade" && v["step"] == "took_over"
     });

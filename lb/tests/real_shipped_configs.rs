@@ -87,16 +87,7 @@ async fn lifecycle(deployment: &'static str) {
 
     // Upgrade: a new process takes every listener over, admin included.
     let upgrading = std::time::Instant::now();
-    let mut new = Lb::start_with(
-        &file,
-        "json",
-        &[
-            "--upgrade-socket".as_ref(),
-            sock.as_os_str(),
-            "--upgrade-from".as_ref(),
-            sock.as_os_str(),
-        ],
-    );
+    let mut new = Lb::upgrade_to(&file, &sock);
     block(|| {
         new.wait_json("the new process taking over", |v| {
             v["event"] == "upgrade" && v["step"] == "took_over"

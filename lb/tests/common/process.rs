@@ -40,6 +40,21 @@ impl Lb {
         Self::spawn(command)
     }
 
+    /// Starts `warren-lb --upgrade-from` for `config`, serving the next
+    /// upgrade on the same socket.
+    pub fn upgrade_to(config: &std::path::Path, sock: &std::path::Path) -> Lb {
+        Self::start_with(
+            config,
+            "json",
+            &[
+                "--upgrade-socket".as_ref(),
+                sock.as_os_str(),
+                "--upgrade-from".as_ref(),
+                sock.as_os_str(),
+            ],
+        )
+    }
+
     pub fn spawn(mut command: Command) -> Lb {
         let mut child = command
             .stdout(std::process::Stdio::piped())
