@@ -323,7 +323,11 @@ async fn at_the_open_files_limit_excess_clients_are_refused_and_the_server_stays
     // local-error counter says how many were refused.
     assert_eq!(established.len() as u64 + refused + queued, CLIENTS as u64);
     assert!(refused > 0, "no client was refused");
-    assert_eq!(status["resource_errors"]["connect"], refused, "{status:#}");
+    let counted = status["resource_errors"]["connect"].as_u64().unwrap_or(0);
+    assert!(
+        (refused..=refused + queued).contains(&counted),
+        "{counted} connect resource errors for {refused} refused and {queued} queued clients: {status:#}"
+    );
     eprintln!(
         "{} established, {refused} refused, {queued} queued; resource errors {}",
         established.len(),
@@ -332,11 +336,17 @@ async fn at_the_open_files_limit_excess_clients_are_refused_and_the_server_stays
     // /status above was answered at the limit (from the admin API's
     // descriptor reserve); /metrics is read once the sessions have gone, as
     // the reserve is not yet given back while descriptors stay short.
+    // Clients that gave up while queued are still in the listen backlog: the
+    // balancer may accept them later and fail their connect too, so the
+    // counter can only have grown by at most that many.
     drop(established);
-    assert_eq!(
-        lb.metric("warren_lb_process_resource_errors_total{phase=\"connect\"}")
-            .await,
-        refused as f64
+    let connect_errors = lb
+        .metric("warren_lb_process_resource_errors_total{phase=\"connect\"}")
+        .await;
+    assert!(
+        (refused as f64..=(refused + queued) as f64).contains(&connect_errors),
+        "connect resource errors {connect_errors}, expected {refused} refused \
+         plus at most {queued} given-up queued clients"
     );
 }
 
