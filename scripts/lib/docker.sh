@@ -4,8 +4,12 @@
 # Source this file, then call `docker_engine_up`; it starts dockerd only when
 # no engine answers, and `docker_engine_down` stops only a dockerd this shell
 # started (by its pid), so a developer's running engine is left alone.
-# `docker_base_image` builds localhost/debian:bookworm with debootstrap when
-# the image is missing: there is no Docker Hub on CI machines.
+# `docker_base_image [SUITE]` builds localhost/debian:SUITE (default bookworm,
+# or $WARREN_BASE_IMAGE for it) with debootstrap when the image is missing:
+# there is no Docker Hub on CI machines.
+
+# shellcheck source=rootfs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/rootfs.sh"
 
 WARREN_DOCKERD_PID=""
 WARREN_BASE_IMAGE="${WARREN_BASE_IMAGE:-localhost/debian:bookworm}"
@@ -42,17 +46,13 @@ docker_engine_down() {
 }
 
 docker_base_image() {
-  if docker image inspect "$WARREN_BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
-  local mirror dir
-  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
-  mirror=${mirror:-http://deb.debian.org/debian}
+  local suite=${1:-bookworm} image dir
+  if [ "$suite" = bookworm ]; then image=$WARREN_BASE_IMAGE; else image=localhost/debian:$suite; fi
+  if docker image inspect "$image" >/dev/null 2>&1; then return 0; fi
   dir=$(mktemp -d /var/tmp/warren-rootfs.XXXXXX)
-  echo "docker: building $WARREN_BASE_IMAGE with debootstrap from $mirror" >&2
-  if ! debootstrap --variant=minbase bookworm "$dir" "$mirror" >/var/log/warren-debootstrap.log 2>&1; then
-    echo "docker: debootstrap failed; see /var/log/warren-debootstrap.log" >&2
-    rm -rf "$dir"; return 1
-  fi
-  tar -C "$dir" -c . | docker import - "$WARREN_BASE_IMAGE" >/dev/null
+  echo "docker: building $image with debootstrap from $(debian_mirror)" >&2
+  if ! debootstrap_into "$suite" "$dir"; then rm -rf "$dir"; return 1; fi
+  tar -C "$dir" -c . | docker import - "$image" >/dev/null
   local rc=$?
   rm -rf "$dir"
   return $rc
