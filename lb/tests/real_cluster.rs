@@ -732,7 +732,7 @@ impl Watched {
     /// consecutive polls of the majority, one before and one after, both
     /// said it was not with them: the balancer would have sent clients into
     /// the minority.
-    fn into_minority(&self, since: Instant) -> Vec<Duration> {
+    fn minority_landings(&self, since: Instant) -> Vec<Duration> {
         self.polls
             .windows(2)
             .filter(|w| w[0].with_majority == Some(false) && w[1].with_majority == Some(false))
@@ -936,7 +936,7 @@ async fn frozen_node_resumed_under_pause_minority_leaves_the_majority_serving(br
         gaps, 0,
         "{gaps} samples of 50 ms with no majority server eligible"
     );
-    let into_minority = seen.into_minority(resumed_at);
+    let into_minority = seen.minority_landings(resumed_at);
     assert!(
         into_minority.is_empty(),
         "rabbit1 was eligible while the majority said it was not with them, at {into_minority:?} after the resume"
@@ -1063,7 +1063,7 @@ async fn partitioned_primary_is_never_used_and_the_majority_keeps_serving(broker
         gaps, 0,
         "{gaps} samples of 50 ms with no majority server eligible"
     );
-    let into_minority = seen.into_minority(cut_at);
+    let into_minority = seen.minority_landings(cut_at);
     assert!(
         into_minority.is_empty(),
         "rabbit1 was eligible while the majority said it was not with them, at {into_minority:?} after the cut"
