@@ -40,7 +40,9 @@ struct Bed {
 }
 
 impl Bed {
-    fn up(mode: &str) -> Bed {
+    /// A bed of broker line `version` (`scripts/testbed up --version`:
+    /// "3.10" or "4.0"); checks that the nodes really run it.
+    fn up(mode: &str, version: &str) -> Bed {
         let dir = tempfile::Builder::new()
             .prefix("warren-drill-tb")
             .tempdir()
@@ -52,7 +54,7 @@ impl Bed {
         let out = Command::new(testbed_script())
             .args(["up", "--dir"])
             .arg(bed.dir.path())
-            .args(["--mode", mode])
+            .args(["--mode", mode, "--version", version])
             .output()
             .expect("run scripts/testbed");
         assert!(
@@ -64,6 +66,11 @@ impl Bed {
             &std::fs::read_to_string(bed.dir.path().join("testbed.json")).unwrap(),
         )
         .unwrap();
+        let reported = bed.json["version"].as_str().unwrap_or_default();
+        assert!(
+            reported.starts_with(&format!("{version}.")),
+            "asked for RabbitMQ {version}, the broker reports {reported:?}"
+        );
         bed
     }
     fn path(&self) -> &Path {
@@ -338,7 +345,18 @@ fn expect_refused_with_wrong_password(bed: &Bed, lb: &Lb) {
 /// when the node they read from dies are reported as loss.
 #[test]
 fn real_quorum_drills() {
-    let bed = Bed::up("quorum");
+    quorum_drills("3.10");
+}
+
+/// The same drills on RabbitMQ 4.0 (trixie's 4.0.5), where quorum queues
+/// are the only replicated kind.
+#[test]
+fn real_quorum_drills_on_4_0() {
+    quorum_drills("4.0");
+}
+
+fn quorum_drills(version: &str) {
+    let bed = Bed::up("quorum", version);
     let lb = start_lb(&bed);
     expect_refused_with_wrong_password(&bed, &lb);
     expect_pass(&bed, &lb, "quorum", "crash");
@@ -439,7 +457,7 @@ fn expect_invalid_when_the_fault_misses_the_master(bed: &Bed, lb: &Lb, mode: &st
 /// mirrors; nothing lost.
 #[test]
 fn real_mirrored_drills() {
-    let bed = Bed::up("mirrored");
+    let bed = Bed::up("mirrored", "3.10");
     let lb = start_lb(&bed);
     expect_invalid_when_the_fault_misses_the_master(&bed, &lb, "mirrored");
     expect_pass(&bed, &lb, "mirrored", "crash");

@@ -36,7 +36,8 @@
 //! * [`Verdict::Unjudged`]: nothing new is known, the server keeps its
 //!   previous verdict.  That is the case for a server whose own report is
 //!   not current (no report yet, its last check failed, or no news: its
-//!   health decides), and for a server *in service* (UP) whose majority
+//!   health decides; but a silent server that a majority of witnesses
+//!   seeing each other all deny is cut off), and for a server *in service* (UP) whose majority
 //!   only lacks confirmation from peers that are UP but silent or stale
 //!   at the moment, as long as no current peer denies it.  This hold is
 //!   what keeps a transient gap in the testimony (a peer's management API
@@ -146,17 +147,17 @@ fn judge_one(members: &[Member], me: usize, size: usize) -> Verdict {
     let Some(mine) = m.report else {
         return Verdict::Unjudged("no report yet".into());
     };
-    match m.freshness {
-        Freshness::Silent => return Verdict::Unjudged("no news from its management API".into()),
-        Freshness::Stale => return Verdict::Unjudged("its own check fails".into()),
-        Freshness::Current => {}
-    }
     let needed = size / 2 + 1;
-
-    // Proof: a mutually-seeing set of witnesses around `me`.
     let witnesses: Vec<usize> = (0..members.len())
         .filter(|&j| j != me && is_witness(&members[j]))
         .collect();
+    match m.freshness {
+        Freshness::Silent => return judge_silent(members, mine, &witnesses, needed),
+        Freshness::Stale => return Verdict::Unjudged("its own check fails".into()),
+        Freshness::Current => {}
+    }
+
+    // Proof: a mutually-seeing set of witnesses around `me`.
     let proven = largest_set(members, me, &witnesses, &|a, b| {
         mutual(report_of(members, a), report_of(members, b))
     });
@@ -213,6 +214,49 @@ fn judge_one(members: &[Member], me: usize, size: usize) -> Verdict {
         names(members, &proven),
         proven.len()
     ))
+}
+
+/// A server whose management API is silent while its AMQP answers keeps
+/// its verdict ("no news"), unless a majority of witnesses that see each
+/// other running all deny it.  Any majority the silent node could be in
+/// shares a node with that one, and that node's current report says it is
+/// not with them: so it is in none.  This is the partitioned node of
+/// RabbitMQ 4.0 in the seconds before `pause_minority` pauses it: its own
+/// API stalls (no news), its AMQP still answers, and the majority has
+/// already dropped it; without this it kept getting new sessions.
+fn judge_silent(
+    members: &[Member],
+    mine: &NodeReport,
+    witnesses: &[usize],
+    needed: usize,
+) -> Verdict {
+    let deniers: Vec<usize> = witnesses
+        .iter()
+        .copied()
+        .filter(|&j| {
+            let peer = report_of(members, j);
+            peer.node != mine.node && !vouches(peer, &mine.node)
+        })
+        .collect();
+    let mut denying = deniers
+        .iter()
+        .map(|&seed| {
+            largest_set(members, seed, &deniers, &|a, b| {
+                a != b && mutual(report_of(members, a), report_of(members, b))
+            })
+        })
+        .max_by_key(Vec::len)
+        .unwrap_or_default();
+    denying.sort_unstable();
+    if denying.len() >= needed {
+        return Verdict::CutOff(format!(
+            "no news from {}'s management API, and {} nodes that see each other running do not see it running: {}",
+            mine.node,
+            denying.len(),
+            names(members, &denying)
+        ));
+    }
+    Verdict::Unjudged("no news from its management API".into())
 }
 
 fn report_of<'a>(members: &[Member<'a>], i: usize) -> &'a NodeReport {

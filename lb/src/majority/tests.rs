@@ -275,3 +275,63 @@ fn one_node_per_name_counts() {
 }
 
 mod model;
+
+/// Issue 14, seen on RabbitMQ 4.0: rabbit1 partitioned by iptables under
+/// `pause_minority`.  For several seconds before it pauses, its management
+/// API stalls (no news) while its AMQP answers, and rabbit2 and rabbit3
+/// have already dropped it.  Their current majority denies it: cut off,
+/// not held on its silence.
+#[test]
+fn a_silent_node_that_a_majority_of_witnesses_denies_is_cut_off() {
+    let v = verdicts(&[
+        (Some(report(1, 3, ALL, &[])), Silent, true),
+        (Some(report(2, 3, &[2, 3], &[])), Current, true),
+        (Some(report(3, 3, &[2, 3], &[])), Current, true),
+    ]);
+    assert!(is_cut_off(&v[0]), "{v:?}");
+    assert_eq!(
+        v[0].reason(),
+        "no news from rabbit1@localhost's management API, and 2 nodes that see each other running do not see it running: [rabbit2@localhost, rabbit3@localhost]"
+    );
+    assert!(is_eligible(&v[1]) && is_eligible(&v[2]), "{v:?}");
+    // A partition entry is a denial too.
+    let v = verdicts(&[
+        (Some(report(1, 3, ALL, &[])), Silent, true),
+        (Some(report(2, 3, &[2, 3], &[1])), Current, true),
+        (Some(report(3, 3, &[2, 3], &[1])), Current, true),
+    ]);
+    assert!(is_cut_off(&v[0]), "{v:?}");
+}
+
+#[test]
+fn a_silent_node_keeps_its_verdict_without_a_denying_majority() {
+    // One denier is not a majority: the other peer is silent as well.
+    let v = verdicts(&[
+        (Some(report(1, 3, ALL, &[])), Silent, true),
+        (Some(report(2, 3, &[2, 3], &[])), Current, true),
+        (Some(report(3, 3, ALL, &[])), Silent, true),
+    ]);
+    assert!(matches!(v[0], Verdict::Unjudged(_)), "{v:?}");
+    // The deniers do not see each other: no majority of them.
+    let v = verdicts(&[
+        (Some(report(1, 3, ALL, &[])), Silent, true),
+        (Some(report(2, 3, &[2], &[])), Current, true),
+        (Some(report(3, 3, &[3], &[])), Current, true),
+    ]);
+    assert!(matches!(v[0], Verdict::Unjudged(_)), "{v:?}");
+    // The freeze window: rabbit2 silent, the current rabbit3 sees it
+    // running.  No denial, rabbit2 keeps serving.
+    let v = verdicts(&[
+        (Some(report(1, 3, ALL, &[])), Stale, false),
+        (Some(report(2, 3, ALL, &[])), Silent, true),
+        (Some(report(3, 3, &[2, 3], &[1])), Current, true),
+    ]);
+    assert!(matches!(v[1], Verdict::Unjudged(_)), "{v:?}");
+    // A denying witness that is DOWN does not count.
+    let v = verdicts(&[
+        (Some(report(1, 3, ALL, &[])), Silent, true),
+        (Some(report(2, 3, &[2, 3], &[])), Current, true),
+        (Some(report(3, 3, &[2, 3], &[])), Current, false),
+    ]);
+    assert!(matches!(v[0], Verdict::Unjudged(_)), "{v:?}");
+}

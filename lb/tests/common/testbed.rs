@@ -5,6 +5,34 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// A broker line `scripts/testbed up --version` runs: Debian bookworm's
+/// 3.10 (mirrored or quorum queues) or trixie's 4.0 (quorum only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broker {
+    V3_10,
+    V4_0,
+}
+
+impl Broker {
+    /// The `--version` value, also the prefix of the version the broker
+    /// reports.
+    pub fn line(self) -> &'static str {
+        match self {
+            Broker::V3_10 => "3.10",
+            Broker::V4_0 => "4.0",
+        }
+    }
+
+    /// The replicated-queue mode of the line's tests: classic mirrored
+    /// queues where they exist (3.x), quorum queues on 4.0.
+    pub fn replicated_mode(self) -> &'static str {
+        match self {
+            Broker::V3_10 => "mirrored",
+            Broker::V4_0 => "quorum",
+        }
+    }
+}
+
 /// A running testbed; `down` on drop, also when the test panics.
 pub struct Testbed {
     dir: tempfile::TempDir,
@@ -13,14 +41,31 @@ pub struct Testbed {
 }
 
 impl Testbed {
+    /// A 3.10 cluster (`up` with `args`).
     pub fn up(args: &[&str]) -> Testbed {
+        Testbed::up_on(Broker::V3_10, args)
+    }
+
+    /// A cluster of `broker`'s line; checks that the nodes really run it.
+    pub fn up_on(broker: Broker, args: &[&str]) -> Testbed {
         let dir = tempfile::tempdir().unwrap();
         let mut tb = Testbed {
             dir,
             state: Value::Null,
         };
-        let out = tb.cmd("up", args);
+        let args: Vec<&str> = ["--version", broker.line()]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect();
+        let out = tb.cmd("up", &args);
         tb.state = serde_json::from_slice(&out).expect("testbed up prints its state");
+        let reported = tb.field("version");
+        assert!(
+            reported.starts_with(&format!("{}.", broker.line())),
+            "asked for RabbitMQ {}, the broker reports {reported}",
+            broker.line()
+        );
         tb
     }
 

@@ -38,7 +38,10 @@
 //!     through a proof), and a server a current peer in service denies is
 //!     never held;
 //! (d) stale and silent reports do not testify: rewriting what they say
-//!     changes nobody else's eligibility.
+//!     changes nobody else's eligibility;
+//! (e) a silent server that every member of a true majority denies, all
+//!     of them UP with current reports, is cut off (no news does not keep
+//!     a node the majority has dropped in service).
 
 use std::fmt;
 
@@ -403,6 +406,29 @@ proptest! {
                 !confirmable || members.iter().any(|&i| is_eligible(&verdicts[i])),
                 "(b) a true majority passes its checks and none of it is eligible{view}"
             );
+        }
+        // (e)
+        for m in view.truth.majorities() {
+            let members: Vec<usize> = (0..view.truth.size()).filter(|i| m & 1 << i != 0).collect();
+            let confirmable = members.iter().all(|&i| {
+                let s = &view.servers[i];
+                s.up && s.freshness == Freshness::Current && s.report.is_some()
+            });
+            for (i, s) in view.servers.iter().enumerate() {
+                let Some(mine) = s.report.as_ref().filter(|_| s.freshness == Freshness::Silent) else {
+                    continue;
+                };
+                let denied_by_all = members.iter().all(|&j| {
+                    view.servers[j]
+                        .report
+                        .as_ref()
+                        .is_some_and(|r| r.node != mine.node && !vouches(r, &mine.node))
+                });
+                prop_assert!(
+                    !confirmable || !denied_by_all || is_cut_off(&verdicts[i]),
+                    "(e) silent rabbit{} is denied by a whole true majority yet not cut off{view}", i + 1
+                );
+            }
         }
         // (d)
         let rewritten = rewrite_non_current(&view, &noise);
