@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 use warren_health::probe::{self, HttpCheck, NodeReport, ProbeError, RabbitCheck};
 use warren_health::Outcome;
 
@@ -35,6 +35,8 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
     let mut due = server.machine(|m| m.first_check_at(Instant::now()));
     // Since when the management API has been timing out, if it has.
     let mut silent_since: Option<Instant> = None;
+    // The broker version last refused by the `rabbitmq` check, if any.
+    let mut refused_broker: Option<String> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(due.into()) => {}
@@ -51,6 +53,7 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
         };
         if check.kind == CheckKind::Rabbitmq {
             server.record_report(result.clone().ok().flatten());
+            note_unknown_broker(&server, &result, &mut refused_broker);
         }
         let (outcome, reason) = match &result {
             Ok(_) => (Outcome::Passed, format!("{} check passed", layer(check))),
@@ -129,6 +132,30 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
 /// an UP server stays UP, a DOWN one stays DOWN.  The limit bounds how long
 /// a node can stay UP on AMQP alone.
 pub const NO_NEWS_LIMIT: Duration = Duration::from_secs(90);
+
+/// Logs a broker version the `rabbitmq` check does not know, once per
+/// change: the check fails on it at every interval, and the DOWN transition
+/// alone would not show a version that changes while the server is DOWN.
+fn note_unknown_broker(
+    server: &ServerState,
+    result: &Result<Option<NodeReport>, ProbeError>,
+    last: &mut Option<String>,
+) {
+    let refused = match result {
+        Err(e @ ProbeError::UnknownBroker(_)) => Some(e.to_string()),
+        _ => None,
+    };
+    if refused != *last {
+        if let Some(reason) = &refused {
+            warn!(
+                server = %server.id(),
+                "Server {}: {reason}; it stays DOWN until it reports a version the check knows.",
+                server.id()
+            );
+        }
+        *last = refused;
+    }
+}
 
 /// A `rabbitmq` check, and whether the node's AMQP port answered when the
 /// management API was slow.  The AMQP probe starts at half the check's

@@ -13,7 +13,7 @@ mod tcp;
 
 pub use amqp::{amqp, amqp_with_preamble};
 pub use http::{http, HttpCheck};
-pub use rabbitmq::{judge, rabbitmq, NodeReport, RabbitCheck};
+pub use rabbitmq::{judge, rabbitmq, Answer, NodeReport, RabbitCheck};
 pub use tcp::{tcp, tcp_with_preamble};
 
 use std::io;
@@ -57,6 +57,11 @@ pub enum ProbeError {
     /// The RabbitMQ management API answered, and the node is not eligible.
     #[error("rabbitmq: {0}")]
     Rabbit(String),
+    /// The RabbitMQ node reports a version the check does not know (or
+    /// none): it is not judged at all.  Kept apart from [`ProbeError::Rabbit`]
+    /// so warren-lb can log it once per change rather than per check.
+    #[error("rabbitmq: {0}")]
+    UnknownBroker(String),
     /// The probe's own socket could not be had: a local resource ran out
     /// (HAProxy's "Socket error").  Says nothing about the server.
     #[error("Socket error: {reason}: {}", .resource.describe())]
