@@ -23,7 +23,8 @@ COMPOSE_FILE = os.path.join(ROOT, "compose", "docker-compose.yml")
 TAG = os.environ.get("WARREN_TEST_TAG", "test")
 # One /24 per stack inside the compose range 10.230.0.0/16 (the demo uses
 # 10.230.0): a test run and a demo can share the engine.
-NETS = {"mirrored": "10.230.1", "quorum": "10.230.2", "quorum-4.0": "10.230.40"}
+NETS = {"mirrored": "10.230.1", "quorum": "10.230.2", "quorum-4.0": "10.230.40",
+        "quorum-4.0-khepri": "10.230.44"}
 
 
 def run(cmd, check=True, timeout=600, env=None, **kw):

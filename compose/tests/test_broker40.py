@@ -2,7 +2,8 @@
 end with a real engine: three 4.0 nodes in one cluster behind the two lb
 hosts, quorum defaults and feature flags as compose renders them, a crash
 drill through the VIP with nothing lost, `down -v` leaving nothing behind;
-and the opt-in Khepri switch on a real 4.0 node."""
+and the opt-in Khepri switch on a real 4.0 node (the whole Khepri stack:
+test_broker40_khepri.py)."""
 
 import subprocess
 import time
