@@ -21,9 +21,10 @@ import pytest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 COMPOSE_FILE = os.path.join(ROOT, "compose", "docker-compose.yml")
 TAG = os.environ.get("WARREN_TEST_TAG", "test")
-# One /24 per mode inside the compose range 10.230.0.0/16 (the demo uses
+# One /24 per stack inside the compose range 10.230.0.0/16 (the demo uses
 # 10.230.0): a test run and a demo can share the engine.
-NETS = {"mirrored": "10.230.1", "quorum": "10.230.2"}
+NETS = {"mirrored": "10.230.1", "quorum": "10.230.2", "quorum-4.0": "10.230.40",
+        "quorum-4.0-khepri": "10.230.44"}
 
 
 def run(cmd, check=True, timeout=600, env=None, **kw):
@@ -73,13 +74,33 @@ def broker_image(docker_engine):
 
 
 @pytest.fixture(scope="session")
-def images(docker_engine):
-    """Build (or reuse from the layer cache) every image, tag TAG."""
+def broker_image40(docker_engine):
+    """Only the 4.0 broker image, warren/broker:TAG-4.0."""
+    env = dict(os.environ, WARREN_TAG=TAG)
+    run([os.path.join(ROOT, "compose", "build-images"), "--tag", TAG, "--only", "broker",
+         "--broker", "4.0"], env=env, timeout=1800)
+    return f"{TAG}-4.0"
+
+
+def build_images(broker):
+    """Build (or reuse from the layer cache) every image, tag TAG, with the
+    broker of this line."""
     t = time.monotonic()
     env = dict(os.environ, WARREN_TAG=TAG)
-    p = run([os.path.join(ROOT, "compose", "build-images"), "--tag", TAG], env=env, timeout=1800)
-    print(f"build-images: {time.monotonic() - t:.0f}s\n{p.stderr}")
+    p = run([os.path.join(ROOT, "compose", "build-images"), "--tag", TAG, "--broker", broker],
+            env=env, timeout=1800)
+    print(f"build-images --broker {broker}: {time.monotonic() - t:.0f}s\n{p.stderr}")
     return TAG
+
+
+@pytest.fixture(scope="session")
+def images(docker_engine):
+    return build_images("3.10")
+
+
+@pytest.fixture(scope="session")
+def images40(docker_engine):
+    return build_images("4.0")
 
 
 @pytest.fixture(scope="session")
@@ -93,9 +114,10 @@ def secrets_dir():
 class Stack:
     """One compose project of the warren topology."""
 
-    def __init__(self, project, mode, net, secrets):
+    def __init__(self, project, mode, net, secrets, broker="3.10", khepri=False):
         self.project = project
         self.mode = mode
+        self.broker = broker
         self.net = net
         self.secrets = secrets
         self.vip = f"{net}.100"
@@ -105,6 +127,8 @@ class Stack:
             os.environ,
             COMPOSE_PROJECT_NAME=project,
             WARREN_MODE=mode,
+            WARREN_BROKER=broker,
+            WARREN_KHEPRI="true" if khepri else "false",
             WARREN_NET=net,
             WARREN_TAG=TAG,
             WARREN_SECRETS_DIR=secrets,
@@ -216,12 +240,9 @@ class Stack:
                        check=False, timeout=300)
 
 
-@pytest.fixture(scope="module", params=["mirrored", "quorum"])
-def stack(request, images, secrets_dir):
-    mode = request.param
-    if mode == "quorum" and os.environ.get("WARREN_COMPOSE_QUORUM", "1") == "0":
-        pytest.skip("quorum stack disabled by WARREN_COMPOSE_QUORUM=0")
-    s = Stack(f"warrentest{mode[0]}", mode, NETS[mode], secrets_dir)
+def stack_up(s):
+    """Start the stack, wait until healthy, yield it; down -v and check that
+    nothing is left behind, also on failure."""
     s.down()  # a previous interrupted run of this suite
     t = time.monotonic()
     try:
@@ -241,3 +262,11 @@ def stack(request, images, secrets_dir):
             for v in left.get("volumes", []):
                 run(["docker", "volume", "rm", "-f", v], check=False)
             raise AssertionError(f"compose down left {left} behind in {s.project}")
+
+
+@pytest.fixture(scope="module", params=["mirrored", "quorum"])
+def stack(request, images, secrets_dir):
+    mode = request.param
+    if mode == "quorum" and os.environ.get("WARREN_COMPOSE_QUORUM", "1") == "0":
+        pytest.skip("quorum stack disabled by WARREN_COMPOSE_QUORUM=0")
+    yield from stack_up(Stack(f"warrentest{mode[0]}", mode, NETS[mode], secrets_dir))

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from conftest import run
+from conftest import ROOT, run
 
 
 def broker_run(tag, secrets, env=(), hostname="broker1", timeout=120):
@@ -75,6 +75,132 @@ def test_unknown_mode(broker_image, secret_files):
     rc, out = broker_run(broker_image, files, env=["WARREN_MODE=mirroed"])
     assert rc != 0
     assert "FATAL: unknown WARREN_MODE 'mirroed' (expected: mirrored or quorum)" in out, out
+
+
+# The broker line (WARREN_BROKER) against the image and the mode: refused by the
+# entrypoint before RabbitMQ starts, whatever started the container.
+LINE_CASES = {
+    "mirrored-on-4.0": (
+        "4.0", ["WARREN_BROKER=4.0", "WARREN_MODE=mirrored"],
+        "FATAL: WARREN_MODE=mirrored is not supported on RabbitMQ 4.0.5: classic queue mirroring "
+        "was removed in 4.0 (supported WARREN_MODE on 4.x: quorum)",
+    ),
+    "mirrored-default-on-4.0": (
+        "4.0", [],
+        "FATAL: WARREN_MODE=mirrored is not supported on RabbitMQ 4.0.5",
+    ),
+    "3.10-line-on-4.0-image": (
+        "4.0", ["WARREN_BROKER=3.10", "WARREN_MODE=quorum"],
+        "FATAL: WARREN_BROKER=3.10 but this image is RabbitMQ 4.0.5 (rebuild it: compose/build-images --broker 3.10)",
+    ),
+    "4.0-line-on-3.10-image": (
+        "3.10", ["WARREN_BROKER=4.0", "WARREN_MODE=quorum"],
+        "FATAL: WARREN_BROKER=4.0 but this image is RabbitMQ 3.10.8 (rebuild it: compose/build-images --broker 4.0)",
+    ),
+    "unknown-line": (
+        "3.10", ["WARREN_BROKER=4.1"],
+        "FATAL: unknown WARREN_BROKER '4.1' (expected: 3.10 or 4.0)",
+    ),
+    "khepri-on-3.10": (
+        "3.10", ["WARREN_BROKER=3.10", "WARREN_MODE=quorum", "WARREN_KHEPRI=true"],
+        "FATAL: WARREN_KHEPRI=true needs RabbitMQ 4.0 or newer, this image is 3.10.8: RabbitMQ 3.x has no "
+        "supported Khepri",
+    ),
+    "khepri-not-boolean": (
+        "4.0", ["WARREN_BROKER=4.0", "WARREN_MODE=quorum", "WARREN_KHEPRI=yes"],
+        "FATAL: WARREN_KHEPRI='yes' is not true or false",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LINE_CASES))
+def test_entrypoint_refuses_line_mismatch(case, broker_image, broker_image40, secret_files):
+    line, env, message = LINE_CASES[case]
+    _, files, _ = secret_files
+    rc, out = broker_run(broker_image40 if line == "4.0" else broker_image, files, env=env)
+    assert rc == 64, out
+    assert message in out, out
+    assert "starting rabbit@" not in out, out
+
+
+# compose/warren-check: the same refusals before anything starts.
+CHECK_CASES = {
+    "mirrored-with-4.0": (
+        {"WARREN_BROKER": "4.0", "WARREN_MODE": "mirrored"},
+        "warren-check: FATAL: WARREN_MODE=mirrored is not supported with WARREN_BROKER=4.0: classic queue "
+        "mirroring was removed in RabbitMQ 4.0 (supported WARREN_MODE on 4.0: quorum)",
+    ),
+    "mirrored-by-default-with-4.0": (
+        {"WARREN_BROKER": "4.0"},
+        "warren-check: FATAL: WARREN_MODE=mirrored is not supported with WARREN_BROKER=4.0",
+    ),
+    "khepri-with-3.10": (
+        {"WARREN_BROKER": "3.10", "WARREN_MODE": "quorum", "WARREN_KHEPRI": "true"},
+        "warren-check: FATAL: WARREN_KHEPRI=true needs WARREN_BROKER=4.0 (got 3.10): RabbitMQ 3.x has no "
+        "supported Khepri",
+    ),
+    "unknown-line": (
+        {"WARREN_BROKER": "3.13"},
+        "warren-check: FATAL: unknown WARREN_BROKER '3.13' (supported: 3.10, 4.0)",
+    ),
+    "unknown-mode": (
+        {"WARREN_BROKER": "4.0", "WARREN_MODE": "stream"},
+        "warren-check: FATAL: unknown WARREN_MODE 'stream' (supported: mirrored, quorum)",
+    ),
+    "khepri-not-boolean": (
+        {"WARREN_BROKER": "4.0", "WARREN_MODE": "quorum", "WARREN_KHEPRI": "1"},
+        "warren-check: FATAL: WARREN_KHEPRI='1' is not true or false",
+    ),
+}
+
+
+def _check(env):
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("WARREN_BROKER", "WARREN_MODE", "WARREN_KHEPRI")}
+    return subprocess.run([os.path.join(ROOT, "compose", "warren-check")], env=dict(clean, **env),
+                          capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("case", sorted(CHECK_CASES))
+def test_warren_check_refuses(case):
+    env, message = CHECK_CASES[case]
+    p = _check(env)
+    assert p.returncode == 64, p.stdout + p.stderr
+    assert message in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("env", [
+    {}, {"WARREN_MODE": "quorum"},
+    {"WARREN_BROKER": "4.0", "WARREN_MODE": "quorum"},
+    {"WARREN_BROKER": "4.0", "WARREN_MODE": "quorum", "WARREN_KHEPRI": "true"},
+])
+def test_warren_check_accepts(env):
+    p = _check(env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("warren-check: ok: WARREN_BROKER="), p.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--broker", "4.0", "--mode", "mirrored"],
+     "demo: --mode mirrored is not supported with --broker 4.0: classic queue mirroring was removed in "
+     "RabbitMQ 4.0 (supported --mode on 4.0: quorum)"),
+    (["--broker", "4.1"], "demo: unknown --broker '4.1' (supported: 3.10, 4.0)"),
+])
+def test_demo_refuses_at_argument_parsing(docker_engine, args, message):
+    # before the dependencies, the engine, the images or any container: the
+    # project never gets a container, network or volume
+    project = f"warrentest-demo-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, COMPOSE_PROJECT_NAME=project)
+    p = subprocess.run([os.path.join(ROOT, "scripts", "demo"), *args], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert message in p.stderr, p.stderr
+    assert "== dependencies" not in p.stdout, p.stdout
+    label = f"label=com.docker.compose.project={project}"
+    for cmd in (["docker", "ps", "-aq", "--filter", label],
+                ["docker", "network", "ls", "-q", "--filter", label],
+                ["docker", "volume", "ls", "-q", "--filter", label]):
+        assert run(cmd).stdout.strip() == "", cmd
 
 
 def test_fresh_node_without_peers_refuses_to_start_alone(broker_image, secret_files):

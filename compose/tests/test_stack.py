@@ -167,6 +167,8 @@ def _table_row(report):
         out = run([os.path.join(ROOT, "compose", "drill-table"), f.name]).stdout
     finally:
         os.unlink(f.name)
+    # shown with -s: the figures docs/compose.md quotes
+    print(f"drill-table: {out.splitlines()[2]}")
     return out.splitlines()[2].split()
 
 

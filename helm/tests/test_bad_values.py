@@ -20,6 +20,8 @@ SCHEMA_CASES = {
     "typo-key": ({"broker": {"replica": 3}}, "additional properties 'replica' not allowed"),
     "bad-service-type": ({"lb": {"service": {"type": "NodePort"}}}, "at '/lb/service/type': value must be one of 'ClusterIP', 'LoadBalancer'"),
     "bad-vip": ({"vip": {"enabled": True, "virtualIPs": ["not-an-ip"]}}, "at '/vip/virtualIPs/0'"),
+    "khepri-not-boolean": ({"broker": {"khepri": {"enabled": "yes"}}}, "at '/broker/khepri/enabled'"),
+    "khepri-typo": ({"broker": {"khepri": {"enable": True}}}, "additional properties 'enable' not allowed"),
 }
 
 
@@ -40,6 +42,24 @@ TEMPLATE_CASES = {
     "mirrored-with-v4.1": (
         {"broker": {"image": {"tag": "v4.1.0-management"}}},
         "mode=mirrored needs a RabbitMQ 3.13 broker image",
+    ),
+    "unknown-line-4.2": (
+        {"mode": "quorum", "broker": {"image": {"tag": "4.2.0"}}},
+        'broker.image.tag "4.2.0" does not name a RabbitMQ line this chart supports (supported: 3.13, 4.0, 4.1; '
+        "the tag must start with MAJOR.MINOR, e.g. 4.0.5 or 4.0-management)",
+    ),
+    "unknown-line-3.12": (
+        {"broker": {"image": {"tag": "3.12.14-management"}}},
+        'broker.image.tag "3.12.14-management" does not name a RabbitMQ line this chart supports (supported: 3.13, 4.0, 4.1',
+    ),
+    "tag-without-version": (
+        {"mode": "quorum", "broker": {"image": {"tag": "latest"}}},
+        'broker.image.tag "latest" does not name a RabbitMQ line this chart supports',
+    ),
+    "khepri-on-3.13": (
+        {"mode": "quorum", "broker": {"image": {"tag": "3.13.7"}, "khepri": {"enabled": True}}},
+        'broker.khepri.enabled=true needs a RabbitMQ 4.x broker image, but broker.image.tag is "3.13.7": '
+        "Khepri on 3.13 is experimental, unsupported, and blocks the upgrade to 4.x",
     ),
     "vip-without-address": (
         {"vip": {"enabled": True}},
@@ -79,6 +99,10 @@ def chart_without_schema(tmp_path_factory):
         ({"mode": "sharded"}, 'mode must be "mirrored" or "quorum" (got "sharded")'),
         ({"broker": {"image": {"tag": ""}}}, "broker.image.tag is empty: set an explicit image tag"),
         ({"lb": {"image": {"tag": ""}}}, "lb.image.tag is empty"),
+        ({"mode": "quorum", "broker": {"image": {"tag": "4.2.0"}}},
+         'broker.image.tag "4.2.0" does not name a RabbitMQ line this chart supports'),
+        ({"broker": {"khepri": {"enabled": True}}}, "broker.khepri.enabled=true needs a RabbitMQ 4.x broker image"),
+        ({"mode": "mirrored", "broker": {"image": {"tag": "4.0.5"}}}, "mode=mirrored needs a RabbitMQ 3.13 broker image"),
     ],
 )
 def test_templates_check_even_without_the_schema(chart_without_schema, values, message):

@@ -75,10 +75,26 @@ app.kubernetes.io/part-of: warren
 {{- printf "%s:%s" .image.repository (toString .image.tag) -}}
 {{- end -}}
 
-{{/* Major version of the broker image tag ("3.13.7-management" -> 3), 0 if unknown. */}}
+{{/*
+RabbitMQ line of the broker image, read from broker.image.tag ("4.0.5" and
+"v4.0-management" -> "4.0"; "" when the tag does not start with MAJOR.MINOR).
+The tag is the only version the chart gets, as with the RabbitMQ cluster
+operator (spec.image, no version field): a second setting could disagree with
+the image actually deployed.
+*/}}
+{{- define "warren.broker.line" -}}
+{{- regexFind "^v?[0-9]+\\.[0-9]+" (toString .Values.broker.image.tag) | trimPrefix "v" -}}
+{{- end -}}
+
+{{/* Lines the chart knows (warren.validate refuses any other). 4.2 makes Khepri the
+default for new clusters and 4.3 mandatory, so broker.khepri cannot mean there what
+it means here. */}}
+{{- define "warren.broker.lines" -}}3.13 4.0 4.1{{- end -}}
+
+{{/* Major version of the broker line ("4.0" -> 4), 0 if the tag names none. */}}
 {{- define "warren.broker.major" -}}
-{{- $m := regexFind "^v?[0-9]+\\." (toString .Values.broker.image.tag) | trimPrefix "v" | trimSuffix "." -}}
-{{- if $m -}}{{ $m }}{{- else -}}0{{- end -}}
+{{- $line := include "warren.broker.line" . -}}
+{{- if $line -}}{{ index (splitList "." $line) 0 }}{{- else -}}0{{- end -}}
 {{- end -}}
 
 {{/*
@@ -96,9 +112,17 @@ all stop with the same reason.
 {{- fail (printf "broker.replicas must be an odd number >= 1 (got %d): an even cluster cannot keep a strict majority after losing half of its nodes, so pause_minority and quorum queues would stop it; use 3 or 5" $replicas) -}}
 {{- end -}}
 {{- $_ := include "warren.image" (dict "image" $v.broker.image "what" "broker.image") -}}
+{{- $line := include "warren.broker.line" . -}}
+{{- $lines := splitList " " (include "warren.broker.lines" .) -}}
+{{- if not (has $line $lines) -}}
+{{- fail (printf "broker.image.tag %q does not name a RabbitMQ line this chart supports (supported: %s; the tag must start with MAJOR.MINOR, e.g. 4.0.5 or 4.0-management): the chart reads the broker version from the tag" (toString $v.broker.image.tag) (join ", " $lines)) -}}
+{{- end -}}
 {{- $major := int (include "warren.broker.major" .) -}}
 {{- if and (eq $v.mode "mirrored") (ge $major 4) -}}
-{{- fail (printf "mode=mirrored needs a RabbitMQ 3.13 broker image, but broker.image.tag is %q: classic queue mirroring was removed in RabbitMQ 4.0. Use mode=quorum with 4.x, or a 3.13 tag (see docs/helm.md, upgrade path)" (toString $v.broker.image.tag)) -}}
+{{- fail (printf "mode=mirrored needs a RabbitMQ 3.13 broker image, but broker.image.tag is %q: classic queue mirroring was removed in RabbitMQ 4.0. Use mode=quorum with 4.x (the only mode 4.x supports), or a 3.13 tag (see docs/helm.md, upgrade path)" (toString $v.broker.image.tag)) -}}
+{{- end -}}
+{{- if and $v.broker.khepri.enabled (lt $major 4) -}}
+{{- fail (printf "broker.khepri.enabled=true needs a RabbitMQ 4.x broker image, but broker.image.tag is %q: Khepri on 3.13 is experimental, unsupported, and blocks the upgrade to 4.x (set broker.khepri.enabled=false, or use a 4.0/4.1 tag with mode=quorum)" (toString $v.broker.image.tag)) -}}
 {{- end -}}
 {{- if $v.lb.enabled -}}
 {{- $_ := include "warren.image" (dict "image" $v.lb.image "what" "lb.image") -}}
