@@ -24,10 +24,32 @@ def sh_blocks(text):
     return commands
 
 
+# The section that test_converge_trixie.py runs (RabbitMQ 4.0 on trixie hosts); every
+# other section's commands are test_converge.py's.
+TRIXIE_SECTION = "RabbitMQ 4.0 on trixie hosts"
+
+
+def sections(text):
+    """{"## heading": body} of every second-level section."""
+    parts = re.split(r"^## (.+)$", text, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
 class DocCommands:
-    def __init__(self, path=DOCS):
+    """The documented commands one suite runs. Any documented command can be taken
+    (a suite may need the setup commands of another section), but `not_taken` only
+    lists the suite's own: those of section `only`, or of every section but
+    `without`."""
+
+    def __init__(self, path=DOCS, only=None, without=None):
         self.path = path
-        self.commands = sh_blocks(path.read_text())
+        text = path.read_text()
+        self.commands = sh_blocks(text)
+        all_sections = sections(text)
+        for name in (only, without):
+            assert name is None or name in all_sections, f"{path} has no section '## {name}'"
+        self.own = [c for heading, body in all_sections.items()
+                    if (heading == only if only else heading != without) for c in sh_blocks(body)]
         self.taken = set()
 
     def take(self, command):
@@ -38,7 +60,7 @@ class DocCommands:
         return command
 
     def not_taken(self):
-        return [c for c in self.commands if c not in self.taken]
+        return [c for c in self.own if c not in self.taken]
 
 
 class SiteDirs:

@@ -1,36 +1,28 @@
-"""Converge site.yml on five systemd "VMs" (containers) the way docs/ansible.md says,
-then idempotence, verify, day-2 operations and a drill.
+"""Converge site.yml on five Debian bookworm (RabbitMQ 3.10) systemd "VMs" (containers)
+the way docs/ansible.md says, then idempotence, verify, day-2 operations and a drill.
 
-The containers come from the offline Debian base image (scripts/lib/docker.sh) plus
-systemd, sshd, python3, sudo and iptables (tests/image/Dockerfile); Ansible reaches
-them over ssh, like real VMs. The inventory is made by the docs' own commands (copy of
-inventory/example, vault.yml from `ansible-vault encrypt_string` with a password file),
-then edited as the docs say (addresses, VIP, binaries). Every command of the docs' sh
-blocks is run from docs_commands.DocCommands, so docs and tests cannot drift. Network:
-one 10.240.N.0/24 docker network per run; only our own containers' addresses are ever
-contacted. Everything created here is named wans-N-* and removed at the end, also on
-failure.
+The bed (bed.py): containers from the offline base image reached over ssh, and an
+inventory made by the docs' own commands (copy of inventory/example, vault.yml from
+`ansible-vault encrypt_string` with a password file), then edited as the docs say
+(addresses, VIP, binaries). Every command of the docs' sh blocks (but those of the
+RabbitMQ 4.0 section, test_converge_trixie.py's) is run from docs_commands.DocCommands,
+so docs and tests cannot drift.
 
 Run alone:  python3 -m pytest -q ansible/tests/test_converge.py
 """
 
-import base64
-import hashlib
 import json
 import os
 import pathlib
 import re
 import shutil
-import socket
-import subprocess
-import time
 import tomllib
-import urllib.request
 
 import pytest
 
-from conftest import ANSIBLE_DIR, REPO_DIR, run_logged, run_playbook
-from docs_commands import DocCommands, SiteDirs
+from bed import (ANSIBLE_DIR, BROKERS, LBS, REPO_DIR, amqp_roundtrip, failures, main_pid, make_bed, mgmt, recap,
+                 section_hosts, vip_holders, wait_for)
+from docs_commands import TRIXIE_SECTION, DocCommands
 from publisher import ConfirmingPublisher, drain
 
 # Runs by default; WARREN_ANSIBLE_CONVERGE=0 skips it for a quick static-only run.
@@ -39,259 +31,14 @@ pytestmark = pytest.mark.skipif(
     reason="WARREN_ANSIBLE_CONVERGE=0: the five-container converge is skipped",
 )
 
-IMAGE_DIR = ANSIBLE_DIR / "tests/image"
-# Tagged by the Dockerfile's content: a changed Dockerfile builds a new image.
-NODE_IMAGE = "localhost/warren-ansible-node:" + hashlib.sha256((IMAGE_DIR / "Dockerfile").read_bytes()).hexdigest()[:12]
-BROKERS = ["rabbit1", "rabbit2", "rabbit3"]
-LBS = ["lb1", "lb2"]
-EXAMPLE_NET = "10.240.10."
-DOCS = DocCommands()
+DOCS = DocCommands(without=TRIXIE_SECTION)
 CONVERGE = "ansible-playbook -i inventory/prod site.yml"
 MANUAL_SYNC_QUEUE = "wans-manual-sync"
 
 
-def sh(cmd, check=True, timeout=600, **kw):
-    proc = subprocess.run(cmd, shell=isinstance(cmd, str), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False, **kw)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"command failed ({proc.returncode}): {cmd}\n{proc.stdout[-4000:]}")
-    return proc
-
-
-def wait_for(what, predicate, timeout, interval=1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 - keep polling, report the last error
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
-def binary(env_name, name):
-    """A warren binary: env var (set by scripts/test) or target/{release,debug}."""
-    candidates = [os.environ.get(env_name, "")]
-    candidates += [str(REPO_DIR / "target" / p / name) for p in ("release", "debug")]
-    for c in candidates:
-        if c and os.access(c, os.X_OK):
-            return c
-    pytest.fail(f"{name} not found ({env_name} or target/{{release,debug}}/{name}); "
-                f"scripts/test builds it with cargo build --workspace --bins")
-
-
-LOG_DIR = pathlib.Path(os.environ.get("WANS_LOG_DIR", "/tmp/wans-logs"))
-
-
-class Bed:
-    def __init__(self, tmp):
-        self.tmp = tmp
-        self.net = None
-        self.prefix = None
-        self.containers = []
-        self.ips = {}
-
-    def ip(self, host):
-        return self.ips[host]
-
-    def exec(self, host, *cmd, check=True, timeout=120):
-        return sh(["docker", "exec", f"{self.prefix}-{host}", *cmd], check=check, timeout=timeout)
-
-    def run(self, name, command, timeout=1500, extra_env=None):
-        """A bash command on the controller in ansible/, output in WANS_LOG_DIR/<name>.log."""
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        env = {"ANSIBLE_VAULT_PASSWORD_FILE": str(self.site.vault_pass), **(extra_env or {})}
-        t0 = time.monotonic()
-        proc = run_logged(command, timeout=timeout, extra_env=env,
-                          log=LOG_DIR / f"{name}.log")
-        proc.seconds = time.monotonic() - t0
-        print(f"{name}: {proc.seconds:.0f}s, rc={proc.returncode}, log {LOG_DIR / name}.log")
-        return proc
-
-    def doc(self, name, command, **kw):
-        """Run the documented command `command` on the controller (placeholders replaced)."""
-        return self.run(name, self.site.substitute(DOCS.take(command)), **kw)
-
-    def doc_on(self, host, command, name=None):
-        """Run the documented command `command` on a broker (as its operator would)."""
-        return self.exec(host, "sh", "-c", self.site.substitute(DOCS.take(command), name), check=False)
-
-    def playbook(self, name, playbook, *args, inventory=None, timeout=1500):
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        t0 = time.monotonic()
-        proc = run_playbook(playbook, inventory or self.site.inventory, *args, timeout=timeout,
-                            extra_env={"ANSIBLE_VAULT_PASSWORD_FILE": str(self.site.vault_pass)},
-                            log=LOG_DIR / f"{name}.log")
-        proc.seconds = time.monotonic() - t0
-        print(f"{name}: {proc.seconds:.0f}s, rc={proc.returncode}, log {LOG_DIR / name}.log")
-        return proc
-
-
-def docker_up():
-    lib = REPO_DIR / "scripts/lib/docker.sh"
-    sh(["bash", "-c", f"source {lib} && docker_engine_up && docker_base_image"], timeout=900)
-    if sh(["docker", "image", "inspect", NODE_IMAGE], check=False).returncode != 0:
-        sh(["docker", "build", "-q", "-t", NODE_IMAGE, str(IMAGE_DIR)], timeout=900)
-
-
-def start_containers(b):
-    # a /24 of 10.240.0.0/16 not used by another run (10.240.10.0/24 is the example's)
-    for n in [100 + (os.getpid() + i) % 150 for i in range(150)]:
-        name = f"wans-{n}"
-        r = sh(["docker", "network", "create", "--subnet", f"10.240.{n}.0/24", name], check=False)
-        if r.returncode == 0:
-            b.net, b.prefix, b.subnet = name, name, n
-            break
-    else:
-        pytest.fail("no free 10.240.N.0/24 for a docker network")
-    for host in BROKERS + LBS:
-        ip = f"10.240.{b.subnet}.{11 + BROKERS.index(host) if host in BROKERS else 21 + LBS.index(host)}"
-        b.ips[host] = ip
-        cname = f"{b.prefix}-{host}"
-        # recorded first: a container created but not started is removed too
-        b.containers.append(cname)
-        sh(["docker", "run", "-d", "--name", cname, "--hostname", host,
-            "--network", b.net, "--network-alias", host, "--ip", ip,
-            "--cgroupns=private", "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
-            "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-            "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
-            "--label", "warren.area=ansible", NODE_IMAGE])
-    key = b.tmp / "id"
-    sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
-    pub = (b.tmp / "id.pub").read_text().strip()
-    for host in BROKERS + LBS:
-        wait_for(f"systemd in {host}", lambda h=host: b.exec(
-            h, "systemctl", "is-system-running", check=False).stdout.strip() in ("running", "degraded"), 120)
-        b.exec(host, "sh", "-c", f"echo '{pub}' > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys")
-    for host in BROKERS + LBS:
-        wait_for(f"sshd in {host}", lambda h=host: socket.create_connection((b.ips[h], 22), 2).close() or True, 60)
-    # The hosts' real keys: ansible and warren-drill check them, nothing is trusted blindly.
-    b.known_hosts = b.tmp / "known_hosts"
-    scan = wait_for("ssh host keys", lambda: (lambda out: out if out.count("\n") >= 5 else None)(
-        sh(["ssh-keyscan", "-t", "ed25519", *b.ips.values()], check=False).stdout), 60)
-    b.known_hosts.write_text(scan)
-    return key
-
-
-def make_inventory(b, key):
-    """inventory/prod as docs/ansible.md makes it: its setup commands, then the edits
-    it asks for (addresses, VIP, binaries) plus this machine's ssh settings."""
-    b.site = SiteDirs(b.tmp / "site/inventory/prod", b.tmp / "site/warren-vault-pass")
-    b.site.inventory.parent.mkdir(parents=True)
-    setup = [DOCS.take(c) for c in (
-        "cp -r inventory/example inventory/prod",
-        "(umask 077 && openssl rand -hex 32 > ~/.warren-vault-pass)",
-        "export ANSIBLE_VAULT_PASSWORD_FILE=~/.warren-vault-pass",
-        'ansible-vault encrypt_string --name vault_rabbitmq_cluster_erlang_cookie "$(openssl rand -hex 32)"'
-        " > inventory/prod/group_vars/all/vault.yml",
-        'ansible-vault encrypt_string --name vault_rabbitmq_cluster_admin_password "$(openssl rand -hex 16)"'
-        " >> inventory/prod/group_vars/all/vault.yml",
-    )]
-    proc = b.run("inventory-setup", "\n".join(b.site.substitute(c) for c in setup), timeout=300)
-    assert proc.returncode == 0, proc.output[-3000:]
-    inv = b.site.inventory
-    vault = (inv / "group_vars/all/vault.yml").read_text()
-    assert vault.count("$ANSIBLE_VAULT;1.1;AES256") == 2 and "example" not in vault, vault
-    # "set your addresses in hosts.yml, the VIP in group_vars/warren_lb.yml"
-    for rel in ("hosts.yml", "group_vars/warren_lb.yml"):
-        f = inv / rel
-        f.write_text(f.read_text().replace(EXAMPLE_NET, f"10.240.{b.subnet}."))
-    b.vip = f"10.240.{b.subnet}.100"
-    assert f"warren_vip_address: {b.vip}/24" in (inv / "group_vars/warren_lb.yml").read_text()
-    b.drill_bin = binary("WARREN_DRILL_BIN", "warren-drill")
-    with open(inv / "group_vars/warren_lb.yml", "a") as f:
-        f.write(f"warren_lb_binary_src: {binary('WARREN_LB_BIN', 'warren-lb')}\n"
-                f"warren_vip_binary_src: {binary('WARREN_VIP_BIN', 'warren-vip')}\n")
-    with open(inv / "group_vars/all/main.yml", "a") as f:
-        f.write(f"ansible_ssh_private_key_file: {key}\n"
-                f"ansible_ssh_common_args: -o UserKnownHostsFile={b.known_hosts} -o StrictHostKeyChecking=yes\n"
-                f"drill_binary: {b.drill_bin}\n"
-                f"drill_ssh_known_hosts: {b.known_hosts}\n"
-                "drill_duration: 20s\n")
-    # A short grace keeps the suite quick: every restart leaves the manual-sync
-    # queue behind until the wait requests sync_queue.
-    with open(inv / "group_vars/rabbitmq.yml", "a") as f:
-        f.write("rabbitmq_cluster_sync_grace: 5\n")
-    # The secret as the vault holds it (and proof that it decrypts).
-    out = b.run("vault-read", f"ansible -i {inv} localhost -m ansible.builtin.debug "
-                "-a var=rabbitmq_cluster_admin_password", timeout=120)
-    assert out.returncode == 0, out.output[-2000:]
-    b.password = json.JSONDecoder().raw_decode(out.output.split("=>", 1)[1].lstrip())[0][
-        "rabbitmq_cluster_admin_password"]
-    assert re.fullmatch(r"[0-9a-f]{32}", b.password), "openssl rand -hex 16 from the docs"
-
-
-BED_STATE = ("net", "prefix", "subnet", "containers", "ips", "known_hosts", "vip", "drill_bin", "password")
-
-
-def save_bed(b):
-    """WANS_KEEP: what WANS_REUSE needs to run tests again on the kept containers."""
-    state = {k: str(v) if isinstance(v, pathlib.Path) else v for k, v in vars(b).items() if k in BED_STATE}
-    state.update(tmp=str(b.tmp), inventory=str(b.site.inventory), vault_pass=str(b.site.vault_pass))
-    (b.tmp / "bed.json").write_text(json.dumps(state, indent=1))
-    return b.tmp / "bed.json"
-
-
-def load_bed(path):
-    state = json.loads(pathlib.Path(path).read_text())
-    b = Bed(pathlib.Path(state.pop("tmp")))
-    b.site = SiteDirs(state.pop("inventory"), state.pop("vault_pass"))
-    for k, v in state.items():
-        setattr(b, k, pathlib.Path(v) if k == "known_hosts" else v)
-    return b
-
-
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
-    """The five containers and the docs' inventory. WANS_KEEP=1 leaves them running
-    (and prints a bed.json); WANS_REUSE=<bed.json> runs tests on such a kept bed
-    instead of a new one, for debugging one test (it removes nothing)."""
-    if os.environ.get("WANS_REUSE"):
-        yield load_bed(os.environ["WANS_REUSE"])
-        return
-    if shutil.which("docker") is None:
-        pytest.fail("docker is not installed (scripts/install-deps installs docker.io)")
-    docker_up()
-    b = Bed(tmp_path_factory.mktemp("wans"))
-    try:
-        key = start_containers(b)
-        make_inventory(b, key)
-        yield b
-    finally:
-        if os.environ.get("WANS_KEEP"):
-            state = save_bed(b) if hasattr(b, "password") else "(no inventory yet)"
-            print(f"WANS_KEEP set: leaving {b.containers} and {b.net}; WANS_REUSE={state}")
-        else:
-            for c in b.containers:
-                sh(["docker", "rm", "-f", "-v", c], check=False)
-            if b.net:
-                sh(["docker", "network", "rm", b.net], check=False)
-
-
-def recap(output):
-    """{host: {ok, changed, failed, unreachable}} from the PLAY RECAP."""
-    out = {}
-    for m in re.finditer(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output, re.M):
-        out[m.group(1)] = {"ok": int(m.group(2)), "changed": int(m.group(3)),
-                           "unreachable": int(m.group(4)), "failed": int(m.group(5))}
-    return out
-
-
-def failures(output):
-    return "\n".join(l for l in output.splitlines() if l.startswith(("fatal:", "failed:")))[-4000:]
-
-
-def mgmt(bed, host, path, method="GET", body=None):
-    req = urllib.request.Request(f"http://{bed.ip(host)}:15672/api/{path}", method=method,
-                                 data=None if body is None else json.dumps(body).encode())
-    req.add_header("Authorization", "Basic " + base64.b64encode(f"admin:{bed.password}".encode()).decode())
-    req.add_header("content-type", "application/json")
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        data = resp.read()
-        return json.loads(data) if data else None
+    yield from make_bed(tmp_path_factory, DOCS, "bookworm")
 
 
 def test_converge_then_idempotent(bed):
@@ -326,6 +73,27 @@ def test_cluster_of_three_with_policy_and_no_guest(bed):
     assert cookie == ["400", "rabbitmq", "64"], "the vault's cookie: openssl rand -hex 32"
 
 
+def test_khepri_on_3_10_is_refused_naming_the_version(bed):
+    """`rabbitmq_cluster_khepri: true` in the inventory of bookworm brokers (3.10): the
+    run stops at the first check that knows the broker line, on every broker, naming
+    the variable, the installed version and the value 3.x supports."""
+    khepri = bed.tmp / "site/inventory/khepri"
+    shutil.rmtree(khepri, ignore_errors=True)
+    shutil.copytree(bed.site.inventory, khepri)
+    with open(khepri / "group_vars/rabbitmq.yml", "a") as f:
+        f.write("rabbitmq_cluster_khepri: true\n")
+    run = bed.playbook("khepri-on-3x", "site.yml", "--limit", "rabbitmq", inventory=khepri, timeout=600)
+    assert run.returncode != 0, run.output[-3000:]
+    for host in BROKERS:
+        failed_task = run.output.split(f"fatal: [{host}]")[0].rsplit("TASK [", 1)[-1]
+        assert failed_task.startswith("rabbitmq_cluster : Check the Khepri switch against the broker line]"), \
+            run.output[-4000:]
+    fail = " ".join(failures(run.output).split())
+    assert ("rabbitmq_cluster_khepri: true needs RabbitMQ 4.0 or later, and this host has 3.10.8-" in fail
+            and "(the installed rabbitmq-server package)" in fail and "Supported on 3.x: false" in fail), fail
+    assert "TASK [rabbitmq_cluster : Write the configuration]" not in run.output, "refused before any change"
+
+
 def test_a_queue_is_mirrored_on_all_brokers(bed):
     mgmt(bed, "rabbit1", "queues/%2F/wans-mirrored", method="PUT", body={"durable": True})
     try:
@@ -340,15 +108,6 @@ def test_a_queue_is_mirrored_on_all_brokers(bed):
         mgmt(bed, "rabbit1", "queues/%2F/wans-mirrored", method="DELETE")
 
 
-def vip_holders(bed):
-    return [h for h in LBS
-            if f" {bed.vip}/" in bed.exec(h, "ip", "-o", "-4", "addr", "show", check=False).stdout]
-
-
-def main_pid(bed, host, unit):
-    return int(bed.exec(host, "systemctl", "show", "-p", "MainPID", "--value", unit).stdout.strip())
-
-
 def test_lb_and_vip_run_unprivileged_and_one_host_owns_the_vip(bed):
     for host in LBS:
         for unit, user in (("warren-lb", "warren-lb"), ("warren-vip", "warren-vip")):
@@ -358,24 +117,6 @@ def test_lb_and_vip_run_unprivileged_and_one_host_owns_the_vip(bed):
             assert bed.exec(host, "ps", "-o", "user=", "-p", str(pid)).stdout.strip() == user
     holders = wait_for("the VIP on exactly one lb host", lambda: (lambda h: h if len(h) == 1 else None)(vip_holders(bed)), 60)
     assert holders == ["lb1"], "lb1 has the highest default priority (150)"
-
-
-def amqp_roundtrip(bed, queue, body):
-    import pika
-
-    params = pika.ConnectionParameters(host=bed.vip, port=5672, credentials=pika.PlainCredentials("admin", bed.password),
-                                       connection_attempts=3, retry_delay=1, socket_timeout=10)
-    conn = pika.BlockingConnection(params)
-    try:
-        ch = conn.channel()
-        ch.confirm_delivery()
-        ch.queue_declare(queue=queue, durable=True)
-        ch.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2), mandatory=True)
-        method, _, got = ch.basic_get(queue, auto_ack=True)
-        ch.queue_delete(queue)
-        return got
-    finally:
-        conn.close()
 
 
 def test_publish_and_consume_through_the_vip(bed):
@@ -438,15 +179,6 @@ def test_a_changed_unit_is_applied_before_the_restart(bed):
     assert not [e for e in env if e.startswith("MARK=")], f"the running warren-lb has the old unit's environment: {env}"
     assert "MARK" not in bed.exec(host, "systemctl", "show", "-p", "Environment", "warren-lb").stdout
     assert bed.exec(host, "systemctl", "show", "-p", "NeedDaemonReload", "--value", "warren-lb").stdout.strip() == "no"
-
-
-def section_hosts(output, task):
-    """{host: status} of one task's results, for every time the task ran."""
-    out = {}
-    for block in output.split(f"TASK [{task}]")[1:]:
-        for m in re.finditer(r"^(ok|changed|skipping|fatal|failed): \[(\S+?)\]", block.split("\nTASK [")[0], re.M):
-            out[m.group(2)] = m.group(1)
-    return out
 
 
 @pytest.fixture

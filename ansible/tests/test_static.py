@@ -104,9 +104,10 @@ def test_bad_or_missing_required_variables_fail_naming_them(tmp_path):
         "wans-r2": ({"rabbitmq_cluster_admin_password": None}, "rabbitmq_cluster_admin_password is required"),
         "wans-l1": ({"warren_vip_address": None}, "warren_vip_address is required"),
         "wans-l2": ({"warren_vip_address": "10.240.250.100"}, "warren_vip_address is required"),
+        "wans-r6": ({"rabbitmq_cluster_khepri": "maybe"}, "rabbitmq_cluster_khepri must be true or false (is maybe)"),
     }
     proc = run_checks_only(write_local_inventory(
-        tmp_path, brokers=5, host_vars={h: v for h, (v, _) in defects.items()}))
+        tmp_path, brokers=6, host_vars={h: v for h, (v, _) in defects.items()}))
     assert proc.returncode != 0, proc.output[-4000:]
     for host, (_, message) in defects.items():
         failure = host_failure(proc.output, host)
