@@ -730,16 +730,26 @@ impl Watch {
 impl Watched {
     /// Moments (after `since`) when rabbit1 was eligible although two
     /// consecutive polls of the majority, one before and one after, both
-    /// said it was not with them: the balancer would have sent clients into
-    /// the minority.
-    fn into_minority(&self, since: Instant) -> Vec<Duration> {
-        self.polls
-            .windows(2)
-            .filter(|w| w[0].with_majority == Some(false) && w[1].with_majority == Some(false))
-            .flat_map(|w| {
+    /// said it was not with them, and the majority had been saying so for
+    /// longer than `grace`: the balancer would have sent clients into the
+    /// minority.  `grace` is what the balancer cannot do faster: learn of
+    /// the majority's word through its own next check of a majority node.
+    fn minority_landings(&self, since: Instant, grace: Duration) -> Vec<Duration> {
+        let denied = |i: usize| self.polls[i].with_majority == Some(false);
+        (1..self.polls.len())
+            .filter(|&i| denied(i - 1) && denied(i))
+            .flat_map(|i| {
+                let mut first = i - 1;
+                while first > 0 && denied(first - 1) {
+                    first -= 1;
+                }
+                let denied_since = self.polls[first].end;
+                let (w0, w1) = (&self.polls[i - 1], &self.polls[i]);
                 self.samples
                     .iter()
-                    .filter(move |s| s.1 && s.0 > w[0].end && s.0 < w[1].start)
+                    .filter(move |s| {
+                        s.1 && s.0 > w0.end && s.0 < w1.start && s.0 > denied_since + grace
+                    })
                     .map(move |s| s.0 - since)
             })
             .collect()
@@ -936,7 +946,8 @@ async fn frozen_node_resumed_under_pause_minority_leaves_the_majority_serving(br
         gaps, 0,
         "{gaps} samples of 50 ms with no majority server eligible"
     );
-    let into_minority = seen.into_minority(resumed_at);
+    // rabbit1 is DOWN from the freeze on: no grace.
+    let into_minority = seen.minority_landings(resumed_at, Duration::ZERO);
     assert!(
         into_minority.is_empty(),
         "rabbit1 was eligible while the majority said it was not with them, at {into_minority:?} after the resume"
@@ -955,13 +966,18 @@ async fn frozen_node_resumed_under_pause_minority_leaves_the_majority_serving(br
     lb.shutdown().await;
 }
 
+/// One round of the `rabbitmq` check in the config compose ships (`inter`
+/// 1 s + `timeout` 1 s, compose/lbhost/warren-lbhost).
+const SHIPPED_CHECK_ROUND: Duration = Duration::from_secs(2);
+
 /// Issue 14: rabbit1 (the primary) cut off from rabbit2 and rabbit3 by
 /// iptables in its own namespace, while the balancer still reaches it: a
 /// real network partition under `pause_minority`, then healed.  Judged from
 /// the cut until rabbit1 is back: the majority actually dropped rabbit1 (the
 /// fault happened); a majority server is always eligible; rabbit1 is never
-/// eligible while the majority's own API says it is not with them; sessions
-/// opened during the partition land on the majority and survive the heal.
+/// eligible while the majority's own API has said for longer than one check
+/// round that it is not with them; sessions opened during the partition land
+/// on the majority and survive the heal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_partitioned_primary_is_never_used_and_the_majority_keeps_serving() {
     partitioned_primary_is_never_used_and_the_majority_keeps_serving(Broker::V3_10).await;
@@ -1063,10 +1079,15 @@ async fn partitioned_primary_is_never_used_and_the_majority_keeps_serving(broker
         gaps, 0,
         "{gaps} samples of 50 ms with no majority server eligible"
     );
-    let into_minority = seen.into_minority(cut_at);
+    // Here rabbit1 stays UP and answers AMQP until it pauses, so the
+    // balancer learns of the majority's word only through its next check of
+    // rabbit2 or rabbit3: one round of the shipped check (inter 1 s +
+    // timeout 1 s) after their APIs say so.  (Without the silent-denied rule
+    // rabbit1 stayed eligible 8 s past that on 4.0.)
+    let into_minority = seen.minority_landings(cut_at, SHIPPED_CHECK_ROUND);
     assert!(
         into_minority.is_empty(),
-        "rabbit1 was eligible while the majority said it was not with them, at {into_minority:?} after the cut"
+        "rabbit1 was eligible while the majority had said for over {SHIPPED_CHECK_ROUND:?} that it was not with them, at {into_minority:?} after the cut"
     );
     let cut_majority = seen.majority_cut_off();
     assert_eq!(
