@@ -73,8 +73,8 @@ pub struct NodeReport {
 /// The requests go one after the other, `/api/nodes` last.  Sent together,
 /// they kept a partitioned 4.0 node eligible a little longer than its
 /// peers' APIs said (`real_partitioned_primary_is_never_used_and_the_
-/// majority_keeps_serving_on_4_0` failed twice; one after the other it
-/// passes).  The likely cause: while a peer is frozen or cut off the API
+/// majority_keeps_serving_on_4_0` failed both runs; one after the other it
+/// passed both, docs/health-checks.md).  The likely cause: while a peer is frozen or cut off the API
 /// stalls, and a request made during the stall is answered when it ends
 /// with the cluster view from before it.  Asked for last, the view is as
 /// fresh as the check can have it.
