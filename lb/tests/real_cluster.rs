@@ -764,6 +764,96 @@ impl Watched {
     }
 }
 
+/// A `pause_minority` test bed of `broker` with warren-lb running the config
+/// compose ships in front of it, all three servers eligible, and the watch
+/// sampling both from now on.
+struct PauseMinorityScene {
+    tb: Testbed,
+    /// Holds the rendered lb config for the test's lifetime.
+    _dir: tempfile::TempDir,
+    lb: Running,
+    servers: Vec<Arc<ServerState>>,
+    watch: Watch,
+    downs_before: Vec<u64>,
+}
+
+impl PauseMinorityScene {
+    async fn start(broker: Broker) -> PauseMinorityScene {
+        let tb = Testbed::up_on(
+            broker,
+            &[
+                "--mode",
+                broker.replicated_mode(),
+                "--partition-handling",
+                "pause_minority",
+            ],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (lb, rabbit1) = start_shipped_lb(&tb, dir.path()).await;
+        let servers = lb.backends()[0].servers.clone();
+        let watch = Watch::start(&tb, &servers, &rabbit1);
+        let downs_before = downs(&servers);
+        PauseMinorityScene {
+            tb,
+            _dir: dir,
+            lb,
+            servers,
+            watch,
+            downs_before,
+        }
+    }
+}
+
+/// Waits until rabbit2's and rabbit3's own views list only the two of
+/// them running: the fault took effect.
+async fn majority_drops_rabbit1(tb: &Testbed) {
+    eventually("the majority to drop rabbit1", || {
+        tokio::task::block_in_place(|| {
+            tb.sees_running(2) == Some(2) && tb.sees_running(3) == Some(2)
+        })
+    })
+    .await;
+}
+
+/// rabbit1 back and eligible: on its own if it `healed_alone`, else after
+/// the operator's restart (the heal with the management API's lagging
+/// partition data).
+async fn back_or_restarted(
+    tb: &Testbed,
+    watch: &Watch,
+    servers: &[Arc<ServerState>],
+    healed_alone: bool,
+) {
+    if !healed_alone {
+        tokio::task::block_in_place(|| {
+            tb.node("stop", 1);
+            tb.node("start", 1);
+        });
+    }
+    eventually("rabbit1 back and eligible", || watch.rabbit1_back(servers)).await;
+}
+
+/// What both pause_minority tests judge last: no majority server was cut
+/// off or marked down, and the sessions opened on the majority still answer.
+async fn majority_kept_serving(
+    seen: &Watched,
+    downs_before: &[u64],
+    servers: &[Arc<ServerState>],
+    sessions: &[Connection],
+) {
+    let cut_majority = seen.majority_cut_off();
+    assert_eq!(
+        cut_majority, 0,
+        "{cut_majority} samples with a majority server cut off"
+    );
+    assert_eq!(
+        downs_before,
+        downs(servers),
+        "a majority server was marked down"
+    );
+    sessions_answer(sessions).await;
+}
+
 /// Waits up to `limit` for rabbit1 to be back on its own (pause_minority may
 /// heal a resumed or reconnected node by itself); whether it came back.
 async fn back_within(watch: &Watch, servers: &[Arc<ServerState>], limit: Duration) -> bool {
@@ -855,30 +945,19 @@ async fn real_frozen_node_resumed_under_pause_minority_leaves_the_majority_servi
 }
 
 async fn frozen_node_resumed_under_pause_minority_leaves_the_majority_serving(broker: Broker) {
-    let tb = Testbed::up_on(
-        broker,
-        &[
-            "--mode",
-            broker.replicated_mode(),
-            "--partition-handling",
-            "pause_minority",
-        ],
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let (lb, rabbit1) = start_shipped_lb(&tb, dir.path()).await;
-    let servers = lb.backends()[0].servers.clone();
-    let watch = Watch::start(&tb, &servers, &rabbit1);
-    let downs_before = downs(&servers);
+    let PauseMinorityScene {
+        tb,
+        _dir,
+        lb,
+        servers,
+        watch,
+        downs_before,
+    } = PauseMinorityScene::start(broker).await;
 
     tb.node("freeze", 1);
     assert!(tb.frozen(1), "rabbit1's VM is stopped after SIGSTOP");
     eventually("frozen rabbit1 marked down", || !servers[0].is_up()).await;
-    eventually("the majority to drop rabbit1", || {
-        tokio::task::block_in_place(|| {
-            tb.sees_running(2) == Some(2) && tb.sees_running(3) == Some(2)
-        })
-    })
-    .await;
+    majority_drops_rabbit1(&tb).await;
     assert!(
         tb.frozen(1),
         "rabbit1 stayed frozen until the majority dropped it"
@@ -919,13 +998,7 @@ async fn frozen_node_resumed_under_pause_minority_leaves_the_majority_serving(br
             "before the heal: session {i} on the majority was closed"
         );
     }
-    if !healed_alone {
-        tokio::task::block_in_place(|| {
-            tb.node("stop", 1);
-            tb.node("start", 1);
-        });
-    }
-    eventually("rabbit1 back and eligible", || watch.rabbit1_back(&servers)).await;
+    back_or_restarted(&tb, &watch, &servers, healed_alone).await;
     let healed_after = resumed_at.elapsed();
     let seen = watch.stop().await;
 
@@ -952,17 +1025,7 @@ async fn frozen_node_resumed_under_pause_minority_leaves_the_majority_serving(br
         into_minority.is_empty(),
         "rabbit1 was eligible while the majority said it was not with them, at {into_minority:?} after the resume"
     );
-    let cut_majority = seen.majority_cut_off();
-    assert_eq!(
-        cut_majority, 0,
-        "{cut_majority} samples with a majority server cut off"
-    );
-    assert_eq!(
-        downs_before,
-        downs(&servers),
-        "a majority server was marked down"
-    );
-    sessions_answer(&sessions).await;
+    majority_kept_serving(&seen, &downs_before, &servers, &sessions).await;
     lb.shutdown().await;
 }
 
@@ -989,29 +1052,18 @@ async fn real_partitioned_primary_is_never_used_and_the_majority_keeps_serving_o
 }
 
 async fn partitioned_primary_is_never_used_and_the_majority_keeps_serving(broker: Broker) {
-    let tb = Testbed::up_on(
-        broker,
-        &[
-            "--mode",
-            broker.replicated_mode(),
-            "--partition-handling",
-            "pause_minority",
-        ],
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let (lb, rabbit1) = start_shipped_lb(&tb, dir.path()).await;
-    let servers = lb.backends()[0].servers.clone();
-    let watch = Watch::start(&tb, &servers, &rabbit1);
-    let downs_before = downs(&servers);
+    let PauseMinorityScene {
+        tb,
+        _dir,
+        lb,
+        servers,
+        watch,
+        downs_before,
+    } = PauseMinorityScene::start(broker).await;
 
     let cut_at = Instant::now();
     tb.node("partition", 1);
-    eventually("the majority to drop rabbit1", || {
-        tokio::task::block_in_place(|| {
-            tb.sees_running(2) == Some(2) && tb.sees_running(3) == Some(2)
-        })
-    })
-    .await;
+    majority_drops_rabbit1(&tb).await;
     let dropped_after = cut_at.elapsed();
     eventually("partitioned rabbit1 out of service", || {
         !servers[0].is_eligible()
@@ -1058,13 +1110,7 @@ async fn partitioned_primary_is_never_used_and_the_majority_keeps_serving(broker
         gaps, 0,
         "before the heal: {gaps} samples of 50 ms with no majority server eligible"
     );
-    if !healed_alone {
-        tokio::task::block_in_place(|| {
-            tb.node("stop", 1);
-            tb.node("start", 1);
-        });
-    }
-    eventually("rabbit1 back and eligible", || watch.rabbit1_back(&servers)).await;
+    back_or_restarted(&tb, &watch, &servers, healed_alone).await;
     println!("rabbit1 back {:?} after the heal", healed_at.elapsed());
     let seen = watch.stop().await;
 
@@ -1089,16 +1135,6 @@ async fn partitioned_primary_is_never_used_and_the_majority_keeps_serving(broker
         into_minority.is_empty(),
         "rabbit1 was eligible while the majority had said for over {SHIPPED_CHECK_ROUND:?} that it was not with them, at {into_minority:?} after the cut"
     );
-    let cut_majority = seen.majority_cut_off();
-    assert_eq!(
-        cut_majority, 0,
-        "{cut_majority} samples with a majority server cut off"
-    );
-    assert_eq!(
-        downs_before,
-        downs(&servers),
-        "a majority server was marked down"
-    );
-    sessions_answer(&sessions).await;
+    majority_kept_serving(&seen, &downs_before, &servers, &sessions).await;
     lb.shutdown().await;
 }
