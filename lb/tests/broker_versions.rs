@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use common::eventually;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use warren_lb::runtime;
 
@@ -51,15 +51,9 @@ async fn management(routes: Routes) -> SocketAddr {
         while let Ok((mut s, _)) = listener.accept().await {
             let routes = routes.clone();
             tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&request);
+                let Some(text) = common::read_request_head(&mut s).await else {
+                    return;
+                };
                 let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
                 let (status, body) = routes
                     .lock()

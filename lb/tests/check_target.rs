@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::{eventually, who};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use warren_lb::runtime::{self, Running};
 use warren_lb::server::ServerState;
@@ -31,13 +31,8 @@ async fn health_endpoint(bind: &str, status: u16) -> (SocketAddr, Arc<AtomicUsiz
             };
             let counted = counted.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut chunk = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&chunk[..n]),
-                    }
+                if common::read_request_head(&mut s).await.is_none() {
+                    return;
                 }
                 counted.fetch_add(1, Ordering::SeqCst);
                 let reply = format!(

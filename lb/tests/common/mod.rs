@@ -122,6 +122,20 @@ where
     }
 }
 
+/// Reads an HTTP request up to the end of its head, for the fake
+/// management APIs; `None` if the client closed or failed first.
+pub async fn read_request_head(s: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
 /// A minimal AMQP Connection.Start (version 0-9, empty tables), as a
 /// broker sends it after the client's protocol header.
 pub fn connection_start() -> Vec<u8> {
