@@ -10,32 +10,25 @@ use serde_json::{json, Value};
 use super::version::{broker_line, BrokerLine};
 use super::*;
 
-/// One captured answer: `VERSION/NAME.status` and `VERSION/NAME.json`.
-macro_rules! fixture {
-    ($version:literal, $name:literal) => {
-        fixture(
-            include_str!(concat!(
-                "../../../tests/fixtures/rabbitmq/",
-                $version,
-                "/",
-                $name,
-                ".status"
-            )),
-            include_str!(concat!(
-                "../../../tests/fixtures/rabbitmq/",
-                $version,
-                "/",
-                $name,
-                ".json"
-            )),
-        )
-    };
-}
+/// The captured versions, each a folder of health/tests/fixtures/rabbitmq.
+const VERSIONS: [&str; 2] = ["3.10.8", "4.0.5"];
 
-fn fixture(status: &str, body: &str) -> Answer {
+/// One captured answer: `VERSION/NAME.status` and `VERSION/NAME.json`.
+fn fixture(version: &str, name: &str) -> Answer {
+    let base = format!(
+        "{}/tests/fixtures/rabbitmq/{version}/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let read = |ext: &str| {
+        std::fs::read_to_string(format!("{base}.{ext}"))
+            .unwrap_or_else(|e| panic!("fixture {base}.{ext}: {e}"))
+    };
     Answer {
-        status: status.trim().parse().expect("a status file holds a number"),
-        body: body.as_bytes().to_vec(),
+        status: read("status")
+            .trim()
+            .parse()
+            .expect("a status file holds a number"),
+        body: read("json").into_bytes(),
     }
 }
 
@@ -59,55 +52,27 @@ impl Capture {
     }
 }
 
+/// Both versions in one captured state: `prefix` is "" for a healthy
+/// node, "mem-alarm-" or "boot-" for the others.
+fn captured(prefix: &str) -> [Capture; 2] {
+    VERSIONS.map(|version| Capture {
+        version,
+        overview: fixture(version, &format!("{prefix}overview")),
+        nodes: fixture(version, &format!("{prefix}nodes")),
+        local_alarms: fixture(version, &format!("{prefix}health-local-alarms")),
+    })
+}
+
 fn healthy() -> [Capture; 2] {
-    [
-        Capture {
-            version: "3.10.8",
-            overview: fixture!("3.10.8", "overview"),
-            nodes: fixture!("3.10.8", "nodes"),
-            local_alarms: fixture!("3.10.8", "health-local-alarms"),
-        },
-        Capture {
-            version: "4.0.5",
-            overview: fixture!("4.0.5", "overview"),
-            nodes: fixture!("4.0.5", "nodes"),
-            local_alarms: fixture!("4.0.5", "health-local-alarms"),
-        },
-    ]
+    captured("")
 }
 
 fn mem_alarm() -> [Capture; 2] {
-    [
-        Capture {
-            version: "3.10.8",
-            overview: fixture!("3.10.8", "mem-alarm-overview"),
-            nodes: fixture!("3.10.8", "mem-alarm-nodes"),
-            local_alarms: fixture!("3.10.8", "mem-alarm-health-local-alarms"),
-        },
-        Capture {
-            version: "4.0.5",
-            overview: fixture!("4.0.5", "mem-alarm-overview"),
-            nodes: fixture!("4.0.5", "mem-alarm-nodes"),
-            local_alarms: fixture!("4.0.5", "mem-alarm-health-local-alarms"),
-        },
-    ]
+    captured("mem-alarm-")
 }
 
 fn booting() -> [Capture; 2] {
-    [
-        Capture {
-            version: "3.10.8",
-            overview: fixture!("3.10.8", "boot-overview"),
-            nodes: fixture!("3.10.8", "boot-nodes"),
-            local_alarms: fixture!("3.10.8", "boot-health-local-alarms"),
-        },
-        Capture {
-            version: "4.0.5",
-            overview: fixture!("4.0.5", "boot-overview"),
-            nodes: fixture!("4.0.5", "boot-nodes"),
-            local_alarms: fixture!("4.0.5", "boot-health-local-alarms"),
-        },
-    ]
+    captured("boot-")
 }
 
 #[test]
