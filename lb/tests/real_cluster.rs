@@ -4,7 +4,8 @@
 //! majority, a primary partitioned from its peers by iptables, and failback
 //! after the node comes back.  Each runs on RabbitMQ 3.10 and again on 4.0
 //! (the `_on_4_0` variants: quorum queues, as 4.x has no mirroring), with
-//! one body taking the broker line.
+//! one body taking the broker line; and on 4.0 with Khepri, a partitioned
+//! primary that is never paused and keeps taking connections.
 //!
 //! Needs root (network namespaces) and Debian's rabbitmq-server (3.10; the
 //! 4.0 root filesystem is built by the testbed on first use).  Timing is
@@ -779,15 +780,19 @@ struct PauseMinorityScene {
 
 impl PauseMinorityScene {
     async fn start(broker: Broker) -> PauseMinorityScene {
-        let tb = Testbed::up_on(
-            broker,
-            &[
-                "--mode",
-                broker.replicated_mode(),
-                "--partition-handling",
-                "pause_minority",
-            ],
-        );
+        PauseMinorityScene::start_with(broker, &[]).await
+    }
+
+    /// The scene on a bed given `extra` `testbed up` flags too (`--khepri`).
+    async fn start_with(broker: Broker, extra: &[&str]) -> PauseMinorityScene {
+        let mut args = vec![
+            "--mode",
+            broker.replicated_mode(),
+            "--partition-handling",
+            "pause_minority",
+        ];
+        args.extend_from_slice(extra);
+        let tb = Testbed::up_on(broker, &args);
         let dir = tempfile::tempdir().unwrap();
         let (lb, rabbit1) = start_shipped_lb(&tb, dir.path()).await;
         let servers = lb.backends()[0].servers.clone();
@@ -1130,6 +1135,160 @@ async fn partitioned_primary_is_never_used_and_the_majority_keeps_serving(broker
     // rabbit2 or rabbit3: one round of the shipped check (inter 1 s +
     // timeout 1 s) after their APIs say so.  (Without the silent-denied rule
     // rabbit1 stayed eligible 8 s past that on 4.0.)
+    let into_minority = seen.minority_landings(cut_at, SHIPPED_CHECK_ROUND);
+    assert!(
+        into_minority.is_empty(),
+        "rabbit1 was eligible while the majority had said for over {SHIPPED_CHECK_ROUND:?} that it was not with them, at {into_minority:?} after the cut"
+    );
+    majority_kept_serving(&seen, &downs_before, &servers, &sessions).await;
+    lb.shutdown().await;
+}
+
+/// What a client connecting straight to a node saw: whether the AMQP
+/// connection opened, and how a queue declaration on it ended and when.
+struct DirectClient {
+    connected: Result<(), String>,
+    declared: Result<(), String>,
+    declare_took: Duration,
+}
+
+/// Connects straight to node `n` (not through warren-lb) and declares a
+/// durable classic queue, giving up after `patience`.
+async fn declare_directly(tb: &Testbed, n: usize, patience: Duration) -> DirectClient {
+    let uri = format!(
+        "amqp://admin:{}@{}:5672/%2f?heartbeat=5",
+        tb.password(),
+        tb.ip(n)
+    );
+    let started = Instant::now();
+    let conn = match tokio::time::timeout(patience, connect(&uri)).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            return DirectClient {
+                connected: Err(e.to_string()),
+                declared: Err("not connected".into()),
+                declare_took: started.elapsed(),
+            }
+        }
+        Err(_) => {
+            return DirectClient {
+                connected: Err(format!("no connection in {patience:?}")),
+                declared: Err("not connected".into()),
+                declare_took: started.elapsed(),
+            }
+        }
+    };
+    let declare_at = Instant::now();
+    let declared = tokio::time::timeout(patience, async {
+        let ch = conn.create_channel().await?;
+        ch.queue_declare(
+            "warren-khepri-minority-probe",
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map(|_| ())
+    })
+    .await;
+    let declare_took = declare_at.elapsed();
+    let _ = conn.close(200, "done").await;
+    DirectClient {
+        connected: Ok(()),
+        declared: match declared {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer in {patience:?}")),
+        },
+        declare_took,
+    }
+}
+
+/// Issue 14: the Khepri minority.  With `khepri_db` enabled (4.0) the
+/// metadata store is a Raft log and `cluster_partition_handling` no longer
+/// applies: rabbit1, cut off from its peers by iptables, is not paused.  It
+/// keeps its AMQP port open and takes connections, and a declaration on it
+/// fails only when the metadata store's command times out (541 after 30 s
+/// here).  A TCP or AMQP check would keep sending clients there.  The
+/// `rabbitmq` check sees from rabbit1's own view that it is in a minority,
+/// and the majority's word cuts it off too.  Judged as the Mnesia partition
+/// test: the fault shown first (the majority drops rabbit1; rabbit1 takes a
+/// connection and fails a declaration), then a majority server always
+/// eligible, rabbit1 never eligible past one check round after the
+/// majority's word, and the sessions opened meanwhile on the majority
+/// answering declarations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_partitioned_primary_with_khepri_is_never_used_on_4_0() {
+    let PauseMinorityScene {
+        tb,
+        _dir,
+        lb,
+        servers,
+        watch,
+        downs_before,
+    } = PauseMinorityScene::start_with(Broker::V4_0, &["--khepri"]).await;
+    assert_eq!(
+        tb.field("metadata_store"),
+        "khepri",
+        "the bed did not move the metadata store to Khepri"
+    );
+
+    let cut_at = Instant::now();
+    tb.node("partition", 1);
+    majority_drops_rabbit1(&tb).await;
+    eventually("partitioned rabbit1 out of service", || {
+        !servers[0].is_eligible()
+    })
+    .await;
+    let minority = declare_directly(&tb, 1, Duration::from_secs(60)).await;
+    println!(
+        "Khepri minority rabbit1: connection {:?}; declaration {:?} after {:?}",
+        minority.connected, minority.declared, minority.declare_took
+    );
+    assert!(
+        minority.connected.is_ok(),
+        "the Khepri minority case needs rabbit1 to take connections: {:?}",
+        minority.connected
+    );
+    assert!(
+        minority.declared.is_err(),
+        "a declaration on the Khepri minority succeeded: rabbit1 was not cut off from the metadata majority"
+    );
+    let sessions = sessions_on_majority(&lb, &tb, &servers).await;
+    sessions_answer(&sessions).await;
+    assert!(
+        !servers[0].is_eligible(),
+        "rabbit1 eligible while still partitioned; last check: {:?}",
+        servers[0].last_check.lock().unwrap().clone()
+    );
+
+    let healed_at = Instant::now();
+    tb.node("heal", 1);
+    let healed_alone = back_within(&watch, &servers, Duration::from_secs(60)).await;
+    back_or_restarted(&tb, &watch, &servers, healed_alone).await;
+    println!(
+        "rabbit1 back {:?} after the heal ({})",
+        healed_at.elapsed(),
+        if healed_alone {
+            "by itself"
+        } else {
+            "restarted"
+        }
+    );
+    let seen = watch.stop().await;
+    assert!(
+        seen.polls
+            .iter()
+            .any(|p| p.with_majority == Some(false) && p.start > cut_at),
+        "the partition: the majority's API never said rabbit1 was not with them"
+    );
+    let gaps = seen.majority_gaps();
+    assert_eq!(
+        gaps, 0,
+        "{gaps} samples of 50 ms with no majority server eligible"
+    );
     let into_minority = seen.minority_landings(cut_at, SHIPPED_CHECK_ROUND);
     assert!(
         into_minority.is_empty(),

@@ -48,6 +48,18 @@ fn testbed_refuses_mirrored_queues_on_4_0_before_creating_anything() {
 }
 
 #[test]
+fn testbed_refuses_khepri_on_3_10_before_creating_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let bed = dir.path().join("bed");
+    let err = refused(&up(&bed, &["--version", "3.10", "--khepri"], None));
+    assert!(
+        err.contains("--khepri --version 3.10: the khepri_db feature flag needs 4.0"),
+        "{err}"
+    );
+    assert!(!bed.exists(), "a refused up created {}", bed.display());
+}
+
+#[test]
 fn testbed_refuses_a_cached_root_filesystem_that_is_not_rabbitmq_4_0() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
