@@ -32,7 +32,7 @@ DOCS = DocCommands(only=TRIXIE_SECTION)
 CONVERGE = "ansible-playbook -i inventory/prod site.yml"
 CONVERGE_BROKERS = "ansible-playbook -i inventory/prod site.yml --limit rabbitmq"
 QUORUM = {"x-queue-type": "quorum"}
-# Debian trixie's package (DESIGN.md: 4.0.5 on Erlang 27.3)
+# Debian trixie's package (docs/decisions/broker-4.0-line.md: 4.0.5 on Erlang 27.3)
 VERSION = "4.0.5"
 
 

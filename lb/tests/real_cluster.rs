@@ -382,7 +382,7 @@ async fn real_frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majo
 
 async fn frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majority(broker: Broker) {
     // `ignore` keeps the resumed node running as its own partition: the
-    // case that fooled HAProxy in DESIGN.md.  (4.0 still honours
+    // case that fooled HAProxy (docs/health-checks.md, "Why these rules").  (4.0 still honours
     // cluster_partition_handling: its metadata store is Mnesia unless the
     // khepri_db feature flag is enabled.)
     let tb = Testbed::up(
