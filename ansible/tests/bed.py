@@ -12,6 +12,7 @@ failure.
 """
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ import pytest
 
 from conftest import ANSIBLE_DIR, REPO_DIR, run_logged, run_playbook
 from docs_commands import SiteDirs
+from warren_testkit import binary, poll, run
 
 IMAGE_DIR = ANSIBLE_DIR / "tests/image"
 BROKERS = ["rabbit1", "rabbit2", "rabbit3"]
@@ -39,37 +41,9 @@ def node_image(suite):
     return f"localhost/warren-ansible-node:{suite}-" + hashlib.sha256((IMAGE_DIR / "Dockerfile").read_bytes()).hexdigest()[:12]
 
 
-def sh(cmd, check=True, timeout=600, **kw):
-    proc = subprocess.run(cmd, shell=isinstance(cmd, str), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False, **kw)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"command failed ({proc.returncode}): {cmd}\n{proc.stdout[-4000:]}")
-    return proc
-
-
-def wait_for(what, predicate, timeout, interval=1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 - keep polling, report the last error
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
-def binary(env_name, name):
-    """A warren binary: env var (set by scripts/test) or target/{release,debug}."""
-    candidates = [os.environ.get(env_name, "")]
-    candidates += [str(REPO_DIR / "target" / p / name) for p in ("release", "debug")]
-    for c in candidates:
-        if c and os.access(c, os.X_OK):
-            return c
-    pytest.fail(f"{name} not found ({env_name} or target/{{release,debug}}/{name}); "
-                f"scripts/test builds it with cargo build --workspace --bins")
+# The bed's docker and ssh commands: stdout and stderr as one stream, in the
+# order a terminal shows them (what their failures and callers read).
+sh = functools.partial(run, stderr=subprocess.STDOUT)
 
 
 LOG_DIR = pathlib.Path(os.environ.get("WANS_LOG_DIR", "/tmp/wans-logs"))
@@ -159,14 +133,14 @@ def start_containers(b):
     sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
     pub = (b.tmp / "id.pub").read_text().strip()
     for host in BROKERS + LBS:
-        wait_for(f"systemd in {host}", lambda h=host: b.exec(
+        poll(f"systemd in {host}", lambda h=host: b.exec(
             h, "systemctl", "is-system-running", check=False).stdout.strip() in ("running", "degraded"), 120)
         b.exec(host, "sh", "-c", f"echo '{pub}' > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys")
     for host in BROKERS + LBS:
-        wait_for(f"sshd in {host}", lambda h=host: socket.create_connection((b.ips[h], 22), 2).close() or True, 60)
+        poll(f"sshd in {host}", lambda h=host: socket.create_connection((b.ips[h], 22), 2).close() or True, 60)
     # The hosts' real keys: ansible and warren-drill check them, nothing is trusted blindly.
     b.known_hosts = b.tmp / "known_hosts"
-    scan = wait_for("ssh host keys", lambda: (lambda out: out if out.count("\n") >= 5 else None)(
+    scan = poll("ssh host keys", lambda: (lambda out: out if out.count("\n") >= 5 else None)(
         sh(["ssh-keyscan", "-t", "ed25519", *b.ips.values()], check=False).stdout), 60)
     b.known_hosts.write_text(scan)
     return key

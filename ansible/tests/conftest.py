@@ -3,12 +3,15 @@
 import os
 import pathlib
 import subprocess
+import sys
 import tempfile
 
 import pytest
 
 ANSIBLE_DIR = pathlib.Path(__file__).resolve().parent.parent
 REPO_DIR = ANSIBLE_DIR.parent
+# The suites' shared helpers (run, poll, require_tool, binary): scripts/lib/warren_testkit.py.
+sys.path.insert(0, str(REPO_DIR / "scripts" / "lib"))
 
 
 def ansible_env(extra=None):
@@ -54,9 +57,3 @@ def run_logged(cmd, timeout=1800, extra_env=None, log=None):
     done.output = done.stdout
     return done
 
-
-def require_tool(name):
-    from shutil import which
-
-    if which(name) is None:
-        pytest.fail(f"{name} is not installed (scripts/install-deps installs it)")

@@ -21,9 +21,10 @@ import tomllib
 import pytest
 
 from bed import (ANSIBLE_DIR, BROKERS, LBS, REPO_DIR, amqp_roundtrip, failures, main_pid, make_bed, mgmt, recap,
-                 section_hosts, vip_holders, wait_for)
+                 section_hosts, vip_holders)
 from docs_commands import TRIXIE_SECTION, DocCommands
 from publisher import ConfirmingPublisher, drain
+from warren_testkit import poll
 
 # Runs by default; WARREN_ANSIBLE_CONVERGE=0 skips it for a quick static-only run.
 pytestmark = pytest.mark.skipif(
@@ -100,7 +101,7 @@ def test_a_queue_is_mirrored_on_all_brokers(bed):
         def mirrors():
             q = mgmt(bed, "rabbit1", "queues/%2F/wans-mirrored")
             return q if len(q.get("synchronised_slave_nodes", [])) == 2 else None
-        wait_for("2 synchronised mirrors", mirrors, 60)
+        poll("2 synchronised mirrors", mirrors, 60)
         rows = json.loads(bed.exec("rabbit2", "rabbitmqctl", "list_queues", "--quiet", "--formatter", "json",
                                    "name", "policy").stdout)
         assert {"name": "wans-mirrored", "policy": "ha-all"} in rows, rows
@@ -115,12 +116,12 @@ def test_lb_and_vip_run_unprivileged_and_one_host_owns_the_vip(bed):
                 bed.exec(host, "journalctl", "-u", unit, "--no-pager", "-n", "30", check=False).stdout
             pid = main_pid(bed, host, unit)
             assert bed.exec(host, "ps", "-o", "user=", "-p", str(pid)).stdout.strip() == user
-    holders = wait_for("the VIP on exactly one lb host", lambda: (lambda h: h if len(h) == 1 else None)(vip_holders(bed)), 60)
+    holders = poll("the VIP on exactly one lb host", lambda: (lambda h: h if len(h) == 1 else None)(vip_holders(bed)), 60)
     assert holders == ["lb1"], "lb1 has the highest default priority (150)"
 
 
 def test_publish_and_consume_through_the_vip(bed):
-    got = wait_for("an AMQP round trip through the VIP",
+    got = poll("an AMQP round trip through the VIP",
                    lambda: amqp_roundtrip(bed, "wans-vip-roundtrip", b"through-the-vip"), 60, interval=2)
     assert got == b"through-the-vip"
 
@@ -171,7 +172,7 @@ def test_a_changed_unit_is_applied_before_the_restart(bed):
     restart_at = run.output.find("RUNNING HANDLER [warren_lb : Restart warren-lb]")
     assert 0 <= reload_at < restart_at, f"handlers ran out of order:\n{run.output[-5000:]}"
     assert "MARK" not in bed.exec(host, "cat", UNIT).stdout, "the template replaced the edited unit"
-    after = wait_for("warren-lb active again", lambda: bed.exec(
+    after = poll("warren-lb active again", lambda: bed.exec(
         host, "systemctl", "is-active", "warren-lb", check=False).stdout.strip() == "active"
         and main_pid(bed, host, "warren-lb"), 60)
     assert after != before, "the unit change restarted warren-lb"
@@ -200,7 +201,7 @@ def manual_sync_queue(bed):
     for i in range(50):
         ch.basic_publish("", MANUAL_SYNC_QUEUE, str(i).encode(), pika.BasicProperties(delivery_mode=2))
     conn.close()
-    wait_for("the manual-sync queue on all brokers", lambda: len(
+    poll("the manual-sync queue on all brokers", lambda: len(
         mgmt(bed, "rabbit1", f"queues/%2F/{MANUAL_SYNC_QUEUE}").get("synchronised_slave_nodes", [])) == 2, 60)
     yield MANUAL_SYNC_QUEUE
     bed.exec("rabbit1", "rabbitmqctl", "sync_queue", MANUAL_SYNC_QUEUE, check=False)
@@ -216,12 +217,12 @@ def test_rolling_restarts_under_publishing_lose_nothing(bed, manual_sync_queue):
     synchronised by the wait after every broker (issue 21, defect 2)."""
     queue = "wans-rolling"
     mgmt(bed, "rabbit1", f"queues/%2F/{queue}", method="PUT", body={"durable": True})
-    wait_for("2 synchronised mirrors", lambda: len(
+    poll("2 synchronised mirrors", lambda: len(
         mgmt(bed, "rabbit1", f"queues/%2F/{queue}").get("synchronised_slave_nodes", [])) == 2, 60)
     pub = ConfirmingPublisher([bed.vip], queue, "admin", bed.password).start()
     runs = []
     try:
-        wait_for("the publisher to get confirms", lambda: len(pub.confirmed) > 20, 60)
+        poll("the publisher to get confirms", lambda: len(pub.confirmed) > 20, 60)
         for name, command in (
                 ("rolling_restart", "ansible-playbook -i inventory/prod rolling_restart.yml"),
                 ("rolling_upgrade",

@@ -18,9 +18,10 @@ import time
 
 import pytest
 
-from bed import BROKERS, LBS, amqp_roundtrip, failures, make_bed, mgmt, recap, section_hosts, wait_for
+from bed import BROKERS, LBS, amqp_roundtrip, failures, make_bed, mgmt, recap, section_hosts
 from docs_commands import TRIXIE_SECTION, DocCommands
 from publisher import ConfirmingPublisher, drain
+from warren_testkit import poll
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("WARREN_ANSIBLE_CONVERGE") == "0",
@@ -31,7 +32,7 @@ DOCS = DocCommands(only=TRIXIE_SECTION)
 CONVERGE = "ansible-playbook -i inventory/prod site.yml"
 CONVERGE_BROKERS = "ansible-playbook -i inventory/prod site.yml --limit rabbitmq"
 QUORUM = {"x-queue-type": "quorum"}
-# Debian trixie's package (DESIGN.md: 4.0.5 on Erlang 27.3)
+# Debian trixie's package (docs/decisions/broker-4.0-line.md: 4.0.5 on Erlang 27.3)
 VERSION = "4.0.5"
 
 
@@ -117,7 +118,7 @@ def test_a_quorum_queue_through_warren_lb(bed):
     """Declared, published with a confirm and consumed through the VIP, i.e. through
     warren-lb; the broker made it a quorum queue with a member on every node."""
     queue = "wans-quorum-vip"
-    got = wait_for("a quorum-queue round trip through the VIP",
+    got = poll("a quorum-queue round trip through the VIP",
                    lambda: amqp_roundtrip(bed, queue, b"quorum-through-warren-lb", QUORUM, keep=True), 60, interval=2)
     try:
         assert got == b"quorum-through-warren-lb"
@@ -135,12 +136,12 @@ def test_rolling_restart_under_publishing_loses_nothing_on_4_0(bed):
     every confirmed message is still in the queue."""
     queue = "wans-rolling-quorum"
     mgmt(bed, "rabbit1", f"queues/%2F/{queue}", method="PUT", body={"durable": True, "arguments": QUORUM})
-    wait_for("3 quorum members online", lambda: len(
+    poll("3 quorum members online", lambda: len(
         mgmt(bed, "rabbit1", f"queues/%2F/{queue}").get("online", [])) == 3, 60)
     pub = ConfirmingPublisher([bed.vip], queue, "admin", bed.password).start()
     started = time.monotonic()
     try:
-        wait_for("the publisher to get confirms", lambda: len(pub.confirmed) > 20, 60)
+        poll("the publisher to get confirms", lambda: len(pub.confirmed) > 20, 60)
         run = bed.doc("trixie-rolling-restart", "ansible-playbook -i inventory/prod rolling_restart.yml")
     finally:
         pub.stop()
@@ -176,7 +177,7 @@ def test_the_khepri_switch_enables_khepri_db_once(bed):
     assert enabled == {"rabbit1": "changed"}, f"{enabled}\n{first.output[-4000:]}"
     for host in BROKERS:
         assert feature_flags(bed, host)["khepri_db"] == "enabled", host
-    got = wait_for("a quorum-queue round trip on Khepri", lambda: amqp_roundtrip(
+    got = poll("a quorum-queue round trip on Khepri", lambda: amqp_roundtrip(
         bed, "wans-quorum-khepri", b"on-khepri", QUORUM), 60, interval=2)
     assert got == b"on-khepri"
     again = bed.doc("trixie-khepri-again", CONVERGE_BROKERS)

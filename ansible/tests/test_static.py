@@ -16,7 +16,8 @@ import textwrap
 
 import pytest
 
-from conftest import ANSIBLE_DIR, ansible_env, require_tool, run_playbook
+from conftest import ANSIBLE_DIR, ansible_env, run_playbook
+from warren_testkit import require_tool
 from docs_commands import DOCS, sh_blocks
 
 PLAYBOOKS = ["site.yml", "rolling_restart.yml", "drill.yml"]

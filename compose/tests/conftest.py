@@ -10,7 +10,7 @@ engine is touched.
 import json
 import os
 import shutil
-import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -19,6 +19,8 @@ import base64
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
+from warren_testkit import poll, require_tool, run  # noqa: E402  (the suites' shared helpers)
 COMPOSE_FILE = os.path.join(ROOT, "compose", "docker-compose.yml")
 TAG = os.environ.get("WARREN_TEST_TAG", "test")
 # One /24 per stack inside the compose range 10.230.0.0/16 (the demo uses
@@ -27,34 +29,10 @@ NETS = {"mirrored": "10.230.1", "quorum": "10.230.2", "quorum-4.0": "10.230.40",
         "quorum-4.0-khepri": "10.230.44"}
 
 
-def run(cmd, check=True, timeout=600, env=None, **kw):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
-    if check and p.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
-        )
-    return p
-
-
-def poll(what, fn, timeout, interval=2.0):
-    """Poll fn() until it returns a truthy value; fail with `what` after timeout."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 - keep polling, report the last error
-            last = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
 @pytest.fixture(scope="session")
 def docker_engine():
-    if shutil.which("docker") is None or shutil.which("docker-compose") is None:
-        pytest.fail("docker and docker-compose are required (scripts/install-deps installs them)")
+    require_tool("docker")
+    require_tool("docker-compose")
     p = run(["docker", "info"], check=False, timeout=30)
     if p.returncode != 0:
         pytest.fail(

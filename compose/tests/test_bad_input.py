@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from conftest import ROOT, run
+from conftest import ROOT
+from warren_testkit import run
 
 
 def broker_run(tag, secrets, env=(), hostname="broker1", timeout=120):

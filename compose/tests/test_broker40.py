@@ -12,7 +12,8 @@ import uuid
 import pika
 import pytest
 
-from conftest import NETS, Stack, poll, run, stack_up
+from conftest import NETS, Stack, stack_up
+from warren_testkit import poll, run
 from test_stack import _check_reports, _find, _verdict
 
 VERSION = "4.0.5"

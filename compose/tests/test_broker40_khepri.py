@@ -5,7 +5,8 @@ own module, so that its stack never runs beside test_broker40's."""
 
 import pytest
 
-from conftest import NETS, Stack, poll, stack_up
+from conftest import NETS, Stack, stack_up
+from warren_testkit import poll
 from test_stack import _check_reports, _verdict
 
 

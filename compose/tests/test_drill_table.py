@@ -5,7 +5,8 @@ print "-" (with a note) instead of crashing the demo's summary."""
 import json
 import os
 
-from conftest import ROOT, run
+from conftest import ROOT
+from warren_testkit import run
 
 TABLE = os.path.join(ROOT, "compose", "drill-table")
 

@@ -14,7 +14,8 @@ import urllib.request
 import pika
 import pytest
 
-from conftest import ROOT, poll, run
+from conftest import ROOT
+from warren_testkit import poll, run
 
 
 def test_cluster_of_three_formed(stack):

@@ -11,10 +11,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn testbed_script() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/testbed"))
-}
+use warren_testkit::{Broker, Testbed};
 
 fn drill_bin() -> PathBuf {
     std::env::var("WARREN_DRILL_BIN")
@@ -31,63 +28,6 @@ fn lb_bin() -> PathBuf {
     let p = PathBuf::from(p);
     assert!(p.exists(), "WARREN_LB_BIN={} does not exist", p.display());
     p
-}
-
-/// A running test bed; `down` on drop.
-struct Bed {
-    dir: tempfile::TempDir,
-    json: Value,
-}
-
-impl Bed {
-    /// A bed of broker line `version` (`scripts/testbed up --version`:
-    /// "3.10" or "4.0"); checks that the nodes really run it.
-    fn up(mode: &str, version: &str) -> Bed {
-        let dir = tempfile::Builder::new()
-            .prefix("warren-drill-tb")
-            .tempdir()
-            .unwrap();
-        let mut bed = Bed {
-            dir,
-            json: Value::Null,
-        };
-        let out = Command::new(testbed_script())
-            .args(["up", "--dir"])
-            .arg(bed.dir.path())
-            .args(["--mode", mode, "--version", version])
-            .output()
-            .expect("run scripts/testbed");
-        assert!(
-            out.status.success(),
-            "testbed up failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        bed.json = serde_json::from_str(
-            &std::fs::read_to_string(bed.dir.path().join("testbed.json")).unwrap(),
-        )
-        .unwrap();
-        let reported = bed.json["version"].as_str().unwrap_or_default();
-        assert!(
-            reported.starts_with(&format!("{version}.")),
-            "asked for RabbitMQ {version}, the broker reports {reported:?}"
-        );
-        bed
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    fn password(&self) -> &str {
-        self.json["password"].as_str().unwrap()
-    }
-}
-
-impl Drop for Bed {
-    fn drop(&mut self) {
-        let _ = Command::new(testbed_script())
-            .args(["down", "--dir"])
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 /// warren-lb in front of the bed; killed (by its pid) on drop.
@@ -125,13 +65,14 @@ fn amqp_answers(addr: SocketAddr) -> bool {
     matches!(s.read(&mut b), Ok(1) if b[0] == 1)
 }
 
-fn start_lb(bed: &Bed) -> Lb {
+fn start_lb(bed: &Testbed) -> Lb {
     let port = free_port();
     let mut servers = String::new();
-    for n in bed.json["nodes"].as_array().unwrap() {
+    for n in &bed.state().nodes {
         servers += &format!(
-            "\n[[backend.server]]\nname = \"rabbit{}\"\naddress = \"{}:5672\"\nrole = \"primary\"\n",
-            n["index"], n["ip"].as_str().unwrap()
+            "\n[[backend.server]]\nname = \"rabbit{}\"\naddress = \"{}\"\nrole = \"primary\"\n",
+            n.index,
+            n.amqp_addr()
         );
     }
     let cfg = format!(
@@ -162,11 +103,11 @@ port = 15672
 username = "admin"
 password = "{}"
 {servers}"#,
-        bed.password()
+        bed.state().password
     );
-    let path = bed.path().join("lb.toml");
+    let path = bed.dir().join("lb.toml");
     std::fs::write(&path, cfg).unwrap();
-    let log = bed.path().join("lb.log");
+    let log = bed.dir().join("lb.log");
     let logf = std::fs::File::create(&log).unwrap();
     let child = Command::new(lb_bin())
         .arg("--config")
@@ -211,14 +152,14 @@ const LOAD: &[&str] = &[
 ];
 
 /// Run one drill through the lb; returns (exit code, JSON report).
-fn drill(bed: &Bed, lb: &Lb, mode: &str, fault: &str, extra: &[&str]) -> (i32, Value) {
-    drill_with(bed, lb, &testbed_script(), mode, fault, extra).0
+fn drill(bed: &Testbed, lb: &Lb, mode: &str, fault: &str, extra: &[&str]) -> (i32, Value) {
+    drill_with(bed, lb, &Testbed::script(), mode, fault, extra).0
 }
 
 /// Run one drill through the lb with `script` as the test bed script;
 /// returns ((exit code, JSON report), stderr).
 fn drill_with(
-    bed: &Bed,
+    bed: &Testbed,
     lb: &Lb,
     script: &Path,
     mode: &str,
@@ -227,11 +168,11 @@ fn drill_with(
 ) -> ((i32, Value), String) {
     let t0 = Instant::now();
     let tag = format!("{fault}{}", extra.len());
-    let json = bed.path().join(format!("{tag}.json"));
-    let html = bed.path().join(format!("{tag}.html"));
+    let json = bed.dir().join(format!("{tag}.json"));
+    let html = bed.dir().join(format!("{tag}.html"));
     let out = Command::new(drill_bin())
         .args(["run", "--target", "local", "--testbed-dir"])
-        .arg(bed.path())
+        .arg(bed.dir())
         .arg("--testbed-script")
         .arg(script)
         .args(["--endpoint", &lb.addr.to_string()])
@@ -275,7 +216,7 @@ fn drill_with(
 }
 
 /// One drill that must pass; returns its report.
-fn expect_pass(bed: &Bed, lb: &Lb, mode: &str, fault: &str) -> Value {
+fn expect_pass(bed: &Testbed, lb: &Lb, mode: &str, fault: &str) -> Value {
     let (code, r) = drill(bed, lb, mode, fault, &[]);
     let a = &r["accounting"];
     let what = format!("{mode} {fault}");
@@ -306,34 +247,22 @@ fn expect_pass(bed: &Bed, lb: &Lb, mode: &str, fault: &str) -> Value {
 }
 
 /// Wrong credentials are refused (exit 2) before any fault is injected.
-fn expect_refused_with_wrong_password(bed: &Bed, lb: &Lb) {
+fn expect_refused_with_wrong_password(bed: &Testbed, lb: &Lb) {
     let out = Command::new(drill_bin())
         .args(["run", "--target", "local", "--testbed-dir"])
-        .arg(bed.path())
+        .arg(bed.dir())
         .arg("--testbed-script")
-        .arg(testbed_script())
+        .arg(Testbed::script())
         .args(["--endpoint", &lb.addr.to_string(), "--password", "wrong"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("wrong credentials"), "{err}");
-    let s: Value = serde_json::from_slice(
-        &Command::new(testbed_script())
-            .args(["status", "--dir"])
-            .arg(bed.path())
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let status = bed.status();
     assert!(
-        s["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|n| n["whole"] == true),
-        "a refused drill must not touch the cluster: {s}"
+        status.nodes.iter().all(|n| n.whole == Some(true)),
+        "a refused drill must not touch the cluster: {status:?}"
     );
 }
 
@@ -345,18 +274,18 @@ fn expect_refused_with_wrong_password(bed: &Bed, lb: &Lb) {
 /// when the node they read from dies are reported as loss.
 #[test]
 fn real_quorum_drills() {
-    quorum_drills("3.10");
+    quorum_drills(Broker::V3_10);
 }
 
 /// The same drills on RabbitMQ 4.0 (trixie's 4.0.5), where quorum queues
 /// are the only replicated kind.
 #[test]
 fn real_quorum_drills_on_4_0() {
-    quorum_drills("4.0");
+    quorum_drills(Broker::V4_0);
 }
 
-fn quorum_drills(version: &str) {
-    let bed = Bed::up("quorum", version);
+fn quorum_drills(broker: Broker) {
+    let bed = Testbed::up(broker, &["--mode", "quorum"]);
     let lb = start_lb(&bed);
     expect_refused_with_wrong_password(&bed, &lb);
     expect_pass(&bed, &lb, "quorum", "crash");
@@ -396,8 +325,8 @@ fn quorum_drills(version: &str) {
 /// that heals it both land on the same, wrong node. This is issue 13's
 /// defect 4 in a real cluster: the queue's master lives on one node, the
 /// target kills another.
-fn misdirecting_script(bed: &Bed) -> PathBuf {
-    let p = bed.path().join("testbed-misdirected");
+fn misdirecting_script(bed: &Testbed) -> PathBuf {
+    let p = bed.dir().join("testbed-misdirected");
     std::fs::write(
         &p,
         format!(
@@ -408,7 +337,7 @@ for i in "${{!a[@]}}"; do
 done
 exec {} "${{a[@]}}"
 "#,
-            testbed_script().display()
+            Testbed::script().display()
         ),
     )
     .unwrap();
@@ -419,7 +348,7 @@ exec {} "${{a[@]}}"
 
 /// A crash that kills another node than the master must come out INVALID
 /// (exit 3), not PASS: the master never moved, so the drill proved nothing.
-fn expect_invalid_when_the_fault_misses_the_master(bed: &Bed, lb: &Lb, mode: &str) {
+fn expect_invalid_when_the_fault_misses_the_master(bed: &Testbed, lb: &Lb, mode: &str) {
     let ((code, r), stderr) = drill_with(bed, lb, &misdirecting_script(bed), mode, "crash", &[]);
     let a = &r["accounting"];
     assert_eq!(a["verdict"], "invalid", "{a}");
@@ -457,7 +386,7 @@ fn expect_invalid_when_the_fault_misses_the_master(bed: &Bed, lb: &Lb, mode: &st
 /// mirrors; nothing lost.
 #[test]
 fn real_mirrored_drills() {
-    let bed = Bed::up("mirrored", "3.10");
+    let bed = Testbed::up(Broker::V3_10, &["--mode", "mirrored"]);
     let lb = start_lb(&bed);
     expect_invalid_when_the_fault_misses_the_master(&bed, &lb, "mirrored");
     expect_pass(&bed, &lb, "mirrored", "crash");

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,8 @@ import kubernetes_validate.utils as _kv_utils  # noqa: E402
 _kv_utils.schema_contents = functools.lru_cache(maxsize=None)(_kv_utils.schema_contents)
 
 CHART = Path(__file__).resolve().parent.parent / "warren"
+# The suites' shared helpers (binary, ...): scripts/lib/warren_testkit.py.
+sys.path.insert(0, str(CHART.parent.parent / "scripts" / "lib"))
 RELEASE = "warren"
 NAMESPACE = "messaging"
 KUBE_VERSION = "1.29.0"

@@ -5,6 +5,7 @@ import tomllib
 import pytest
 
 from conftest import HEADLESS, LB, NAMESPACE, SCENARIOS, STS, configmap_file, container, render
+from warren_testkit import binary as warren_binary
 
 
 def lb_config(r) -> dict:
@@ -121,14 +122,11 @@ def test_helm_test_hook_runs_a_drill_through_the_lb(scenario):
 @pytest.mark.parametrize("name", ["default", "five-nodes-no-persistence", "loadbalancer"])
 def test_lb_config_accepted_by_warren_lb_check_config(tmp_path, name):
     """Cross-check against the real parser: `warren-lb check-config FILE`.
-    scripts/test exports WARREN_LB_BIN; standalone runs without it skip this check."""
-    import os
+    A missing warren-lb build fails the test (it must not pass as a skipped check);
+    scripts/test builds it and exports WARREN_LB_BIN."""
     import subprocess
 
-    binary = os.environ.get("WARREN_LB_BIN")
-    if not binary:
-        pytest.skip("WARREN_LB_BIN not set (scripts/test sets it after building warren-lb)")
-    assert os.path.exists(binary), f"WARREN_LB_BIN={binary} does not exist: build warren-lb first"
+    binary = warren_binary("WARREN_LB_BIN", "warren-lb")
     text = configmap_file(render(SCENARIOS[name]), f"{LB}-config", "warren-lb.toml")
     pw = tmp_path / "admin_password"
     pw.write_text("secret-password")

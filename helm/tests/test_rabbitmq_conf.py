@@ -19,7 +19,8 @@ NEWER_KEYS = {"default_queue_type"}
 def plugins_dir() -> str:
     found = sorted(glob.glob("/usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins"))
     if not found or not shutil.which("escript"):
-        pytest.skip("rabbitmq-server (apt, installed by scripts/install-deps) not found")
+        pytest.fail("rabbitmq-server's plugins or escript not found: install Debian's "
+                    "rabbitmq-server (scripts/install-deps does)")
     return found[-1]
 
 

@@ -61,7 +61,8 @@ def stop_group(proc, timeout=60, sig=signal.SIGTERM):
 @pytest.fixture
 def broker(tmp_path):
     if not (os.path.exists(SERVER) and glob.glob("/usr/lib/rabbitmq/lib/rabbitmq_server-*")):
-        pytest.skip("apt rabbitmq-server not installed (scripts/install-deps installs it)")
+        pytest.fail(f"Debian's rabbitmq-server is not installed ({SERVER} or its lib dir is "
+                    "missing): scripts/install-deps installs it")
     r = render(SCENARIOS["mirrored"])
     lay_out(tmp_path, r, PASSWORD)
     subprocess.run(["sh", str(tmp_path / "config" / "setup.sh")], check=True, timeout=30)

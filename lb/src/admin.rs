@@ -166,7 +166,7 @@ pub fn backend_status(b: &BackendState) -> Value {
     let (primaries, backups) = b.eligible_counts();
     json!({
         "name": b.config.name,
-        "balance": format!("{:?}", b.config.balance).to_lowercase(),
+        "balance": b.config.balance.as_str(),
         "eligible_primaries": primaries,
         "eligible_backups": backups,
         "servers": b.servers.iter().map(|s| server_status(b, s)).collect::<Vec<_>>(),

@@ -124,8 +124,8 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
 ///
 /// While a peer is frozen (SIGSTOP, VM pause, a black-holed link), the
 /// management API of every *healthy* node blocks until net_ticktime
-/// declares the peer gone (DESIGN.md; 45–75 s with RabbitMQ's default
-/// net_ticktime of 60 s).  Counting those timeouts as failures marked the
+/// declares the peer gone (45–75 s with RabbitMQ's default net_ticktime of
+/// 60 s; docs/configuration.md, the `rabbitmq` check).  Counting those timeouts as failures marked the
 /// whole cluster DOWN and left clients with no server at all.  A node that
 /// still completes the AMQP handshake is not the frozen one (a frozen node
 /// answers neither), so its check is "no news": health stays as it was —

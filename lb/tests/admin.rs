@@ -65,6 +65,8 @@ async fn readyz_status_and_commands() {
         .json()
         .await
         .unwrap();
+    // HAProxy's keyword for the default algorithm, as /status always said.
+    assert_eq!(status["backends"][0]["balance"], "roundrobin");
     let server = &status["backends"][0]["servers"][0];
     assert_eq!(server["name"], "rabbit1");
     assert_eq!(server["role"], "primary");

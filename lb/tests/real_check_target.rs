@@ -18,7 +18,7 @@ use warren_lb::runtime;
 
 mod common;
 use common::eventually_within;
-use common::testbed::Testbed;
+use warren_testkit::{Broker, Testbed};
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -109,11 +109,11 @@ async fn real_rabbitmq_checks_of_nodes_sharing_one_ip_each_reach_their_own_manag
         .with_env_filter("warren_lb=debug")
         .with_test_writer()
         .try_init();
-    let tb = Testbed::up(&[]);
+    let tb = Testbed::up(Broker::V3_10, &[]);
     let mut relays = Relays(Vec::new());
     let mut servers = Vec::new();
     for n in 1..=3 {
-        let ip = tb.ip(n);
+        let ip = &tb.node(n).ip;
         let amqp = relays.add(format!("{ip}:5672").parse().unwrap());
         let management = relays.add(format!("{ip}:15672").parse().unwrap());
         servers.push((amqp, management));
@@ -122,16 +122,11 @@ async fn real_rabbitmq_checks_of_nodes_sharing_one_ip_each_reach_their_own_manag
         servers.iter().all(|(a, m)| a.ip() == m.ip()),
         "one IP for every node and port"
     );
-    let text = one_host_config(&tb.field("password"), &servers);
+    let text = one_host_config(&tb.state().password, &servers);
     let config = warren_lb::config::parse(&text).unwrap_or_else(|p| panic!("{p:#?}\n{text}"));
     let lb = runtime::start(config).await.unwrap();
     let backend = lb.backends()[0].clone();
-    let node = |n: usize| {
-        tb.state["nodes"][n - 1]["name"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let node = |n: usize| tb.node(n).name.clone();
     let reported = |i: usize| {
         backend.servers[i]
             .cluster
@@ -154,8 +149,8 @@ async fn real_rabbitmq_checks_of_nodes_sharing_one_ip_each_reach_their_own_manag
         .expect("AMQP through warren-lb to rabbit1");
 
     // The fault: rabbit2 is killed; its management API stops answering.
-    tb.node("kill", 2);
-    let management2: SocketAddr = format!("{}:15672", tb.ip(2)).parse().unwrap();
+    tb.on_node("kill", 2);
+    let management2 = tb.node(2).management_addr();
     assert!(
         TcpStream::connect_timeout(&management2, Duration::from_secs(2)).is_err(),
         "rabbit2's management API still answers after the kill"

@@ -27,7 +27,7 @@ use warren_lb::runtime::{self, Running};
 use warren_lb::server::ServerState;
 
 mod common;
-use common::testbed::{Broker, Testbed};
+use warren_testkit::{Broker, Testbed};
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -45,48 +45,45 @@ fn management_api(password: &str, ip: &str, path: &str) -> Option<Value> {
         .flatten()
 }
 
-/// What only these tests ask of the cluster.
-impl Testbed {
-    fn password(&self) -> String {
-        self.field("password")
-    }
+// What only these tests ask of the cluster.
 
-    fn api(&self, n: usize, path: &str) -> Option<Value> {
-        management_api(&self.password(), &self.ip(n), path)
-    }
+/// A GET of node `n`'s management API as the bed's administrator.
+fn api(tb: &Testbed, n: usize, path: &str) -> Option<Value> {
+    management_api(&tb.state().password, &tb.node(n).ip, path)
+}
 
-    /// How many nodes node `n` itself sees running (None: it does not answer).
-    fn sees_running(&self, n: usize) -> Option<usize> {
-        let nodes = self.api(n, "/api/nodes?columns=name,running")?;
-        Some(
-            nodes
-                .as_array()?
-                .iter()
-                .filter(|n| n["running"] == true)
-                .count(),
-        )
-    }
-
-    /// Node `n` answers and reports itself cut off: a partition, or no
-    /// majority running.
-    fn cut_off(&self, n: usize) -> bool {
-        let Some(nodes) = self.api(n, "/api/nodes?columns=name,running,partitions") else {
-            return false;
-        };
-        let Some(nodes) = nodes.as_array() else {
-            return false;
-        };
-        let running = nodes.iter().filter(|n| n["running"] == true).count();
-        let partitioned = nodes
+/// How many nodes node `n` itself sees running (None: it does not answer).
+fn sees_running(tb: &Testbed, n: usize) -> Option<usize> {
+    let nodes = api(tb, n, "/api/nodes?columns=name,running")?;
+    Some(
+        nodes
+            .as_array()?
             .iter()
-            .any(|n| n["partitions"].as_array().is_some_and(|p| !p.is_empty()));
-        partitioned || running * 2 <= nodes.len()
-    }
+            .filter(|n| n["running"] == true)
+            .count(),
+    )
+}
 
-    /// lb config: node 1 primary, nodes 2 and 3 backups, rabbitmq check.
-    fn lb_config(&self, failback: &str) -> String {
-        let mut c = format!(
-            r#"
+/// Node `n` answers and reports itself cut off: a partition, or no
+/// majority running.
+fn cut_off(tb: &Testbed, n: usize) -> bool {
+    let Some(nodes) = api(tb, n, "/api/nodes?columns=name,running,partitions") else {
+        return false;
+    };
+    let Some(nodes) = nodes.as_array() else {
+        return false;
+    };
+    let running = nodes.iter().filter(|n| n["running"] == true).count();
+    let partitioned = nodes
+        .iter()
+        .any(|n| n["partitions"].as_array().is_some_and(|p| !p.is_empty()));
+    partitioned || running * 2 <= nodes.len()
+}
+
+/// lb config: node 1 primary, nodes 2 and 3 backups, rabbitmq check.
+fn lb_config(tb: &Testbed, failback: &str) -> String {
+    let mut c = format!(
+        r#"
 [[frontend]]
 name = "amqp"
 bind = "127.0.0.1:0"
@@ -107,17 +104,16 @@ timeout = "1s"
 username = "admin"
 password = "{}"
 "#,
-            self.password()
-        );
-        for n in 1..=3 {
-            let role = if n == 1 { "primary" } else { "backup" };
-            c.push_str(&format!(
-                "[[backend.server]]\nname = \"rabbit{n}\"\naddress = \"{}:5672\"\nrole = \"{role}\"\n",
-                self.ip(n)
-            ));
-        }
-        c
+        tb.state().password
+    );
+    for n in 1..=3 {
+        let role = if n == 1 { "primary" } else { "backup" };
+        c.push_str(&format!(
+            "[[backend.server]]\nname = \"rabbit{n}\"\naddress = \"{}:5672\"\nrole = \"{role}\"\n",
+            tb.node(n).ip
+        ));
     }
+    c
 }
 
 async fn start_lb(tb: &Testbed, failback: &str) -> Running {
@@ -127,7 +123,7 @@ async fn start_lb(tb: &Testbed, failback: &str) -> Running {
         .with_env_filter("warren_lb=debug")
         .with_test_writer()
         .try_init();
-    let config = warren_lb::config::parse(&tb.lb_config(failback)).expect("valid lb config");
+    let config = warren_lb::config::parse(&lb_config(tb, failback)).expect("valid lb config");
     runtime::start(config).await.unwrap()
 }
 
@@ -307,7 +303,7 @@ async fn real_kill_primary_node_loses_no_confirmed_message_and_manual_failback_h
 }
 
 async fn kill_primary_node_loses_no_confirmed_message_and_manual_failback_holds(broker: Broker) {
-    let tb = Testbed::up_on(broker, &["--mode", broker.replicated_mode()]);
+    let tb = Testbed::up(broker, &["--mode", broker.replicated_mode()]);
     let lb = start_lb(&tb, "manual").await;
     let servers = lb.backends()[0].servers.clone();
     eventually("all three servers eligible", || {
@@ -315,7 +311,7 @@ async fn kill_primary_node_loses_no_confirmed_message_and_manual_failback_holds(
     })
     .await;
 
-    let uri = uri(&lb, &tb.password());
+    let uri = uri(&lb, &tb.state().password);
     let history = Arc::new(Mutex::new(History::default()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let publisher = tokio::spawn(publish(
@@ -331,7 +327,7 @@ async fn kill_primary_node_loses_no_confirmed_message_and_manual_failback_holds(
     .await;
 
     let killed_at = Instant::now();
-    tb.node("kill", 1);
+    tb.on_node("kill", 1);
     let before = history.lock().unwrap().confirmed.len();
     eventually("200 confirms after the kill", || {
         history.lock().unwrap().confirmed.len() >= before + 200
@@ -344,7 +340,7 @@ async fn kill_primary_node_loses_no_confirmed_message_and_manual_failback_holds(
     let outage = longest_gap(&h, killed_at);
     println!(
         "RabbitMQ {}: kill -9 of the primary node: publisher outage {outage:?}, {} confirmed",
-        tb.field("version"),
+        tb.version(),
         h.confirmed.len()
     );
     assert!(outage < Duration::from_secs(30), "outage {outage:?}");
@@ -352,7 +348,7 @@ async fn kill_primary_node_loses_no_confirmed_message_and_manual_failback_holds(
 
     // Failback is manual: the restarted node comes back UP but takes no
     // clients until an operator says so.
-    tb.node("start", 1);
+    tb.on_node("start", 1);
     eventually("rabbit1 up again", || servers[0].is_up()).await;
     assert!(servers[0].awaiting_failback() && !servers[0].is_eligible());
     assert!(servers[1].is_eligible(), "clients stay on the first backup");
@@ -387,10 +383,10 @@ async fn real_frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majo
 
 async fn frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majority(broker: Broker) {
     // `ignore` keeps the resumed node running as its own partition: the
-    // case that fooled HAProxy in DESIGN.md.  (4.0 still honours
+    // case that fooled HAProxy (docs/health-checks.md, "Why these rules").  (4.0 still honours
     // cluster_partition_handling: its metadata store is Mnesia unless the
     // khepri_db feature flag is enabled.)
-    let tb = Testbed::up_on(
+    let tb = Testbed::up(
         broker,
         &["--mode", "quorum", "--partition-handling", "ignore"],
     );
@@ -408,17 +404,17 @@ async fn frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majority(
         let servers = servers.clone();
         move || servers.iter().any(|s| s.is_eligible())
     });
-    tb.node("freeze", 1);
+    tb.on_node("freeze", 1);
     eventually("frozen rabbit1 marked down", || !servers[0].is_up()).await;
     eventually("the majority to notice rabbit1 is gone", || {
         // curl blocks: keep the runtime's workers free for the checks
-        tokio::task::block_in_place(|| tb.sees_running(2)) == Some(2)
+        tokio::task::block_in_place(|| sees_running(&tb, 2)) == Some(2)
     })
     .await;
     let (served, samples) = serving.stop().await;
     println!(
         "RabbitMQ {}: while rabbit1 was frozen: a server was eligible in {served} of {samples} samples",
-        tb.field("version")
+        tb.version()
     );
     assert_eq!(
         served,
@@ -455,18 +451,14 @@ async fn frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majority(
             servers[0].is_eligible() && !vouched
         }
     });
-    tb.node("thaw", 1);
+    tb.on_node("thaw", 1);
     eventually("resumed rabbit1 answering, cut off", || {
-        tokio::task::block_in_place(|| tb.cut_off(1))
+        tokio::task::block_in_place(|| cut_off(&tb, 1))
     })
     .await;
 
     // It accepts AMQP (a plain amqp/tcp check would call it healthy) ...
-    let amqp = warren_health::probe::amqp(
-        format!("{}:5672", tb.ip(1)).parse().unwrap(),
-        Duration::from_secs(3),
-    )
-    .await;
+    let amqp = warren_health::probe::amqp(tb.node(1).amqp_addr(), Duration::from_secs(3)).await;
     assert!(
         amqp.is_ok(),
         "the nasty case needs rabbit1 to accept AMQP: {amqp:?}"
@@ -489,8 +481,8 @@ async fn frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majority(
 
     // Healing (restart the minority node, it rejoins) brings it back, and
     // immediate failback routes clients to it again.
-    tb.node("stop", 1);
-    tb.node("start", 1);
+    tb.on_node("stop", 1);
+    tb.on_node("start", 1);
     eventually("rabbit1 eligible after rejoining", || {
         servers[0].is_eligible()
     })
@@ -507,10 +499,10 @@ async fn frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majority(
 /// what an operator runs.
 fn shipped_lb_config(tb: &Testbed, dir: &std::path::Path) -> std::path::PathBuf {
     let password_file = dir.join("admin_password");
-    std::fs::write(&password_file, tb.password()).unwrap();
+    std::fs::write(&password_file, tb.state().password.clone()).unwrap();
     let token_file = dir.join("lb_admin_token");
     std::fs::write(&token_file, "test-admin-token-of-this-test").unwrap();
-    let ips: Vec<String> = (1..=3).map(|n| tb.ip(n)).collect();
+    let ips: Vec<String> = (1..=3).map(|n| tb.node(n).ip.clone()).collect();
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose/lbhost/warren-lbhost");
     let out = Command::new(script)
@@ -552,26 +544,24 @@ fn shipped_lb_config(tb: &Testbed, dir: &std::path::Path) -> std::path::PathBuf 
     path
 }
 
-impl Testbed {
-    /// Node `n`'s Erlang VM is stopped (SIGSTOP took effect).
-    fn frozen(&self, n: usize) -> bool {
-        let netns = self.state["nodes"][n - 1]["netns"].as_str().unwrap();
-        let Ok(out) = Command::new("ip").args(["netns", "pids", netns]).output() else {
-            return false;
-        };
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .any(|pid| {
-                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                comm.trim() == "beam.smp"
-                    && stat
-                        .rsplit(')')
-                        .next()
-                        .and_then(|s| s.split_whitespace().next())
-                        == Some("T")
-            })
-    }
+/// Node `n`'s Erlang VM is stopped (SIGSTOP took effect).
+fn frozen(tb: &Testbed, n: usize) -> bool {
+    let netns = &tb.node(n).netns;
+    let Ok(out) = Command::new("ip").args(["netns", "pids", netns]).output() else {
+        return false;
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .any(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            comm.trim() == "beam.smp"
+                && stat
+                    .rsplit(')')
+                    .next()
+                    .and_then(|s| s.split_whitespace().next())
+                    == Some("T")
+        })
 }
 
 /// The node at `ip`, by its own management API: does it list `node`
@@ -665,8 +655,11 @@ impl Watch {
         let polling = std::thread::spawn({
             let (polls, watching, partition_seen) =
                 (polls.clone(), watching.clone(), partition_seen.clone());
-            let (password, majority, rabbit1) =
-                (tb.password(), [tb.ip(2), tb.ip(3)], rabbit1.to_owned());
+            let (password, majority, rabbit1) = (
+                tb.state().password.clone(),
+                [tb.node(2).ip.clone(), tb.node(3).ip.clone()],
+                rabbit1.to_owned(),
+            );
             move || {
                 while watching.load(Ordering::Relaxed) {
                     let start = Instant::now();
@@ -792,7 +785,7 @@ impl PauseMinorityScene {
             "pause_minority",
         ];
         args.extend_from_slice(extra);
-        let tb = Testbed::up_on(broker, &args);
+        let tb = Testbed::up(broker, &args);
         let dir = tempfile::tempdir().unwrap();
         let (lb, rabbit1) = start_shipped_lb(&tb, dir.path()).await;
         let servers = lb.backends()[0].servers.clone();
@@ -814,7 +807,7 @@ impl PauseMinorityScene {
 async fn majority_drops_rabbit1(tb: &Testbed) {
     eventually("the majority to drop rabbit1", || {
         tokio::task::block_in_place(|| {
-            tb.sees_running(2) == Some(2) && tb.sees_running(3) == Some(2)
+            sees_running(tb, 2) == Some(2) && sees_running(tb, 3) == Some(2)
         })
     })
     .await;
@@ -831,8 +824,8 @@ async fn back_or_restarted(
 ) {
     if !healed_alone {
         tokio::task::block_in_place(|| {
-            tb.node("stop", 1);
-            tb.node("start", 1);
+            tb.on_node("stop", 1);
+            tb.on_node("start", 1);
         });
     }
     eventually("rabbit1 back and eligible", || watch.rabbit1_back(servers)).await;
@@ -894,7 +887,7 @@ async fn sessions_on_majority(
     tb: &Testbed,
     servers: &[Arc<ServerState>],
 ) -> Vec<Connection> {
-    let uri = uri(lb, &tb.password());
+    let uri = uri(lb, &tb.state().password);
     let mut sessions = Vec::new();
     for _ in 0..4 {
         sessions.push(connect(&uri).await.expect("connect through warren-lb"));
@@ -959,20 +952,20 @@ async fn frozen_node_resumed_under_pause_minority_leaves_the_majority_serving(br
         downs_before,
     } = PauseMinorityScene::start(broker).await;
 
-    tb.node("freeze", 1);
-    assert!(tb.frozen(1), "rabbit1's VM is stopped after SIGSTOP");
+    tb.on_node("freeze", 1);
+    assert!(frozen(&tb, 1), "rabbit1's VM is stopped after SIGSTOP");
     eventually("frozen rabbit1 marked down", || !servers[0].is_up()).await;
     majority_drops_rabbit1(&tb).await;
     assert!(
-        tb.frozen(1),
+        frozen(&tb, 1),
         "rabbit1 stayed frozen until the majority dropped it"
     );
     // Sessions on the majority: with rabbit1 down they land on rabbit2.
     let sessions = sessions_on_majority(&lb, &tb, &servers).await;
 
     let resumed_at = Instant::now();
-    tb.node("thaw", 1);
-    assert!(!tb.frozen(1), "rabbit1 runs again after SIGCONT");
+    tb.on_node("thaw", 1);
+    assert!(!frozen(&tb, 1), "rabbit1 runs again after SIGCONT");
     // pause_minority may heal on its own (rabbit1 rejoins); sometimes the
     // resumed node stays out, and the operator restarts it, which is the
     // heal with the management API's lagging partition data.  Either way,
@@ -981,7 +974,7 @@ async fn frozen_node_resumed_under_pause_minority_leaves_the_majority_serving(br
     let healed_alone = back_within(&watch, &servers, Duration::from_secs(60)).await;
     println!(
         "RabbitMQ {}: rabbit1 after the resume: {}; last check: {:?}; cut off: {:?}",
-        tb.field("version"),
+        tb.version(),
         if healed_alone {
             "back"
         } else {
@@ -1067,7 +1060,7 @@ async fn partitioned_primary_is_never_used_and_the_majority_keeps_serving(broker
     } = PauseMinorityScene::start(broker).await;
 
     let cut_at = Instant::now();
-    tb.node("partition", 1);
+    tb.on_node("partition", 1);
     majority_drops_rabbit1(&tb).await;
     let dropped_after = cut_at.elapsed();
     eventually("partitioned rabbit1 out of service", || {
@@ -1077,11 +1070,8 @@ async fn partitioned_primary_is_never_used_and_the_majority_keeps_serving(broker
     // Whether the minority node still takes AMQP connections (under
     // pause_minority it should pause and stop listening): recorded, as it
     // is what a plain TCP check would go by.
-    let minority_amqp = warren_health::probe::amqp(
-        format!("{}:5672", tb.ip(1)).parse().unwrap(),
-        Duration::from_secs(3),
-    )
-    .await;
+    let minority_amqp =
+        warren_health::probe::amqp(tb.node(1).amqp_addr(), Duration::from_secs(3)).await;
     let sessions = sessions_on_majority(&lb, &tb, &servers).await;
     // Several check rounds with the partition in place.
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -1092,12 +1082,12 @@ async fn partitioned_primary_is_never_used_and_the_majority_keeps_serving(broker
     );
 
     let healed_at = Instant::now();
-    tb.node("heal", 1);
+    tb.on_node("heal", 1);
     let healed_alone = back_within(&watch, &servers, Duration::from_secs(60)).await;
     println!(
         "RabbitMQ {}: majority dropped rabbit1 {dropped_after:?} after the cut; rabbit1's AMQP \
          while partitioned: {}; after the heal: {}; last check: {:?}",
-        tb.field("version"),
+        tb.version(),
         if minority_amqp.is_ok() {
             "accepted"
         } else {
@@ -1157,8 +1147,8 @@ struct DirectClient {
 async fn declare_directly(tb: &Testbed, n: usize, patience: Duration) -> DirectClient {
     let uri = format!(
         "amqp://admin:{}@{}:5672/%2f?heartbeat=5",
-        tb.password(),
-        tb.ip(n)
+        tb.state().password,
+        tb.node(n).ip
     );
     let started = Instant::now();
     let conn = match tokio::time::timeout(patience, connect(&uri)).await {
@@ -1230,13 +1220,13 @@ async fn real_partitioned_primary_with_khepri_is_never_used_on_4_0() {
         downs_before,
     } = PauseMinorityScene::start_with(Broker::V4_0, &["--khepri"]).await;
     assert_eq!(
-        tb.field("metadata_store"),
+        tb.state().metadata_store,
         "khepri",
         "the bed did not move the metadata store to Khepri"
     );
 
     let cut_at = Instant::now();
-    tb.node("partition", 1);
+    tb.on_node("partition", 1);
     majority_drops_rabbit1(&tb).await;
     eventually("partitioned rabbit1 out of service", || {
         !servers[0].is_eligible()
@@ -1265,7 +1255,7 @@ async fn real_partitioned_primary_with_khepri_is_never_used_on_4_0() {
     );
 
     let healed_at = Instant::now();
-    tb.node("heal", 1);
+    tb.on_node("heal", 1);
     let healed_alone = back_within(&watch, &servers, Duration::from_secs(60)).await;
     back_or_restarted(&tb, &watch, &servers, healed_alone).await;
     println!(

@@ -14,7 +14,7 @@ use serde_json::Value;
 use warren_lb::runtime::{self, Running};
 
 mod common;
-use common::testbed::Testbed;
+use warren_testkit::{Broker, Testbed};
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -47,7 +47,7 @@ name = "rabbit1"
 address = "{}:5672"
 send_proxy = "{version}"
 "#,
-            tb.ip(1)
+            tb.node(1).ip
         ));
     }
     c
@@ -73,13 +73,13 @@ async fn mgmt_connection(tb: &Testbed, name: &str) -> Value {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let url = format!("http://{}:15672/api/connections", tb.ip(1));
+    let url = format!("{}/api/connections", tb.node(1).management_url());
     let deadline = Instant::now() + PATIENCE;
     let mut last;
     loop {
         let answer = http
             .get(&url)
-            .basic_auth(tb.field("user"), Some(tb.field("password")))
+            .basic_auth(&tb.state().user, Some(&tb.state().password))
             .send()
             .await;
         match answer {
@@ -109,8 +109,11 @@ async fn mgmt_connection(tb: &Testbed, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_proxy_protocol_v1_v2_checks_pass_and_rabbitmq_sees_the_client() {
-    let tb = Testbed::up(&["--nodes", "1", "--conf-line", "proxy_protocol = true"]);
-    let bridge = tb.field("host_ip");
+    let tb = Testbed::up(
+        Broker::V3_10,
+        &["--nodes", "1", "--conf-line", "proxy_protocol = true"],
+    );
+    let bridge = tb.state().host_ip.clone();
     let config = warren_lb::config::parse(&lb_config(&tb)).expect("valid lb config");
     let lb = runtime::start(config).await.unwrap();
     let backends = lb.backends();
@@ -147,8 +150,8 @@ async fn real_proxy_protocol_v1_v2_checks_pass_and_rabbitmq_sees_the_client() {
         let conn_name = format!("warren-proxy-{name}-{}", std::process::id());
         let uri = format!(
             "amqp://{}:{}@{frontend}/%2f?heartbeat=5",
-            tb.field("user"),
-            tb.field("password")
+            tb.state().user,
+            tb.state().password
         );
         let props = ConnectionProperties::default()
             .with_connection_name(conn_name.clone().into())

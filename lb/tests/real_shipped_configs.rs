@@ -22,7 +22,7 @@ use lapin::{Connection, ConnectionProperties};
 mod common;
 use common::process::{admin_fetch, admin_get, Lb};
 use common::shipped::Shipped;
-use common::testbed::Testbed;
+use warren_testkit::{Broker, Testbed};
 
 /// A real cluster takes longer than the in-process tests' patience.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -45,13 +45,11 @@ async fn real_ansible_config_survives_reload_upgrade_and_stop() {
 async fn lifecycle(deployment: &'static str) {
     let dir = tempfile::tempdir().unwrap();
     let shipped = Shipped::render(deployment, dir.path());
-    let tb = Testbed::up(&[]);
-    let (user, password) = (tb.field("user"), tb.field("password"));
+    let tb = Testbed::up(Broker::V3_10, &[]);
+    let (user, password) = (tb.state().user.clone(), tb.state().password.clone());
     let password_file = dir.path().join("check-password");
     std::fs::write(&password_file, format!("{password}\n")).unwrap();
-    let servers: Vec<SocketAddr> = (1..=3)
-        .map(|n| format!("{}:5672", tb.ip(n)).parse().unwrap())
-        .collect();
+    let servers: Vec<SocketAddr> = (1..=3).map(|n| tb.node(n).amqp_addr()).collect();
     let local = shipped.localize(&servers, &user, &password_file);
     let file = dir.path().join("lb.toml");
     std::fs::write(&file, &local.text).unwrap();

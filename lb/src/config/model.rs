@@ -92,6 +92,20 @@ pub enum Balance {
     Source,
 }
 
+impl Balance {
+    /// The HAProxy keyword, as the config's `balance` takes it and as
+    /// `/status` reports it. Spelled out rather than derived from `Debug`,
+    /// whose text is for developers and may change with a variant's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Balance::First => "first",
+            Balance::RoundRobin => "roundrobin",
+            Balance::LeastConn => "leastconn",
+            Balance::Source => "source",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnError {
     /// A failed connect marks the server down at once (HAProxy `mark-down`).

@@ -86,6 +86,23 @@ fn good_config_is_validated_with_haproxy_defaults_filled_in() {
     assert_eq!(b.servers[1].role, Role::Backup);
 }
 
+/// `/status` reports a backend's `balance` by these words (they were the
+/// lower-cased `Debug` text before `as_str`), and each is the keyword the
+/// config takes for that algorithm.
+#[test]
+fn balance_words_are_the_config_keywords_status_has_always_shown() {
+    for (balance, word) in [
+        (Balance::First, "first"),
+        (Balance::RoundRobin, "roundrobin"),
+        (Balance::LeastConn, "leastconn"),
+        (Balance::Source, "source"),
+    ] {
+        assert_eq!(balance.as_str(), word);
+        let text = GOOD.replace(r#"balance = "first""#, &format!("balance = {word:?}"));
+        assert_eq!(parse(&text).unwrap().backends[0].balance, balance, "{word}");
+    }
+}
+
 #[test]
 fn minimal_backend_uses_haproxy_defaults() {
     let c = parse(

@@ -1,5 +1,6 @@
-//! Table tests of the exact views from issue 13 and DESIGN.md, and a model
-//! test of the rule over generated cluster views.
+//! Table tests of the exact views from issue 13 and from the frozen and
+//! resumed node (docs/health-checks.md, "Why these rules"), and a model test
+//! of the rule over generated cluster views.
 
 use super::*;
 

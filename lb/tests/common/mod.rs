@@ -12,7 +12,6 @@ use tokio::task::JoinHandle;
 
 pub mod process;
 pub mod shipped;
-pub mod testbed;
 
 /// How long any single expected event may take before a test gives up.
 pub const PATIENCE: Duration = Duration::from_secs(20);
