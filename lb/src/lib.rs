@@ -3,8 +3,11 @@
 //!
 //! * [`config`]: TOML file → validated runtime model.
 //! * [`balance`]: pure server selection.
-//! * [`server`], [`backend`]: live state and what a state change triggers.
+//! * [`live`]: what every part of a running balancer shares (generation, counters).
+//! * [`server`], [`backend`]: a server's state and what a state change triggers.
 //! * [`checker`]: the per-server check task around the pure check machine.
+//! * [`resolution`], [`dns`]: a server's address and what a DNS answer does to
+//!   it (pure), and the resolver task that asks.
 //! * [`majority`]: pure cross-check of the nodes' cluster views.
 //! * [`proxy`], [`relay`]: accepting, connecting with redispatch, relaying.
 //! * [`pipes`]: the splice pipes, pooled and leased per chunk.
@@ -22,12 +25,14 @@ pub mod checker;
 pub mod config;
 pub mod dns;
 pub mod limits;
+pub mod live;
 pub mod majority;
 pub mod metrics;
 pub mod pipes;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod relay;
+pub mod resolution;
 pub mod resource;
 pub mod runtime;
 pub mod server;

@@ -17,7 +17,7 @@ use warren_health::probe::NodeReport;
 use warren_health::{Cause, CheckMachine, CheckParams, InitialState, Status, Transition};
 
 use crate::config::{Check, CheckKind, Role, Server};
-use crate::dns::{Change, Record, Resolution};
+use crate::resolution::{Change, Record, Resolution};
 
 /// What an operator asked of a server (HAProxy's admin states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
