@@ -16,6 +16,8 @@
 //! * [`metrics`]: the Prometheus text rendering.
 //! * [`runtime`]: wiring it all from a configuration; reload.
 //! * [`upgrade`]: listening-socket handover to a new binary.
+//! * [`process`]: the process's lifecycle: start or take over, serve reloads,
+//!   upgrades and stops, drain; the binary only parses its arguments.
 
 pub mod accept_reserve;
 pub mod admin;
@@ -29,6 +31,7 @@ pub mod live;
 pub mod majority;
 pub mod metrics;
 pub mod pipes;
+pub mod process;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod relay;
