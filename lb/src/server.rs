@@ -79,7 +79,8 @@ pub struct ServerState {
     pub no_news: AtomicBool,
     /// Resolutions of the server's name that failed.
     pub dns_failures: AtomicU64,
-    /// The address the data path and the checks use (see [`crate::dns`]);
+    /// The address the data path and the checks use (see
+    /// [`crate::resolution`], fed by [`crate::dns`]);
     /// a watch so the first connect can wait for the first answer.
     dns: watch::Sender<Record>,
 }
