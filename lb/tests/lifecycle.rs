@@ -26,6 +26,12 @@ fn write_config(file: &Path, global: &str, servers: &[(&str, SocketAddr)]) {
     std::fs::write(file, c).unwrap();
 }
 
+/// A stop after which every session ended by itself.
+const DRAINED: Stopped = Stopped {
+    handed_over: false,
+    drain: Drain::Complete,
+};
+
 fn options(file: &Path) -> Options {
     Options {
         config: file.to_owned(),
@@ -53,6 +59,16 @@ async fn serve(options: Options) -> Served {
         frontend: process.listening()[0],
         serving: tokio::spawn(process.serve(commands)),
     }
+}
+
+/// A balancer (with `global` on top of its file) in front of one server,
+/// and the directory its file is in.
+async fn in_front_of_one(global: &str) -> (Served, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lb.toml");
+    let one = common::named("one").await;
+    write_config(&file, global, &[("one", one.addr)]);
+    (serve(options(&file)).await, dir)
 }
 
 impl Served {
@@ -111,13 +127,7 @@ async fn a_reload_rereads_the_file_and_a_broken_file_keeps_the_generation() {
 
     lb.control.stop();
     let control = lb.control.clone();
-    assert_eq!(
-        lb.stopped().await,
-        Stopped {
-            handed_over: false,
-            drain: Drain::Complete
-        }
-    );
+    assert_eq!(lb.stopped().await, DRAINED);
     assert!(
         control.reload().await.is_err(),
         "a stopped balancer reloads nothing"
@@ -126,11 +136,7 @@ async fn a_reload_rereads_the_file_and_a_broken_file_keeps_the_generation() {
 
 #[tokio::test]
 async fn a_stop_closes_the_listeners_and_waits_for_the_open_sessions() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("lb.toml");
-    let one = common::named("one").await;
-    write_config(&file, "", &[("one", one.addr)]);
-    let lb = serve(options(&file)).await;
+    let (lb, _dir) = in_front_of_one("").await;
     let (_, mut session) = who(lb.frontend).await;
 
     lb.control.stop();
@@ -139,22 +145,12 @@ async fn a_stop_closes_the_listeners_and_waits_for_the_open_sessions() {
     echoes(&mut session, b"while draining").await;
     assert!(!lb.serving.is_finished(), "stopped with a session open");
     drop(session);
-    assert_eq!(
-        lb.stopped().await,
-        Stopped {
-            handed_over: false,
-            drain: Drain::Complete
-        }
-    );
+    assert_eq!(lb.stopped().await, DRAINED);
 }
 
 #[tokio::test]
 async fn a_second_stop_ends_the_drain_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("lb.toml");
-    let one = common::named("one").await;
-    write_config(&file, "", &[("one", one.addr)]);
-    let lb = serve(options(&file)).await;
+    let (lb, _dir) = in_front_of_one("").await;
     let (_, _session) = who(lb.frontend).await;
 
     lb.control.stop();
@@ -165,15 +161,7 @@ async fn a_second_stop_ends_the_drain_at_once() {
 
 #[tokio::test]
 async fn hard_stop_after_ends_the_drain() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("lb.toml");
-    let one = common::named("one").await;
-    write_config(
-        &file,
-        "[global]\nhard_stop_after = \"200ms\"",
-        &[("one", one.addr)],
-    );
-    let lb = serve(options(&file)).await;
+    let (lb, _dir) = in_front_of_one("[global]\nhard_stop_after = \"200ms\"").await;
     let (_, _session) = who(lb.frontend).await;
 
     lb.control.stop();
