@@ -221,7 +221,8 @@ impl Process {
     /// Serves `commands` and upgrade requests until a stop or a handover,
     /// then closes the listeners, waits for the open sessions (at most
     /// `global.hard_stop_after`, or until a second stop) and stops every
-    /// task.
+    /// task.  Sessions still open after that are not closed one by one:
+    /// they end with the process (in a test, with its runtime).
     pub async fn serve(self, mut commands: Commands) -> Stopped {
         let Process {
             running,
