@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use crate::accept_reserve::{self, Reserve};
 use crate::backend::BackendState;
 use crate::config::{Admin, CheckKind, Role};
-use crate::dns::Resolution;
+use crate::live::Live;
+use crate::resolution::Resolution;
 use crate::resource::Phase;
-use crate::runtime::Live;
 use crate::server::{AdminState, ServerState};
 
 #[derive(Clone)]

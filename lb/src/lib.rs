@@ -3,8 +3,11 @@
 //!
 //! * [`config`]: TOML file → validated runtime model.
 //! * [`balance`]: pure server selection.
-//! * [`server`], [`backend`]: live state and what a state change triggers.
+//! * [`live`]: what every part of a running balancer shares (generation, counters).
+//! * [`server`], [`backend`]: a server's state and what a state change triggers.
 //! * [`checker`]: the per-server check task around the pure check machine.
+//! * [`resolution`], [`dns`]: a server's address and what a DNS answer does to
+//!   it (pure), and the resolver task that asks.
 //! * [`majority`]: pure cross-check of the nodes' cluster views.
 //! * [`proxy`], [`relay`]: accepting, connecting with redispatch, relaying.
 //! * [`pipes`]: the splice pipes, pooled and leased per chunk.
@@ -13,6 +16,8 @@
 //! * [`metrics`]: the Prometheus text rendering.
 //! * [`runtime`]: wiring it all from a configuration; reload.
 //! * [`upgrade`]: listening-socket handover to a new binary.
+//! * [`process`]: the process's lifecycle: start or take over, serve reloads,
+//!   upgrades and stops, drain; the binary only parses its arguments.
 
 pub mod accept_reserve;
 pub mod admin;
@@ -22,12 +27,15 @@ pub mod checker;
 pub mod config;
 pub mod dns;
 pub mod limits;
+pub mod live;
 pub mod majority;
 pub mod metrics;
 pub mod pipes;
+pub mod process;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod relay;
+pub mod resolution;
 pub mod resource;
 pub mod runtime;
 pub mod server;

@@ -1,13 +1,10 @@
 //! The `warren-lb` command.
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing::{error, info, warn};
-use warren_lb::limits::OpenFiles;
+use warren_lb::process::{self, Options};
 
 #[derive(Parser)]
 #[command(
@@ -101,12 +98,14 @@ fn main() -> ExitCode {
             token,
             action,
         }) => ctl(&admin, token.as_deref(), action),
-        None => run(
-            cli.config,
-            cli.log_format,
-            cli.upgrade_socket,
-            cli.upgrade_from,
-        ),
+        None => {
+            init_logging(cli.log_format);
+            process::run(Options {
+                config: cli.config,
+                upgrade_socket: cli.upgrade_socket,
+                upgrade_from: cli.upgrade_from,
+            })
+        }
     }
 }
 
@@ -164,12 +163,9 @@ fn ctl(admin: &str, token: Option<&str>, action: CtlAction) -> ExitCode {
     })
 }
 
-fn run(
-    path: PathBuf,
-    format: LogFormat,
-    upgrade_socket: Option<PathBuf>,
-    upgrade_from: Option<PathBuf>,
-) -> ExitCode {
+/// Log lines on stdout, in `format`, at the level `RUST_LOG` asks for
+/// (info by default).
+fn init_logging(format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     match format {
@@ -197,323 +193,5 @@ fn run(
             .with_env_filter(filter)
             .with_target(false)
             .init(),
-    }
-    let config = match warren_lb::config::load(&path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    size_open_files(&config);
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            error!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let code = rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (mut term, mut int, mut hup) = match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::hangup()),
-        ) {
-            (Ok(t), Ok(i), Ok(h)) => (t, i, h),
-            _ => {
-                error!("cannot install the signal handlers");
-                return ExitCode::FAILURE;
-            }
-        };
-        let mut handover = None;
-        if let Some(from) = &upgrade_from {
-            match warren_lb::upgrade::Handover::receive(from) {
-                Ok(h) => {
-                    let sockets = h.sockets.frontends.len() + usize::from(h.sockets.admin.is_some());
-                    info!(
-                        event = "upgrade",
-                        step = "received",
-                        sockets,
-                        "upgrade: received {sockets} listening socket(s) from {}{}; checking every server once before accepting",
-                        from.display(),
-                        if h.sockets.admin.is_some() { ", the admin API's included" } else { "" }
-                    );
-                    handover = Some(h);
-                }
-                Err(e) => {
-                    error!(event = "upgrade", step = "failed", "upgrade: {e:#}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        let started = match handover.as_mut() {
-            Some(h) => warren_lb::runtime::take_over(config, std::mem::take(&mut h.sockets)).await,
-            None => warren_lb::runtime::start(config).await,
-        };
-        let running = match started {
-            Ok(r) => r,
-            Err(e) => {
-                error!("{e:#}");
-                return ExitCode::FAILURE;
-            }
-        };
-        if let Some(h) = handover {
-            match h.ready() {
-                Ok(()) => info!(
-                    event = "upgrade",
-                    step = "took_over",
-                    "upgrade: serving; the old process stops accepting and drains"
-                ),
-                Err(e) => warn!(
-                    event = "upgrade",
-                    step = "ready_not_delivered",
-                    "upgrade: could not tell the old process to stop accepting ({e}); both serve until it is stopped"
-                ),
-            }
-        }
-        let upgrades = match &upgrade_socket {
-            None => None,
-            Some(p) => {
-                let _ = std::fs::remove_file(p);
-                match tokio::net::UnixListener::bind(p) {
-                    Ok(l) => Some(l),
-                    Err(e) => {
-                        error!("cannot listen for upgrades on {}: {e}", p.display());
-                        return ExitCode::FAILURE;
-                    }
-                }
-            }
-        };
-        info!(
-            event = "start",
-            generation = 1u64,
-            "warren-lb {} started with {} (generation 1)",
-            env!("CARGO_PKG_VERSION"),
-            path.display()
-        );
-        let mut upgraded = false;
-        // A handover waits up to a minute for the new process to say
-        // `ready`; signals are served meanwhile, and one handover runs at
-        // a time (a second request is refused by closing it).
-        let mut handing_over: Option<Pin<Box<dyn Future<Output = bool> + '_>>> = None;
-        loop {
-            let event = tokio::select! {
-                _ = hup.recv() => Event::Reload,
-                _ = term.recv() => Event::Stop,
-                _ = int.recv() => Event::Stop,
-                r = async {
-                    match &upgrades {
-                        Some(l) => l.accept().await,
-                        None => std::future::pending().await,
-                    }
-                } => Event::UpgradeRequest(r.map(|(stream, _)| stream)),
-                took_over = async {
-                    match handing_over.as_mut() {
-                        Some(h) => h.await,
-                        None => std::future::pending().await,
-                    }
-                } => Event::HandoverDone(took_over),
-            };
-            match event {
-                Event::Reload => reload(&running, &path).await,
-                Event::Stop => break,
-                Event::UpgradeRequest(Ok(stream)) if handing_over.is_none() => {
-                    handing_over = Some(Box::pin(hand_over(&running, stream)));
-                }
-                Event::UpgradeRequest(Ok(_)) => warn!(
-                    event = "upgrade",
-                    step = "refused",
-                    "upgrade: another handover is in progress; request refused"
-                ),
-                Event::UpgradeRequest(Err(e)) => {
-                    warn!(event = "upgrade", step = "failed", "upgrade: accept failed: {e}")
-                }
-                Event::HandoverDone(took_over) => {
-                    handing_over = None;
-                    if took_over {
-                        upgraded = true;
-                        running.hand_off_admin().await;
-                        break;
-                    }
-                }
-            }
-        }
-        // A handover still waiting on the new process is abandoned: this
-        // process stops accepting either way.
-        drop(handing_over);
-        drop(upgrades);
-        if !upgraded {
-            if let Some(p) = &upgrade_socket {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-        let deadline = running.live.current().config.hard_stop_after;
-        let open = running
-            .live
-            .sessions
-            .load(std::sync::atomic::Ordering::Acquire);
-        info!(
-            event = "stop",
-            sessions = open,
-            "stopping: listeners closed, waiting for {open} sessions to end{}",
-            match deadline {
-                Some(d) => format!(" (at most {d:?}, global.hard_stop_after)"),
-                None => String::new(),
-            }
-        );
-        // A second SIGTERM/SIGINT stops at once.
-        let left = tokio::select! {
-            n = running.drain(deadline) => n,
-            _ = term.recv() => usize::MAX,
-            _ = int.recv() => usize::MAX,
-        };
-        if left == usize::MAX {
-            info!(
-                event = "stop",
-                "second stop signal: closing every session now"
-            );
-        } else if left > 0 {
-            info!(
-                event = "stop",
-                sessions = left,
-                "hard_stop_after reached: closing {left} sessions"
-            );
-        }
-        running.shutdown().await;
-        ExitCode::SUCCESS
-    });
-    // Do not wait for an abandoned handover's blocking read (up to a
-    // minute) to time out.
-    rt.shutdown_timeout(std::time::Duration::from_secs(1));
-    code
-}
-
-/// What the main loop was woken by.
-enum Event {
-    Reload,
-    Stop,
-    UpgradeRequest(std::io::Result<tokio::net::UnixStream>),
-    /// A handover finished: true when the new process took over.
-    HandoverDone(bool),
-}
-
-/// Hands the listening sockets to a new process; true once it took over.
-async fn hand_over(running: &warren_lb::runtime::Running, stream: tokio::net::UnixStream) -> bool {
-    info!(
-        event = "upgrade",
-        step = "requested",
-        "upgrade: a new process asks for the listening sockets"
-    );
-    let sockets = match running.handover_sockets().await {
-        Ok(s) => s,
-        Err(e) => {
-            error!(event = "upgrade", step = "aborted", "upgrade aborted: {e}");
-            return false;
-        }
-    };
-    let result = tokio::task::spawn_blocking(move || {
-        let stream = stream.into_std()?;
-        stream.set_nonblocking(false)?;
-        warren_lb::upgrade::hand_over(stream, &sockets)
-    })
-    .await;
-    match result {
-        Ok(Ok(true)) => {
-            info!(
-                event = "upgrade",
-                step = "handed_over",
-                "upgrade: the new process is serving; this one stops accepting and drains"
-            );
-            true
-        }
-        Ok(Ok(false)) => {
-            warn!(
-                event = "upgrade",
-                step = "aborted",
-                "upgrade aborted: the new process did not become ready; still serving"
-            );
-            false
-        }
-        Ok(Err(e)) => {
-            warn!(
-                event = "upgrade",
-                step = "aborted",
-                "upgrade aborted: {e:#}; still serving"
-            );
-            false
-        }
-        Err(e) => {
-            warn!(
-                event = "upgrade",
-                step = "aborted",
-                "upgrade aborted: {e}; still serving"
-            );
-            false
-        }
-    }
-}
-
-/// Raises the open-files limit to what `config` can hold open (see
-/// [`warren_lb::limits`]), or says why it cannot.
-fn size_open_files(config: &warren_lb::config::Config) {
-    match warren_lb::limits::raise_open_files(warren_lb::limits::fds_needed(config)) {
-        Ok(OpenFiles::Enough(_)) => {}
-        Ok(OpenFiles::Raised { from, to }) => {
-            info!("open files limit raised from {from} to {to} (maxconn of every frontend x 2 + pipe pool x 2 + listeners + 256)")
-        }
-        Ok(OpenFiles::Short { limit, needed }) => warn!(
-            "open files limit is {limit} (the hard limit), the configuration needs {needed} (maxconn of every frontend x 2 + pipe pool x 2 + listeners + 256): raise LimitNOFILE / ulimit -Hn or lower maxconn"
-        ),
-        Err(e) => warn!("cannot read or raise the open files limit: {e}"),
-    }
-}
-
-/// SIGHUP: re-read and validate the file; swap only a valid configuration.
-async fn reload(running: &warren_lb::runtime::Running, path: &std::path::Path) {
-    let old = running.generation();
-    let config = match warren_lb::config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            running.reload_refused();
-            let problems: Vec<String> = e.to_string().lines().map(str::to_owned).collect();
-            error!(
-                event = "reload",
-                result = "failed",
-                generation = old,
-                error = %problems.join("; "),
-                "reload failed, generation {old} keeps serving: {}",
-                problems.join("; ")
-            );
-            return;
-        }
-    };
-    size_open_files(&config);
-    match running.reload(config).await {
-        Ok(r) => info!(
-            event = "reload",
-            result = "ok",
-            generation = r.generation,
-            servers_kept = r.servers_kept,
-            servers_added = r.servers_added,
-            servers_removed = r.servers_removed,
-            binds_opened = r.binds_opened,
-            binds_closed = r.binds_closed,
-            "reload ok: generation {} from {} ({} servers kept, {} added, {} removed; {} listeners opened, {} closed)",
-            r.generation,
-            path.display(),
-            r.servers_kept,
-            r.servers_added,
-            r.servers_removed,
-            r.binds_opened,
-            r.binds_closed
-        ),
-        Err(e) => error!(
-            event = "reload",
-            result = "failed",
-            generation = old,
-            error = %format!("{e:#}"),
-            "reload failed, generation {old} keeps serving: {e:#}"
-        ),
     }
 }

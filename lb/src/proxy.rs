@@ -17,10 +17,10 @@ use warren_health::resource::{io_local_resource, LocalResource};
 
 use crate::backend::BackendState;
 use crate::config::{Frontend, SendProxy};
+use crate::live::{Live, Route};
 use crate::proxy_protocol;
 use crate::relay::{relay, Counters, RelayError};
 use crate::resource::{accept_failure, AcceptFailure, Phase, PAUSE};
-use crate::runtime::{Live, Route};
 
 /// Dead peers are found by TCP keepalive after about 60 s + 3 × 10 s even
 /// when the application sends nothing (AMQP heartbeats usually beat it).

@@ -16,13 +16,12 @@
 //! * a removed server gets no new sessions; its sessions drain, or are
 //!   closed after `global.hard_stop_after` when set.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime};
-
-use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use hickory_resolver::TokioResolver;
@@ -34,69 +33,10 @@ use tracing::{info, warn};
 
 use crate::backend::BackendState;
 use crate::config::{Address, Admin, Config, Frontend};
-use crate::pipes::PipePool;
-use crate::resource::{Phase, ResourceErrors};
+use crate::live::{Generation, Live, Route};
 use crate::server::ServerState;
 use crate::upgrade::{self, Inherited, Sockets};
-use crate::{admin, checker, dns, limits, metrics, proxy};
-
-/// One loaded configuration and the run-time state built from it.
-pub struct Generation {
-    /// 1 at start, +1 on every successful reload.
-    pub number: u64,
-    pub config: Config,
-    pub backends: Vec<Arc<BackendState>>,
-}
-
-/// What the admin API, the listeners and the reload share.
-pub struct Live {
-    current: RwLock<Arc<Generation>>,
-    pub started: Instant,
-    pub started_at: SystemTime,
-    pub reloads_ok: AtomicU64,
-    pub reloads_failed: AtomicU64,
-    /// Client sessions open right now, over every generation.
-    pub sessions: AtomicUsize,
-    /// Clients closed for sending nothing within `timeout_first_byte`.
-    pub first_byte_timeouts: AtomicU64,
-    /// Local shortages (EMFILE ...) on the data path; never a server's.
-    pub resource_errors: ResourceErrors,
-    /// The splice relay's pipes, shared by every session.
-    pub pipes: PipePool,
-}
-
-impl Live {
-    pub fn current(&self) -> Arc<Generation> {
-        self.current.read().expect("generation lock").clone()
-    }
-
-    pub fn metrics(&self) -> String {
-        let generation = self.current();
-        metrics::render(
-            &generation.backends,
-            &metrics::Process {
-                uptime: self.started.elapsed(),
-                started_at: self.started_at,
-                generation: generation.number,
-                reloads_ok: self.reloads_ok.load(Ordering::Relaxed),
-                reloads_failed: self.reloads_failed.load(Ordering::Relaxed),
-                sessions: self.sessions.load(Ordering::Relaxed),
-                first_byte_timeouts: self.first_byte_timeouts.load(Ordering::Relaxed),
-                resource_errors_accept: self.resource_errors.count(Phase::Accept),
-                resource_errors_connect: self.resource_errors.count(Phase::Connect),
-                pipes_used: self.pipes.used(),
-                pipes_free: self.pipes.free(),
-            },
-        )
-    }
-}
-
-/// What a listener task reads for each new client.
-#[derive(Clone)]
-pub struct Route {
-    pub frontend: Frontend,
-    pub backend: Arc<BackendState>,
-}
+use crate::{admin, checker, dns, limits, proxy};
 
 struct Listener {
     /// As written in the configuration (port 0 stays 0), which is what a
@@ -245,21 +185,11 @@ async fn launch(
         .map(BackendState::new)
         .collect();
     let stop = CancellationToken::new();
-    let live = Arc::new(Live {
-        current: RwLock::new(Arc::new(Generation {
-            number: 1,
-            config: config.clone(),
-            backends: backends.clone(),
-        })),
-        started: Instant::now(),
-        started_at: SystemTime::now(),
-        reloads_ok: AtomicU64::new(0),
-        reloads_failed: AtomicU64::new(0),
-        sessions: AtomicUsize::new(0),
-        first_byte_timeouts: AtomicU64::new(0),
-        resource_errors: ResourceErrors::default(),
-        pipes: PipePool::new(limits::max_pipes(&config)),
-    });
+    let live = Arc::new(Live::new(
+        config.clone(),
+        backends.clone(),
+        limits::max_pipes(&config),
+    ));
     let resolver = dns_resolver(&config)?;
     let checks = stop.child_token();
     spawn_server_tasks(&backends, &checks, resolver, &config);
@@ -569,7 +499,7 @@ impl Running {
             config: config.clone(),
             backends: backends.clone(),
         });
-        *self.live.current.write().expect("generation lock") = generation.clone();
+        self.live.install(generation.clone());
         //    A primary held back for failback is now held by the new
         //    generation's policy.
         for b in &backends {

@@ -17,7 +17,7 @@ use warren_health::probe::NodeReport;
 use warren_health::{Cause, CheckMachine, CheckParams, InitialState, Status, Transition};
 
 use crate::config::{Check, CheckKind, Role, Server};
-use crate::dns::{Change, Record, Resolution};
+use crate::resolution::{Change, Record, Resolution};
 
 /// What an operator asked of a server (HAProxy's admin states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +79,8 @@ pub struct ServerState {
     pub no_news: AtomicBool,
     /// Resolutions of the server's name that failed.
     pub dns_failures: AtomicU64,
-    /// The address the data path and the checks use (see [`crate::dns`]);
+    /// The address the data path and the checks use (see
+    /// [`crate::resolution`], fed by [`crate::dns`]);
     /// a watch so the first connect can wait for the first answer.
     dns: watch::Sender<Record>,
 }

@@ -1,7 +1,9 @@
-//! The `warren-lb` command line: check-config like `haproxy -c`.
+//! The `warren-lb` command line: check-config like `haproxy -c`, and the
+//! real binary's signals, logs, limits and upgrades (the lifecycle loop
+//! itself is tested in process in lifecycle.rs).
 
 mod common;
-use common::process::{admin_fetch, admin_get, free_port, lb, Lb};
+use common::process::{admin_fetch, admin_get, free_port, lb, wait_for_socket, Lb};
 
 #[test]
 fn check_config_accepts_a_valid_file() {
@@ -156,18 +158,8 @@ fn json_logs_state_changes_and_sighup_reloads() {
 
     // SIGTERM: a clean, prompt exit.
     lb.signal("TERM");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        if let Some(status) = lb.child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let status = lb.exited("after SIGTERM");
+    assert!(status.success(), "{status}");
     drop(alive);
 }
 
@@ -213,28 +205,9 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
         format!("[admin]\nbind = \"{admin}\"\n[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\ninter = \"200ms\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\n"),
     )
     .unwrap();
-    let mut old = Lb::start_with(
-        &file,
-        "json",
-        &["--upgrade-socket".as_ref(), sock.as_os_str()],
-    );
-    let listening = old.wait_json("the frontend", |v| {
-        v["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("frontend 'f' listening on"))
-    });
-    let addr: std::net::SocketAddr = listening["message"].as_str().unwrap()
-        ["frontend 'f' listening on ".len()..]
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !sock.exists() {
-        assert!(std::time::Instant::now() < deadline, "no upgrade socket");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut old = Lb::serving_upgrades(&file, &sock);
+    let addr = old.frontend("f");
+    wait_for_socket(&sock);
     assert_eq!(admin_get(admin, "/readyz"), Ok(200));
     let mut longs: Vec<_> = (0..50)
         .map(|_| {
@@ -332,18 +305,8 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
     }
     // ... and exits once they have ended.
     drop(longs);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        if let Some(status) = old.child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "old process never exited"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let status = old.exited("of the old process");
+    assert!(status.success(), "{status}");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     exchange(&mut s, b"new process").unwrap();
     assert_eq!(
@@ -367,28 +330,9 @@ fn a_failed_upgrade_leaves_the_old_process_serving() {
     let backend = echo_server();
     let frontend = format!("[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\n");
     std::fs::write(&file, &frontend).unwrap();
-    let mut old = Lb::start_with(
-        &file,
-        "json",
-        &["--upgrade-socket".as_ref(), sock.as_os_str()],
-    );
-    let listening = old.wait_json("the frontend", |v| {
-        v["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("frontend 'f' listening on"))
-    });
-    let addr: std::net::SocketAddr = listening["message"].as_str().unwrap()
-        ["frontend 'f' listening on ".len()..]
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !sock.exists() {
-        assert!(std::time::Instant::now() < deadline, "no upgrade socket");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut old = Lb::serving_upgrades(&file, &sock);
+    let addr = old.frontend("f");
+    wait_for_socket(&sock);
     // The new process gets the sockets, then cannot start: a second
     // frontend on a port that is taken.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -528,11 +472,7 @@ fn signals_are_served_while_a_handover_waits_for_the_new_process() {
         format!("[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"{server}\"\naddress = \"{backend}\"\n")
     };
     std::fs::write(&file, config("s")).unwrap();
-    let mut old = Lb::start_with(
-        &file,
-        "json",
-        &["--upgrade-socket".as_ref(), sock.as_os_str()],
-    );
+    let mut old = Lb::serving_upgrades(&file, &sock);
     old.wait_json("start", |v| v["event"] == "start");
     // A "new process" that takes the sockets and then never says `ready`:
     // the old one waits up to a minute for it.
@@ -571,15 +511,6 @@ fn silent_server() -> std::net::SocketAddr {
     addr
 }
 
-/// The upgrade socket's path, once the process serves it.
-fn wait_for_socket(sock: &std::path::Path) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !sock.exists() {
-        assert!(std::time::Instant::now() < deadline, "no upgrade socket");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn an_upgrade_never_answers_readyz_before_the_new_process_has_checked() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -597,11 +528,7 @@ fn an_upgrade_never_answers_readyz_before_the_new_process_has_checked() {
         format!("[admin]\nbind = \"{admin}\"\n[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\ntype = \"http\"\ntimeout = \"1s\"\ninter = \"10s\"\n[[backend.server]]\nname = \"s\"\naddress = \"{server}\"\n"),
     )
     .unwrap();
-    let mut old = Lb::start_with(
-        &file,
-        "json",
-        &["--upgrade-socket".as_ref(), sock.as_os_str()],
-    );
+    let mut old = Lb::serving_upgrades(&file, &sock);
     let down = old.wait_json("s DOWN", |v| v["event"] == "server_state");
     assert_eq!(down["new"], "DOWN", "{down}");
     wait_for_socket(&sock);
@@ -658,11 +585,7 @@ fn an_upgrade_can_move_the_admin_api() {
     let (old_file, new_file) = (dir.path().join("old.toml"), dir.path().join("new.toml"));
     std::fs::write(&old_file, config(before)).unwrap();
     std::fs::write(&new_file, config(after)).unwrap();
-    let mut old = Lb::start_with(
-        &old_file,
-        "json",
-        &["--upgrade-socket".as_ref(), sock.as_os_str()],
-    );
+    let mut old = Lb::serving_upgrades(&old_file, &sock);
     wait_for_socket(&sock);
     assert_eq!(admin_get(before, "/healthz"), Ok(200));
     let mut new = Lb::upgrade_to(&new_file, &sock);

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use warren_lb::dns::Resolution;
+use warren_lb::resolution::Resolution;
 use warren_lb::runtime;
 
 mod common;

@@ -58,11 +58,7 @@ async fn lifecycle(deployment: &'static str) {
     let sock = dir.path().join("upgrade.sock");
 
     // Start, and wait until every server has been checked and is UP.
-    let mut old = Lb::start_with(
-        &file,
-        "json",
-        &["--upgrade-socket".as_ref(), sock.as_os_str()],
-    );
+    let mut old = Lb::serving_upgrades(&file, &sock);
     eventually("every server checked and UP", || all_up(admin)).await;
     eventually("the upgrade socket", || sock.exists()).await;
 

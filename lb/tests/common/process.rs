@@ -40,6 +40,16 @@ impl Lb {
         Self::spawn(command)
     }
 
+    /// Starts `warren-lb` for `config` (JSON logs), serving upgrades on
+    /// `sock`.
+    pub fn serving_upgrades(config: &std::path::Path, sock: &std::path::Path) -> Lb {
+        Self::start_with(
+            config,
+            "json",
+            &["--upgrade-socket".as_ref(), sock.as_os_str()],
+        )
+    }
+
     /// Starts `warren-lb --upgrade-from` for `config`, serving the next
     /// upgrade on the same socket.
     pub fn upgrade_to(config: &std::path::Path, sock: &std::path::Path) -> Lb {
@@ -120,6 +130,34 @@ impl Lb {
         }
     }
 
+    /// Where frontend `name` listens, from its JSON `listening on` line.
+    pub fn frontend(&mut self, name: &str) -> std::net::SocketAddr {
+        let prefix = format!("frontend '{name}' listening on ");
+        let line = self.wait_json(&prefix, |v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(&prefix))
+        });
+        let message = line["message"].as_str().unwrap();
+        message[prefix.len()..]
+            .split(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {message:?}"))
+    }
+
+    /// The exit status, once the process has exited (at most 20 s).
+    pub fn exited(&mut self, what: &str) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "no exit {what}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .arg(format!("-{sig}"))
@@ -128,6 +166,15 @@ impl Lb {
             .unwrap()
             .success();
         assert!(ok, "kill -{sig}");
+    }
+}
+
+/// Waits until a process serves the upgrade socket `sock` (at most 20 s).
+pub fn wait_for_socket(sock: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !sock.exists() {
+        assert!(std::time::Instant::now() < deadline, "no upgrade socket");
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
