@@ -1,5 +1,6 @@
 pub mod accounting;
 pub mod drill;
+pub mod event;
 pub mod evidence;
 pub mod mgmt;
 pub mod report;
