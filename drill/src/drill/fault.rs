@@ -109,95 +109,109 @@ pub(super) async fn run_fault(
 ) -> Result<u32> {
     let d = cfg.fault_duration;
     let victim = || victim.context("this fault needs a victim node");
-    let rec = &inj.rec;
-    match cfg.fault {
-        Fault::None => Ok(0),
+    let label = || victim().map(NodeRef::label);
+    // a fault on the victim: what is done, what undoes it, and the lines
+    // the history gets for the fault and for its heal step
+    let (action, undo, fault_line, heal_line) = match cfg.fault {
+        Fault::None => return Ok(0),
+        Fault::LbCrash => return crash_lb(inj, d).await,
+        Fault::RollingRestart => return rolling_restart(cfg, inj, mgmt, all, nodes).await,
         Fault::Crash => {
-            let victim = victim()?;
-            let m = &victim.label();
-            rec.event(EventKind::Fault, format!("crash (SIGKILL) node {m}"));
-            inj.inject(Action::Kill, Action::Start, victim).await?;
-            tokio::time::sleep(d).await;
-            rec.event(EventKind::Heal, format!("restart node {m}"));
-            inj.undo_last().await?;
-            Ok(1)
+            let m = label()?;
+            (
+                Action::Kill,
+                Action::Start,
+                format!("crash (SIGKILL) node {m}"),
+                format!("restart node {m}"),
+            )
         }
         Fault::Stop => {
-            let victim = victim()?;
-            let m = &victim.label();
-            rec.event(EventKind::Fault, format!("graceful stop of node {m}"));
-            inj.inject(Action::Stop, Action::Start, victim).await?;
-            tokio::time::sleep(d).await;
-            rec.event(EventKind::Heal, format!("start node {m}"));
-            inj.undo_last().await?;
-            Ok(1)
+            let m = label()?;
+            (
+                Action::Stop,
+                Action::Start,
+                format!("graceful stop of node {m}"),
+                format!("start node {m}"),
+            )
         }
         Fault::Freeze => {
-            let victim = victim()?;
-            let m = &victim.label();
-            rec.event(
-                EventKind::Fault,
+            let m = label()?;
+            (
+                Action::Freeze,
+                Action::Thaw,
                 format!("freeze (SIGSTOP) node {m} for {d:?}"),
-            );
-            inj.inject(Action::Freeze, Action::Thaw, victim).await?;
-            tokio::time::sleep(d).await;
-            rec.event(EventKind::Heal, format!("thaw (SIGCONT) node {m}"));
-            inj.undo_last().await?;
-            Ok(1)
+                format!("thaw (SIGCONT) node {m}"),
+            )
         }
         Fault::Partition => {
-            let victim = victim()?;
-            let m = &victim.label();
-            rec.event(
-                EventKind::Fault,
+            let m = label()?;
+            (
+                Action::Partition,
+                Action::Heal,
                 format!("partition node {m} from its peers for {d:?}"),
-            );
-            inj.inject(Action::Partition, Action::Heal, victim).await?;
-            tokio::time::sleep(d).await;
-            rec.event(EventKind::Heal, format!("heal partition of node {m}"));
-            inj.undo_last().await?;
-            Ok(1)
+                format!("heal partition of node {m}"),
+            )
         }
-        Fault::LbCrash => {
-            inj.pending.lock().unwrap().push(Heal::LbRestore);
-            let t = inj.target.clone();
-            let what = tokio::task::spawn_blocking(move || t.lb_kill()).await??;
-            rec.event(
-                EventKind::Fault,
-                format!("killed the active load balancer: {what}"),
-            );
-            rec.event(
-                EventKind::InForce,
-                format!("kill of the load balancer {what} in force"),
-            );
-            let vip_watch = watch_vip_move(inj, d);
-            tokio::time::sleep(d).await;
-            if let Some(h) = vip_watch {
-                let _ = h.await;
-            }
-            inj.undo_last().await?;
-            Ok(1)
-        }
-        Fault::RollingRestart => {
-            let names: Vec<&str> = all.iter().map(|n| n.name.as_str()).collect();
-            rec.event(
-                EventKind::Fault,
-                format!("rolling restart of nodes {}", names.join(",")),
-            );
-            for n in all {
-                let label = n.label();
-                rec.event(EventKind::Note, format!("restart node {label}"));
-                inj.inject(Action::Stop, Action::Start, n).await?;
-                inj.undo_last().await?;
-                if let Err(why) = wait_whole(mgmt, &cfg.workload, nodes, cfg.heal_timeout).await {
-                    bail!("after restarting node {label} the cluster did not become whole: {why}");
-                }
-                rec.event(EventKind::Note, format!("node {label} back, cluster whole"));
-            }
-            rec.event(EventKind::Heal, "rolling restart done");
-            Ok(all.len() as u32)
-        }
+    };
+    inj.rec.event(EventKind::Fault, fault_line);
+    inj.inject(action, undo, victim()?).await?;
+    tokio::time::sleep(d).await;
+    inj.rec.event(EventKind::Heal, heal_line);
+    inj.undo_last().await?;
+    Ok(1)
+}
+
+/// Kill the active load balancer, hold for `d` (timing the VIP's move),
+/// restore it.
+async fn crash_lb(inj: &Injector, d: Duration) -> Result<u32> {
+    inj.pending.lock().unwrap().push(Heal::LbRestore);
+    let t = inj.target.clone();
+    let what = tokio::task::spawn_blocking(move || t.lb_kill()).await??;
+    inj.rec.event(
+        EventKind::Fault,
+        format!("killed the active load balancer: {what}"),
+    );
+    inj.rec.event(
+        EventKind::InForce,
+        format!("kill of the load balancer {what} in force"),
+    );
+    let vip_watch = watch_vip_move(inj, d);
+    tokio::time::sleep(d).await;
+    if let Some(h) = vip_watch {
+        let _ = h.await;
     }
+    inj.undo_last().await?;
+    Ok(1)
+}
+
+/// Stop and start every node of `all` in turn, waiting for a whole cluster
+/// after each.
+async fn rolling_restart(
+    cfg: &DrillConfig,
+    inj: &Injector,
+    mgmt: &Mgmt,
+    all: &[NodeRef],
+    nodes: usize,
+) -> Result<u32> {
+    let names: Vec<&str> = all.iter().map(|n| n.name.as_str()).collect();
+    inj.rec.event(
+        EventKind::Fault,
+        format!("rolling restart of nodes {}", names.join(",")),
+    );
+    for n in all {
+        let label = n.label();
+        inj.rec
+            .event(EventKind::Note, format!("restart node {label}"));
+        inj.inject(Action::Stop, Action::Start, n).await?;
+        inj.undo_last().await?;
+        if let Err(why) = wait_whole(mgmt, &cfg.workload, nodes, cfg.heal_timeout).await {
+            bail!("after restarting node {label} the cluster did not become whole: {why}");
+        }
+        inj.rec
+            .event(EventKind::Note, format!("node {label} back, cluster whole"));
+    }
+    inj.rec.event(EventKind::Heal, "rolling restart done");
+    Ok(all.len() as u32)
 }
 
 /// lb-crash: time the VIP's move while the killed host is down (for at
@@ -227,4 +241,80 @@ fn watch_vip_move(inj: &Injector, within: Duration) -> Option<tokio::task::JoinH
             }
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::Scripted;
+
+    fn injector(failing: Vec<Action>) -> (Injector, Arc<Scripted>) {
+        let target = Arc::new(Scripted {
+            failing,
+            ..Default::default()
+        });
+        (Injector::new(target.clone(), Recorder::new()), target)
+    }
+
+    fn node() -> NodeRef {
+        NodeRef {
+            name: "rabbit@a".into(),
+            handle: "1".into(),
+        }
+    }
+
+    fn kinds(inj: &Injector) -> Vec<EventKind> {
+        inj.rec.history_events().iter().map(|e| e.kind).collect()
+    }
+
+    #[tokio::test]
+    async fn an_injected_fault_is_in_force_and_heal_all_undoes_it() {
+        let (inj, target) = injector(vec![]);
+        inj.inject(Action::Kill, Action::Start, &node())
+            .await
+            .unwrap();
+        inj.heal_all(|e| panic!("no heal step fails here: {e:#}"))
+            .await;
+        assert_eq!(*target.done.lock().unwrap(), [Action::Kill, Action::Start]);
+        assert_eq!(
+            kinds(&inj),
+            [EventKind::Kill, EventKind::InForce, EventKind::Start]
+        );
+        // nothing is pending any more: a second heal does nothing
+        inj.heal_all(|_| {}).await;
+        assert_eq!(target.done.lock().unwrap().len(), 2);
+    }
+
+    /// A fault command that fails may still have half worked: it is not in
+    /// force, but its undo is still run.
+    #[tokio::test]
+    async fn a_failed_fault_is_not_in_force_and_is_still_undone() {
+        let (inj, target) = injector(vec![Action::Freeze]);
+        let e = inj
+            .inject(Action::Freeze, Action::Thaw, &node())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("freeze refused"), "{e:#}");
+        assert_eq!(kinds(&inj), [EventKind::Freeze, EventKind::Note]);
+        inj.heal_all(|_| {}).await;
+        assert_eq!(*target.done.lock().unwrap(), [Action::Freeze, Action::Thaw]);
+    }
+
+    #[tokio::test]
+    async fn heal_all_goes_on_after_a_failed_heal_step_last_fault_first() {
+        let (inj, target) = injector(vec![Action::Heal]);
+        inj.inject(Action::Stop, Action::Start, &node())
+            .await
+            .unwrap();
+        inj.inject(Action::Partition, Action::Heal, &node())
+            .await
+            .unwrap();
+        let mut failed = Vec::new();
+        inj.heal_all(|e| failed.push(e.to_string())).await;
+        assert_eq!(failed, ["heal refused"]);
+        assert_eq!(
+            *target.done.lock().unwrap(),
+            [Action::Stop, Action::Partition, Action::Heal, Action::Start]
+        );
+    }
 }

@@ -1,24 +1,24 @@
 //! One drill, in phases. Each phase is a module whose doc says what it
 //! guarantees to the next one; [`run`] calls them in order:
 //!
-//! 1. [`prepare`]: the target, the management API and the AMQP endpoint
+//! 1. `prepare`: the target, the management API and the AMQP endpoint
 //!    work, the cluster is whole and the fault's nodes are known to the
 //!    target. Nothing is hurt before it succeeds: its errors end the drill.
-//! 2. [`baseline`]: the history, the background watchers ([`watch`]), the
+//! 2. `baseline`: the history, the background watchers (`watch`), the
 //!    fault witness and the workload start, so the load runs undisturbed
 //!    for `--fault-after` before anything happens.
-//! 3. [`fault`]: the fault is injected and healed again; nothing stays
+//! 3. `fault`: the fault is injected and healed again; nothing stays
 //!    injected, also when a step fails.
-//! 4. [`recovery`]: when the heal step began, when the cluster was whole
+//! 4. `recovery`: when the heal step began, when the cluster was whole
 //!    again, and the load until the planned end; Ctrl-C during phases 3
 //!    and 4 heals whatever is injected and makes the report partial.
-//! 5. [`proof`]: what the witness saw of the fault, as the evidence the
+//! 5. `proof`: what the witness saw of the fault, as the evidence the
 //!    accountant judges (no proof, no verdict: INVALID).
-//! 6. [`drain`]: the publishers finish and the queue settles, so that a
+//! 6. `drain`: the publishers finish and the queue settles, so that a
 //!    confirmed message not consumed by then is lost, not late.
-//! 7. [`account`]: the history is accounted and the report written.
+//! 7. `account`: the history is accounted and the report written.
 //!
-//! [`cluster`] holds what several phases ask the cluster.
+//! `cluster` holds what several phases ask the cluster.
 
 mod account;
 mod baseline;

@@ -242,6 +242,17 @@ const REACHABLE_PEERS: &str = r#"for a in "$@"; do (timeout 0.5 bash -c "exec 3<
 mod tests {
     use super::*;
 
+    /// The local target of the bed in `dir`, with no script and no lb.
+    fn bed_without_script(dir: &Path) -> Local {
+        Local {
+            dir: dir.into(),
+            script: "/nonexistent/testbed".into(),
+            lb_pid: None,
+            lb_pidfile: None,
+            lb_restart: None,
+        }
+    }
+
     #[test]
     fn testbed_json_parses_and_maps_nodes() {
         let dir = tempfile::tempdir().unwrap();
@@ -254,13 +265,7 @@ mod tests {
                         "amqp_port":5672,"mgmt_port":15672,"dist_port":25672,"pid":null}]}"#,
         )
         .unwrap();
-        let l = Local {
-            dir: dir.path().into(),
-            script: "/nonexistent/testbed".into(),
-            lb_pid: None,
-            lb_pidfile: None,
-            lb_restart: None,
-        };
+        let l = bed_without_script(dir.path());
         assert_eq!(l.node("rabbit@10.210.7.12").unwrap(), "2");
         let e = l.node("rabbit@elsewhere").unwrap_err().to_string();
         assert!(
@@ -279,13 +284,7 @@ mod tests {
 
     #[test]
     fn missing_testbed_is_clear() {
-        let l = Local {
-            dir: "/nonexistent-drill-dir".into(),
-            script: "x".into(),
-            lb_pid: None,
-            lb_pidfile: None,
-            lb_restart: None,
-        };
+        let l = bed_without_script(Path::new("/nonexistent-drill-dir"));
         assert!(format!("{:#}", l.preflight().unwrap_err()).contains("is the test bed up"));
     }
 
@@ -306,13 +305,7 @@ mod tests {
             format!(r#"{{"nodes":[{},{},{}]}}"#, node(1), node(2), node(3)),
         )
         .unwrap();
-        let l = Local {
-            dir: dir.path().into(),
-            script: "/nonexistent/testbed".into(),
-            lb_pid: None,
-            lb_pidfile: None,
-            lb_restart: None,
-        };
+        let l = bed_without_script(dir.path());
         assert_eq!(l.node("rabbit1@localhost").unwrap(), "1");
         assert_eq!(l.node("rabbit2@localhost").unwrap(), "2");
         assert_eq!(l.node("rabbit3@localhost").unwrap(), "3");

@@ -156,12 +156,16 @@ mod compose;
 mod kubernetes;
 mod local;
 mod none;
+#[cfg(test)]
+mod scripted;
 mod ssh;
 
 pub use compose::{compose_node_name, holds_vip, Compose};
 pub use kubernetes::{statefulset_pod, Kubernetes};
 pub use local::{default_testbed_script, process_state_from_stat, Local, Testbed, TestbedNode};
 pub use none::NoTarget;
+#[cfg(test)]
+pub use scripted::Scripted;
 pub use ssh::{parse_ssh_host, parse_ssh_look, Ssh};
 
 #[cfg(test)]
@@ -169,55 +173,23 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    /// A target whose VIP holder follows a script: one answer per call.
-    struct VipScript(Mutex<Vec<Option<String>>>);
-    impl Target for VipScript {
-        fn describe(&self) -> String {
-            "script".into()
-        }
-        fn preflight(&self) -> Result<()> {
-            Ok(())
-        }
-        fn node(&self, n: &str) -> Result<String> {
-            Ok(n.into())
-        }
-        fn act(&self, _: Action, _: &str) -> Result<()> {
-            Ok(())
-        }
-        fn lb_kill(&self) -> Result<String> {
-            Ok("lb1".into())
-        }
-        fn lb_restore(&self) -> Result<()> {
-            Ok(())
-        }
-        fn tells_vip_holder(&self) -> bool {
-            true
-        }
-        fn vip_holder(&self) -> Option<Result<Option<String>>> {
-            let mut v = self.0.lock().unwrap();
-            Some(Ok(if v.len() > 1 {
-                v.remove(0)
-            } else {
-                v[0].clone()
-            }))
+    fn vip_script(holders: Vec<Option<String>>) -> Scripted {
+        Scripted {
+            vip_holders: Mutex::new(holders),
+            ..Default::default()
         }
     }
 
     #[test]
     fn vip_move_waits_for_another_holder() {
         use std::time::Duration;
-        let t = VipScript(Mutex::new(vec![
-            Some("lb1".into()),
-            None,
-            None,
-            Some("lb2".into()),
-        ]));
+        let t = vip_script(vec![Some("lb1".into()), None, None, Some("lb2".into())]);
         let ms = Duration::from_millis(1);
         assert_eq!(
             wait_vip_move(&t, Some("lb1"), Duration::from_secs(5), ms).as_deref(),
             Some("lb2")
         );
-        let t = VipScript(Mutex::new(vec![None]));
+        let t = vip_script(vec![None]);
         assert_eq!(
             wait_vip_move(&t, Some("lb1"), Duration::from_millis(20), ms),
             None

@@ -50,7 +50,7 @@ fn ssh_look_command(service: &str, cut: bool) -> String {
     c
 }
 
-/// Parse the output of [`ssh_look_command`].
+/// Parse the output of `ssh_look_command`.
 pub fn parse_ssh_look(out: &str) -> NodeLook {
     let mut look = NodeLook::default();
     for line in out.lines().map(str::trim) {
