@@ -18,6 +18,7 @@
 //! `duplicated` whatever its confirm state. Unconfirmed ids that were never
 //! consumed are `in_doubt` (the broker never promised them; not a failure).
 
+use crate::event::EventKind;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -68,8 +69,7 @@ pub struct Foreign {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub at_us: u64,
-    /// fault | heal | healed | failover | lb-switch | note | drain
-    pub kind: String,
+    pub kind: EventKind,
     pub detail: String,
 }
 

@@ -2,6 +2,7 @@
 
 use crate::accounting::Verdict;
 use crate::drill::DrillReport;
+use crate::event::EventKind;
 use std::fmt::Write;
 
 fn opt(v: Option<f64>, unit: &str) -> String {
@@ -86,7 +87,7 @@ pub fn summary(r: &DrillReport) -> String {
     let fault_at = r
         .events
         .iter()
-        .find(|e| e.kind == "fault")
+        .find(|e| e.kind == EventKind::Fault)
         .map(|e| format!(", fault at {:.1} s", e.at_us as f64 / 1e6))
         .unwrap_or_default();
     row(
@@ -287,12 +288,18 @@ pub fn svg(r: &DrillReport) -> String {
     );
     // events
     for (i, e) in r.events.iter().enumerate() {
-        let color = match e.kind.as_str() {
-            "fault" | "kill" | "stop" | "freeze" | "partition" => "#d62728",
-            "lb-switch" => "#8c564b",
-            "heal" | "start" | "thaw" | "healed" => "#2ca02c",
-            "failover" => "#9467bd",
-            _ => continue,
+        let color = match e.kind {
+            EventKind::Fault
+            | EventKind::Kill
+            | EventKind::Stop
+            | EventKind::Freeze
+            | EventKind::Partition => "#d62728",
+            EventKind::LbSwitch => "#8c564b",
+            EventKind::Heal | EventKind::Start | EventKind::Thaw | EventKind::Healed => "#2ca02c",
+            EventKind::Failover => "#9467bd",
+            EventKind::InForce | EventKind::VipMove | EventKind::Drain | EventKind::Note => {
+                continue
+            }
         };
         let ex = x(e.at_us as f64 / 1000.0);
         let _ = write!(
@@ -300,7 +307,7 @@ pub fn svg(r: &DrillReport) -> String {
             r##"<line x1="{ex:.1}" x2="{ex:.1}" y1="{top1}" y2="{}" stroke="{color}" stroke-width="1" stroke-dasharray="3 3"><title>{:.2}s {}: {}</title></line>"##,
             top2 + h2,
             e.at_us as f64 / 1e6,
-            esc(&e.kind),
+            esc(e.kind.as_str()),
             esc(&e.detail)
         );
         let _ = write!(
@@ -308,7 +315,7 @@ pub fn svg(r: &DrillReport) -> String {
             r##"<text x="{:.1}" y="{}" fill="{color}" font-size="10">{}</text>"##,
             ex + 2.0,
             top1 + 12.0 + (i % 4) as f64 * 11.0,
-            esc(&e.kind)
+            esc(e.kind.as_str())
         );
     }
     // x axis ticks every ~10%
@@ -353,7 +360,7 @@ pub fn html(r: &DrillReport) -> String {
             events,
             "<tr><td>{:.2}s</td><td>{}</td><td>{}</td></tr>",
             e.at_us as f64 / 1e6,
-            esc(&e.kind),
+            esc(e.kind.as_str()),
             esc(&e.detail)
         );
     }
@@ -421,7 +428,7 @@ mod tests {
         }
         h.events.push(Event {
             at_us: 1_000_000,
-            kind: "fault".into(),
+            kind: EventKind::Fault,
             detail: "crash <node 1>".into(),
         });
         let f = RunFacts {

@@ -14,9 +14,9 @@ use crate::evidence::{LbSample, LeaderSample, PeerView, ProbeSample};
 use crate::mgmt::Mgmt;
 use crate::target::Target;
 use crate::workload::Recorder;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Pause between two looks of one source.
 const ROUND_PAUSE: Duration = Duration::from_millis(250);
@@ -55,7 +55,7 @@ pub struct Seen {
 /// A running witness; stops when finished or dropped.
 pub struct Witness {
     seen: Arc<Mutex<Seen>>,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -65,7 +65,7 @@ impl Witness {
     /// management API waiting on a frozen peer) never delays the others.
     pub fn start(plan: Plan, rec: Arc<Recorder>) -> Witness {
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = CancellationToken::new();
         let plan = Arc::new(plan);
         let mut tasks = Vec::new();
         let ctx = || (plan.clone(), rec.clone(), seen.clone(), stop.clone());
@@ -84,7 +84,7 @@ impl Witness {
 
     /// Stop looking and hand over everything seen.
     pub async fn finish(mut self) -> Seen {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.cancel();
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
@@ -94,16 +94,29 @@ impl Witness {
 
 impl Drop for Witness {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.cancel();
     }
 }
 
-type Ctx = (Arc<Plan>, Arc<Recorder>, Arc<Mutex<Seen>>, Arc<AtomicBool>);
+type Ctx = (
+    Arc<Plan>,
+    Arc<Recorder>,
+    Arc<Mutex<Seen>>,
+    CancellationToken,
+);
+
+/// Wait [`ROUND_PAUSE`], or less when the witness is told to stop meanwhile.
+async fn pause(stop: &CancellationToken) {
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = tokio::time::sleep(ROUND_PAUSE) => {}
+    }
+}
 
 /// `/api/nodes` of the `i`th management URL, or its silence.
 async fn look_at_reporter((plan, rec, seen, stop): Ctx, i: usize) {
     let (url, who) = &plan.reporters[i];
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_cancelled() {
         let begin_us = rec.now_us();
         let answer = plan.mgmt.nodes_from(url).await.ok();
         seen.lock().unwrap().views.push(PeerView {
@@ -112,12 +125,12 @@ async fn look_at_reporter((plan, rec, seen, stop): Ctx, i: usize) {
             reporter: who.clone(),
             answer,
         });
-        tokio::time::sleep(ROUND_PAUSE).await;
+        pause(&stop).await;
     }
 }
 
 async fn look_at_leader((plan, rec, seen, stop): Ctx) {
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_cancelled() {
         let at_us = rec.now_us();
         if let Ok(q) = plan.mgmt.queue(&plan.vhost, &plan.queue).await {
             if let Some(leader) = q.leader {
@@ -127,7 +140,7 @@ async fn look_at_leader((plan, rec, seen, stop): Ctx) {
                     .push(LeaderSample { at_us, leader });
             }
         }
-        tokio::time::sleep(ROUND_PAUSE).await;
+        pause(&stop).await;
     }
 }
 
@@ -135,7 +148,7 @@ async fn look_at_victim((plan, rec, seen, stop): Ctx) {
     let Some((name, handle)) = plan.victim.clone() else {
         return;
     };
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_cancelled() {
         let (t, h, cut) = (plan.target.clone(), handle.clone(), plan.ask_cut);
         let begin_us = rec.now_us();
         let r = tokio::task::spawn_blocking(move || t.look(&h, cut)).await;
@@ -160,12 +173,12 @@ async fn look_at_victim((plan, rec, seen, stop): Ctx) {
                 }
             }
         }
-        tokio::time::sleep(ROUND_PAUSE).await;
+        pause(&stop).await;
     }
 }
 
 async fn look_at_lb((plan, rec, seen, stop): Ctx) {
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_cancelled() {
         let t = plan.target.clone();
         let begin_us = rec.now_us();
         if let Ok(Some(Ok(alive))) = tokio::task::spawn_blocking(move || t.lb_alive()).await {
@@ -175,6 +188,6 @@ async fn look_at_lb((plan, rec, seen, stop): Ctx) {
                 alive,
             });
         }
-        tokio::time::sleep(ROUND_PAUSE).await;
+        pause(&stop).await;
     }
 }

@@ -2,6 +2,7 @@
 //! reconnect through the endpoint, recording everything into a [`Recorder`].
 
 use crate::accounting::{ConnRecord, Delivery, Event, Foreign, History, Publish};
+use crate::event::EventKind;
 use anyhow::{Context, Result};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use lapin::{
@@ -15,7 +16,7 @@ use lapin::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -137,10 +138,10 @@ impl Recorder {
     pub fn now_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
     }
-    pub fn event(&self, kind: &str, detail: impl Into<String>) {
+    pub fn event(&self, kind: EventKind, detail: impl Into<String>) {
         let e = Event {
             at_us: self.now_us(),
-            kind: kind.into(),
+            kind,
             detail: detail.into(),
         };
         self.events.lock().unwrap().push(e);
@@ -666,7 +667,7 @@ pub async fn consumer(
             rec.backlog
                 .fetch_sub(backlog.len() as u64, Ordering::Relaxed);
             rec.event(
-                "note",
+                EventKind::Note,
                 format!(
                     "consumer {idx} lost its connection with {} auto-acked message(s) unprocessed",
                     backlog.len()
@@ -683,7 +684,6 @@ pub struct Workload {
     pub phase: watch::Sender<Phase>,
     pub publishers: Vec<tokio::task::JoinHandle<()>>,
     pub consumers: Vec<tokio::task::JoinHandle<()>>,
-    pub stopped: AtomicBool,
 }
 
 impl Workload {
@@ -699,7 +699,6 @@ impl Workload {
             phase: tx,
             publishers,
             consumers,
-            stopped: AtomicBool::new(false),
         }
     }
 }
