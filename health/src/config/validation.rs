@@ -29,19 +29,21 @@ pub struct Validation<'a> {
 }
 
 impl<'a> Validation<'a> {
-    pub fn new(text: &'a str) -> Self {
-        Validation {
+    /// One validation pass over the file `text`: what `pass` builds, or
+    /// every problem it reported on the way.
+    pub fn run<T>(
+        text: &'a str,
+        pass: impl FnOnce(&mut Validation<'a>) -> T,
+    ) -> Result<T, Vec<Problem>> {
+        let mut found = Validation {
             text,
             problems: Vec::new(),
-        }
-    }
-
-    /// `value`, or every problem found.
-    pub fn finish<T>(self, value: T) -> Result<T, Vec<Problem>> {
-        if self.problems.is_empty() {
+        };
+        let value = pass(&mut found);
+        if found.problems.is_empty() {
             Ok(value)
         } else {
-            Err(self.problems)
+            Err(found.problems)
         }
     }
 
@@ -87,6 +89,22 @@ impl<'a> Validation<'a> {
         parsed
     }
 
+    /// The string `v` read by `parse` (`None` when it is not a string or
+    /// `parse` refuses it: reported as "VALUE: EXPECTED").
+    pub fn parsed<T>(
+        &mut self,
+        v: &Loose,
+        key: &str,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Option<T> {
+        let parsed = v.get_ref().as_str().and_then(parse);
+        if parsed.is_none() {
+            self.problem(v, key, format!("{}: {expected}", shown(v.get_ref())));
+        }
+        parsed
+    }
+
     /// The option named by the string `v` (`None` when `v` is not set or
     /// names none of them).
     pub fn choice<T: Copy>(
@@ -113,32 +131,26 @@ impl<'a> Validation<'a> {
 
     /// The whole number `v` if it lies in `min..=max`.
     pub fn int_in(&mut self, v: &Loose, key: &str, min: i64, max: i64) -> Option<i64> {
-        let n = v.get_ref().as_integer().filter(|n| (min..=max).contains(n));
-        if n.is_none() {
-            self.problem(
-                v,
-                key,
-                format!(
-                    "{}: expected a whole number from {min} to {max}",
-                    shown(v.get_ref())
-                ),
-            );
-        }
-        n
+        let expected = format!("expected a whole number from {min} to {max}");
+        self.int(v, key, |n| (min..=max).contains(&n), expected)
     }
 
     /// The whole number `v` if it is at least `min`.
     pub fn int_at_least(&mut self, v: &Loose, key: &str, min: i64) -> Option<i64> {
-        let n = v.get_ref().as_integer().filter(|n| *n >= min);
+        let expected = format!("expected a whole number of at least {min}");
+        self.int(v, key, |n| n >= min, expected)
+    }
+
+    fn int(
+        &mut self,
+        v: &Loose,
+        key: &str,
+        accepted: impl Fn(i64) -> bool,
+        expected: String,
+    ) -> Option<i64> {
+        let n = v.get_ref().as_integer().filter(|n| accepted(*n));
         if n.is_none() {
-            self.problem(
-                v,
-                key,
-                format!(
-                    "{}: expected a whole number of at least {min}",
-                    shown(v.get_ref())
-                ),
-            );
+            self.problem(v, key, format!("{}: {expected}", shown(v.get_ref())));
         }
         n
     }

@@ -24,19 +24,15 @@ const DEFAULT_MGMT_PORT: u16 = 15672;
 /// HAProxy spells durations with a unit; a bare `inter = 1` is refused.
 const UNITLESS: Unitless = Unitless::Refused;
 
-struct Validator<'a> {
-    found: Validation<'a>,
+struct Validator<'v, 'a> {
+    found: &'v mut Validation<'a>,
 }
 
 pub(super) fn validate(file: &raw::File, text: &str) -> Result<Config, Vec<Problem>> {
-    let mut v = Validator {
-        found: Validation::new(text),
-    };
-    let config = v.config(file);
-    v.found.finish(config)
+    Validation::run(text, |found| Validator { found }.config(file))
 }
 
-impl Validator<'_> {
+impl Validator<'_, '_> {
     fn config(&mut self, file: &raw::File) -> Config {
         let admin = file.admin.as_ref().and_then(|a| {
             self.socket_addr(&a.bind, "admin.bind").map(|bind| Admin {
@@ -586,37 +582,22 @@ impl Validator<'_> {
     }
 
     fn socket_addr(&mut self, a: &Loose, key: &str) -> Option<SocketAddr> {
-        let parsed = a
-            .get_ref()
-            .as_str()
-            .and_then(|t| t.parse::<SocketAddr>().ok());
-        if parsed.is_none() {
-            self.found.problem(
-                a,
-                key,
-                format!(
-                    "{}: expected IP:port, such as \"0.0.0.0:5672\" or \"[::]:5672\"",
-                    shown(a.get_ref())
-                ),
-            );
-        }
-        parsed
+        self.found.parsed(
+            a,
+            key,
+            "expected IP:port, such as \"0.0.0.0:5672\" or \"[::]:5672\"",
+            |t| t.parse().ok(),
+        )
     }
 
     /// An IP address without a port (HAProxy's `addr`).
     fn ip(&mut self, a: &Loose, key: &str) -> Option<IpAddr> {
-        let parsed = a.get_ref().as_str().and_then(|t| t.parse::<IpAddr>().ok());
-        if parsed.is_none() {
-            self.found.problem(
-                a,
-                key,
-                format!(
-                    "{}: expected an IP address without a port, such as \"10.0.0.11\" or \"::1\" (the port is check_port)",
-                    shown(a.get_ref())
-                ),
-            );
-        }
-        parsed
+        self.found.parsed(
+            a,
+            key,
+            "expected an IP address without a port, such as \"10.0.0.11\" or \"::1\" (the port is check_port)",
+            |t| t.parse().ok(),
+        )
     }
 
     fn duration(&mut self, d: &Option<Loose>, key: &str) -> Option<Duration> {

@@ -42,10 +42,10 @@ pub struct Instance {
     #[serde(default)]
     pub nopreempt: bool,
     pub preempt_delay: Option<Loose>,
-    pub virtual_ipaddress: Spanned<Vec<Spanned<String>>>,
+    pub virtual_ipaddress: Spanned<Vec<Loose>>,
     #[serde(default)]
-    pub unicast_peer: Vec<Spanned<String>>,
-    pub unicast_src_ip: Option<Spanned<String>>,
+    pub unicast_peer: Vec<Loose>,
+    pub unicast_src_ip: Option<Loose>,
     pub v3_checksum_pseudo_header: Option<bool>,
     pub auth_pass: Option<Spanned<String>>,
     pub notify: Option<Spanned<String>>,
@@ -73,7 +73,7 @@ pub struct Track {
     /// warren-lb: its admin API, for `/readyz`.
     pub admin: Option<Spanned<String>>,
     /// tcp, or warren-lb without admin: the listener.
-    pub address: Option<Spanned<String>>,
+    pub address: Option<Loose>,
     pub url: Option<Spanned<String>>,
     pub username: Option<Spanned<String>>,
     pub password: Option<Spanned<String>>,

@@ -38,19 +38,18 @@ const MAX_PREEMPT_DELAY: Duration = Duration::from_secs(1000);
 const MAX_INTERFACE_NAME: usize = 15;
 const TRACK_KINDS: &[&str] = &["warren-lb", "tcp", "http", "exec", "interface"];
 
-struct Validator<'a> {
-    found: Validation<'a>,
-}
-
+/// One pass over the whole file: the model, or every problem in it.
 pub(super) fn validate(file: &raw::File, text: &str) -> Result<Config, Vec<Problem>> {
-    let mut v = Validator {
-        found: Validation::new(text),
-    };
-    let config = v.config(file);
-    v.found.finish(config)
+    Validation::run(text, |found| Validator { found }.config(file))
 }
 
-impl Validator<'_> {
+/// warren-vip's checks, each reporting into the file's problem list and
+/// returning a stand-in where a value is wrong.
+struct Validator<'v, 'a> {
+    found: &'v mut Validation<'a>,
+}
+
+impl Validator<'_, '_> {
     fn config(&mut self, file: &raw::File) -> Config {
         if file.instance.is_empty() {
             self.found.absent(
@@ -58,10 +57,14 @@ impl Validator<'_> {
                 "no [[instance]] is defined: expected at least one",
             );
         }
-        let status_bind = file
-            .status
-            .as_ref()
-            .and_then(|s| self.socket_addr_value(&s.bind, "status.bind"));
+        let status_bind = file.status.as_ref().and_then(|s| {
+            self.found.parsed(
+                &s.bind,
+                "status.bind",
+                "expected IP:port like \"127.0.0.1:8405\"",
+                |t| t.parse().ok(),
+            )
+        });
         let mut names = HashSet::new();
         // (interface, VRID) → the instance that has it.
         let mut routers: HashMap<(&str, i64), &str> = HashMap::new();
@@ -263,7 +266,7 @@ impl Validator<'_> {
         }
     }
 
-    fn vips(&mut self, list: &Spanned<Vec<Spanned<String>>>, key: &str) -> Vec<(Ipv4Addr, u8)> {
+    fn vips(&mut self, list: &Spanned<Vec<Loose>>, key: &str) -> Vec<(Ipv4Addr, u8)> {
         if list.get_ref().is_empty() {
             self.found.problem(
                 list,
@@ -438,7 +441,6 @@ impl Validator<'_> {
                 );
             }
         }
-        let missing = |what: &str| format!("type = {kind:?} expects {what}");
         match kind {
             "warren-lb" => match (&t.admin, &t.address) {
                 (Some(admin), _) => {
@@ -460,32 +462,28 @@ impl Validator<'_> {
                     address: self.socket_addr(address, &format!("{key}.address"))?,
                 }),
                 (None, None) => {
-                    self.found.problem(spanned, key, missing("admin = \"127.0.0.1:8404\" (checks /readyz) or address = \"127.0.0.1:5672\" (TCP check of the listener)"));
+                    self.required::<String>(&None, spanned, key, "admin = \"127.0.0.1:8404\" (checks /readyz) or address = \"127.0.0.1:5672\" (TCP check of the listener)");
                     None
                 }
             },
             "tcp" => {
-                let Some(address) = &t.address else {
-                    self.found.problem(
-                        spanned,
-                        &format!("{key}.address"),
-                        missing("address = IP:port, like \"127.0.0.1:5672\""),
-                    );
-                    return None;
-                };
+                let address = self.required(
+                    &t.address,
+                    spanned,
+                    &format!("{key}.address"),
+                    "address = IP:port, like \"127.0.0.1:5672\"",
+                )?;
                 Some(TrackKind::Tcp {
                     address: self.socket_addr(address, &format!("{key}.address"))?,
                 })
             }
             "http" => {
-                let Some(url) = &t.url else {
-                    self.found.problem(
-                        spanned,
-                        &format!("{key}.url"),
-                        missing("url, like \"http://127.0.0.1:8404/readyz\""),
-                    );
-                    return None;
-                };
+                let url = self.required(
+                    &t.url,
+                    spanned,
+                    &format!("{key}.url"),
+                    "url, like \"http://127.0.0.1:8404/readyz\"",
+                )?;
                 let text = url.get_ref();
                 if !(text.starts_with("http://") || text.starts_with("https://")) {
                     self.found.problem(
@@ -529,19 +527,34 @@ impl Validator<'_> {
                 Some(TrackKind::Exec { command })
             }
             _ => {
-                let Some(interface) = &t.interface else {
-                    self.found.problem(
-                        spanned,
-                        &format!("{key}.interface"),
-                        missing("interface, an interface name like \"eth1\""),
-                    );
-                    return None;
-                };
+                let interface = self.required(
+                    &t.interface,
+                    spanned,
+                    &format!("{key}.interface"),
+                    "interface, an interface name like \"eth1\"",
+                )?;
                 Some(TrackKind::Interface {
                     name: interface.get_ref().clone(),
                 })
             }
         }
+    }
+
+    /// `value`, a key the tracker's type needs; its absence is reported at
+    /// the tracker's table.
+    fn required<'t, T>(
+        &mut self,
+        value: &'t Option<Spanned<T>>,
+        track: &Spanned<raw::Track>,
+        key: &str,
+        what: &str,
+    ) -> Option<&'t Spanned<T>> {
+        if value.is_none() {
+            let kind = track.get_ref().kind.get_ref();
+            self.found
+                .problem(track, key, format!("type = {kind:?} expects {what}"));
+        }
+        value.as_ref()
     }
 
     /// A duration above zero, `default` when not set (or wrong, reported).
@@ -564,70 +577,33 @@ impl Validator<'_> {
         }
     }
 
-    fn ipv4(&mut self, text: &Spanned<String>, key: &str) -> Option<Ipv4Addr> {
-        let parsed = text.get_ref().trim().parse().ok();
-        if parsed.is_none() {
-            self.found.problem(
-                text,
-                key,
-                format!(
-                    "{:?}: expected an IPv4 address like \"10.0.0.2\"",
-                    text.get_ref()
-                ),
-            );
-        }
-        parsed
+    fn ipv4(&mut self, v: &Loose, key: &str) -> Option<Ipv4Addr> {
+        self.found
+            .parsed(v, key, "expected an IPv4 address like \"10.0.0.2\"", |t| {
+                t.trim().parse().ok()
+            })
     }
 
     /// `ADDRESS` or `ADDRESS/PREFIX` (a missing prefix is /32).
-    fn cidr(&mut self, text: &Spanned<String>, key: &str) -> Option<(Ipv4Addr, u8)> {
-        let written = text.get_ref().trim();
-        let (addr, prefix) = match written.split_once('/') {
-            Some((addr, prefix)) => (addr, prefix.parse::<u8>().ok().filter(|p| *p <= 32)),
-            None => (written, Some(32)),
-        };
-        let parsed = addr.parse::<Ipv4Addr>().ok().zip(prefix);
-        if parsed.is_none() {
-            self.found.problem(
-                text,
-                key,
-                format!(
-                    "{:?}: expected an IPv4 address with optional prefix like \"10.0.0.100/24\"",
-                    text.get_ref()
-                ),
-            );
-        }
-        parsed
+    fn cidr(&mut self, v: &Loose, key: &str) -> Option<(Ipv4Addr, u8)> {
+        self.found.parsed(
+            v,
+            key,
+            "expected an IPv4 address with optional prefix like \"10.0.0.100/24\"",
+            |t| {
+                let (addr, prefix) = match t.trim().split_once('/') {
+                    Some((addr, prefix)) => (addr, prefix.parse::<u8>().ok().filter(|p| *p <= 32)),
+                    None => (t.trim(), Some(32)),
+                };
+                addr.parse::<Ipv4Addr>().ok().zip(prefix)
+            },
+        )
     }
 
-    fn socket_addr(&mut self, text: &Spanned<String>, key: &str) -> Option<SocketAddr> {
-        let parsed = text.get_ref().trim().parse().ok();
-        if parsed.is_none() {
-            self.found.problem(
-                text,
-                key,
-                format!(
-                    "{:?}: expected IP:port like \"127.0.0.1:5672\"",
-                    text.get_ref()
-                ),
-            );
-        }
-        parsed
-    }
-
-    /// `[status] bind`, which serde used to parse: any TOML type.
-    fn socket_addr_value(&mut self, v: &Loose, key: &str) -> Option<SocketAddr> {
-        let parsed = v.get_ref().as_str().and_then(|t| t.parse().ok());
-        if parsed.is_none() {
-            self.found.problem(
-                v,
-                key,
-                format!(
-                    "{}: expected IP:port like \"127.0.0.1:8405\"",
-                    shown(v.get_ref())
-                ),
-            );
-        }
-        parsed
+    fn socket_addr(&mut self, v: &Loose, key: &str) -> Option<SocketAddr> {
+        self.found
+            .parsed(v, key, "expected IP:port like \"127.0.0.1:5672\"", |t| {
+                t.trim().parse().ok()
+            })
     }
 }
