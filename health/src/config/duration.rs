@@ -89,6 +89,8 @@ mod tests {
             assert_eq!(parse("2min"), Some(Duration::from_secs(120)));
             assert_eq!(parse("250us"), Some(Duration::from_micros(250)));
             assert_eq!(parse("1m 30s"), Some(Duration::from_secs(90)));
+            assert_eq!(parse(".5s"), Some(500 * MS));
+            assert_eq!(parse("2sec"), Some(2000 * MS));
             assert_eq!(parse(" 1s "), Some(Duration::from_secs(1)));
             assert_eq!(parse("0s"), Some(Duration::ZERO));
             for bad in ["x", "-1s", "1y2", "fast", "", "1.2.3s", "1e3s"] {
