@@ -6,9 +6,12 @@
 //!   check results.
 //! * [`resource`]: which socket errors are a local shortage (EMFILE ...),
 //!   never a verdict on the peer.
+//! * [`config`]: what both programs' TOML files share: problems with line
+//!   and key path, the checks of common values, the duration grammar.
 //!
 //! See `docs/health-checks.md`.
 
+pub mod config;
 pub mod machine;
 pub mod probe;
 pub mod resource;

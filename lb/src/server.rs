@@ -14,7 +14,7 @@ use std::time::Instant;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use warren_health::probe::NodeReport;
-use warren_health::{Cause, CheckMachine, CheckParams, InitialState, Status, Transition};
+use warren_health::{Cause, CheckMachine, InitialState, Status, Transition};
 
 use crate::config::{Check, CheckKind, Role, Server};
 use crate::resolution::{Change, Record, Resolution};
@@ -96,7 +96,7 @@ impl Drop for SessionSlot {
 
 impl ServerState {
     pub fn new(backend: &str, config: Server, check: &Check) -> Self {
-        let machine = CheckMachine::new(check_params(check), InitialState::default());
+        let machine = CheckMachine::new(check.params, InitialState::default());
         let up = machine.is_up();
         ServerState {
             backend: backend.to_owned(),
@@ -180,14 +180,14 @@ impl ServerState {
         self.maxconn.store(config.maxconn, Ordering::Release);
         self.checked
             .store(check.kind != CheckKind::None, Ordering::Release);
-        if check_params(old_check) != check_params(check) {
+        if old_check.params != check.params {
             let mut m = self.machine.lock().expect("check machine lock");
             let initial = if m.is_up() {
                 InitialState::Up
             } else {
                 InitialState::FullyDown
             };
-            *m = CheckMachine::new(check_params(check), initial);
+            *m = CheckMachine::new(check.params, initial);
         }
         if check.kind != CheckKind::Rabbitmq {
             // The cross-check only runs with `rabbitmq` checks: a verdict
@@ -200,7 +200,7 @@ impl ServerState {
             // Unchecked servers are UP (as at start-up); nothing else
             // would ever bring this one back.
             *self.machine.lock().expect("check machine lock") =
-                CheckMachine::new(check_params(check), InitialState::Up);
+                CheckMachine::new(check.params, InitialState::Up);
             self.up.store(true, Ordering::Release);
             self.generation.fetch_add(1, Ordering::AcqRel);
             *self.last_change.lock().expect("last_change lock") = Instant::now();
@@ -383,16 +383,6 @@ fn role_code(role: Role) -> u8 {
     match role {
         Role::Primary => 0,
         Role::Backup => 1,
-    }
-}
-
-fn check_params(check: &Check) -> CheckParams {
-    CheckParams {
-        inter: check.inter,
-        fastinter: check.fastinter,
-        downinter: check.downinter,
-        rise: check.rise,
-        fall: check.fall,
     }
 }
 

@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use warren_health::config::toml_examples;
+
 const DOCS: &[&str] = &["configuration.md", "lb-operations.md"];
 
 /// A frontend, a backend and a server; fragments are appended after it, so
@@ -24,23 +26,6 @@ name = "docs-base"
 address = "127.0.0.1:5672"
 "#;
 
-fn toml_blocks(text: &str) -> Vec<(usize, String)> {
-    let mut blocks = Vec::new();
-    let mut current: Option<(usize, String)> = None;
-    for (i, line) in text.lines().enumerate() {
-        match (&mut current, line.trim_start()) {
-            (None, l) if l.starts_with("```toml") => current = Some((i + 1, String::new())),
-            (Some(_), l) if l.starts_with("```") => blocks.push(current.take().unwrap()),
-            (Some((_, block)), _) => {
-                block.push_str(line.trim_start());
-                block.push('\n');
-            }
-            (None, _) => {}
-        }
-    }
-    blocks
-}
-
 #[test]
 fn every_toml_example_in_the_docs_is_accepted() {
     let mut checked = 0;
@@ -49,7 +34,7 @@ fn every_toml_example_in_the_docs_is_accepted() {
             .join("../docs")
             .join(doc);
         let text = std::fs::read_to_string(&path).unwrap();
-        for (line, block) in toml_blocks(&text) {
+        for (line, block) in toml_examples(&text) {
             let whole = block.contains("[[frontend]]") && block.contains("[[backend]]");
             let config = if whole {
                 block.clone()

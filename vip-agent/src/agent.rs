@@ -10,7 +10,7 @@ use rtnetlink::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::config::{effective_priority, Instance};
+use crate::config::Instance;
 use crate::link_watch::{LinkWatch, Reading};
 use crate::metrics::InstanceMetrics;
 use crate::net::{garp, link, sock::VrrpSockets};
@@ -18,6 +18,7 @@ use crate::notify;
 use crate::tracker;
 use crate::vrrp::machine::{Action, Event, Machine, Params, State};
 use crate::vrrp::packet::{self, Advert, ChecksumMode, InstanceView, VRRP_MCAST_V4};
+use crate::vrrp::priority::effective_priority;
 
 /// How often the interface (existence, up/running, addresses) is re-read.
 pub const IFACE_POLL: Duration = Duration::from_millis(100);

@@ -36,10 +36,12 @@ enum Cmd {
 
 fn check(file: &std::path::Path) -> Result<config::Config, String> {
     let c = config::load(file).map_err(|e| e.to_string())?;
-    for (i, inst) in c.instances.iter().enumerate() {
+    for inst in &c.instances {
         if let Some(n) = &inst.notify {
-            notify::check_script(n)
-                .map_err(|e| format!("{}: instance[{i}].notify: {e}", file.display()))?;
+            notify::check_script(n).map_err(|e| {
+                let key = config::instance_key(&inst.name);
+                format!("{}: {key}.notify: {e}", file.display())
+            })?;
         }
     }
     Ok(c)

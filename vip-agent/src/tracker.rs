@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use warren_health::probe::{self, HttpCheck};
-use warren_health::{CheckMachine, CheckParams, InitialState, Outcome};
+use warren_health::{CheckMachine, InitialState, Outcome};
 
 use crate::config::{Track, TrackKind};
 
@@ -62,8 +62,7 @@ pub async fn probe_once(kind: &TrackKind, timeout: Duration) -> Result<(), Strin
 /// Run a tracker forever, sending `(index, up)` whenever its status changes.
 /// Starts "up" (HAProxy's default initial state): the first failure marks it down.
 pub async fn run(index: usize, instance: String, t: Track, tx: mpsc::Sender<Report>) {
-    let params = CheckParams::new(t.interval, None, None, t.rise, t.fall);
-    let mut cm = CheckMachine::new(params, InitialState::Up);
+    let mut cm = CheckMachine::new(t.check, InitialState::Up);
     loop {
         let res = probe_once(&t.kind, t.timeout).await;
         let outcome = if res.is_ok() {
@@ -94,6 +93,7 @@ pub async fn run(index: usize, instance: String, t: Track, tx: mpsc::Sender<Repo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use warren_health::CheckParams;
 
     #[tokio::test]
     async fn exec_and_interface_probes() {
@@ -130,10 +130,8 @@ mod tests {
         let track = Track {
             name: "t".into(),
             kind: TrackKind::Tcp { address: addr },
-            interval: Duration::from_millis(20),
+            check: CheckParams::new(Duration::from_millis(20), None, None, 1, 1),
             timeout: Duration::from_millis(500),
-            rise: 1,
-            fall: 1,
             weight: 0,
         };
         let (tx, mut rx) = mpsc::channel(4);

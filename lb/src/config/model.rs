@@ -8,6 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use warren_health::CheckParams;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// After a reload removed a server, or after SIGTERM, sessions still
@@ -158,11 +160,9 @@ pub enum CheckKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Check {
     pub kind: CheckKind,
-    pub inter: Duration,
-    pub fastinter: Duration,
-    pub downinter: Duration,
-    pub rise: u32,
-    pub fall: u32,
+    /// Intervals and thresholds, as the shared check machine takes them.
+    pub params: CheckParams,
+    /// How long one check may take before it counts as failed.
     pub timeout: Duration,
     /// Port the check connects to; `None` = the server's own port.
     pub port: Option<u16>,

@@ -3,20 +3,13 @@
 //!
 //! Every table denies unknown keys, so a typo (`fal = 3`) is an error rather
 //! than a silently ignored setting.  Values that need semantic checks are
-//! kept `Spanned`, so validation can point at the line that is wrong.
+//! kept `Spanned` (numbers, durations and choices as [`Loose`] values of
+//! any TOML type), so validation can point at the line that is wrong.
 //! Names and defaults follow HAProxy wherever HAProxy has the concept.
 
 use serde::Deserialize;
 use toml::Spanned;
-
-/// A number, duration or choice as written, of whatever TOML type.
-///
-/// Serde can only say `expected i64` or `expected a string` about a value
-/// of the wrong type; kept loose, validation says what the docs promise
-/// (`expected a whole number from 1 to 65535`, `expected a duration like
-/// "2s" or "200ms"`), for a wrong type and a wrong value alike, and lists
-/// it with every other problem instead of stopping at the first.
-pub type Loose = Spanned<toml::Value>;
+use warren_health::config::Loose;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

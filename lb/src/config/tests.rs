@@ -56,9 +56,9 @@ fn good_config_is_validated_with_haproxy_defaults_filled_in() {
     assert_eq!(b.balance, Balance::First);
     assert_eq!(b.failback, Failback::After(Duration::from_secs(30)));
     assert_eq!(b.check.kind, CheckKind::Rabbitmq);
-    assert_eq!(b.check.fastinter, Duration::from_millis(200));
+    assert_eq!(b.check.params.fastinter, Duration::from_millis(200));
     assert_eq!(
-        b.check.downinter,
+        b.check.params.downinter,
         Duration::from_secs(1),
         "downinter defaults to inter"
     );
@@ -123,8 +123,8 @@ address = "127.0.0.1:2"
     let b = &c.backends[0];
     assert_eq!(b.balance, Balance::RoundRobin);
     assert_eq!(b.check.kind, CheckKind::Tcp);
-    assert_eq!((b.check.rise, b.check.fall), (2, 3));
-    assert_eq!(b.check.inter, Duration::from_secs(2));
+    assert_eq!((b.check.params.rise, b.check.params.fall), (2, 3));
+    assert_eq!(b.check.params.inter, Duration::from_secs(2));
     assert_eq!(b.timeout_idle, None, "idle timeout is off by default");
 }
 

@@ -9,46 +9,30 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use toml::{Spanned, Value};
+use toml::Spanned;
+use warren_health::config::{duration_value, parse_duration, shown, Loose, Unitless, Validation};
+use warren_health::CheckParams;
 
 use super::model::*;
-use super::raw::{self, Loose};
-use super::{line_of, Problem};
+use super::raw;
+use super::Problem;
 
 const DEFAULT_FRONTEND_MAXCONN: usize = 10_000;
-const DEFAULT_INTER: Duration = Duration::from_secs(2);
-const DEFAULT_RISE: u32 = 2;
-const DEFAULT_FALL: u32 = 3;
 const DEFAULT_TIMEOUT_CONNECT: Duration = Duration::from_secs(1);
 const DEFAULT_MGMT_PORT: u16 = 15672;
 
-struct Validator<'a> {
-    text: &'a str,
-    problems: Vec<Problem>,
+/// HAProxy spells durations with a unit; a bare `inter = 1` is refused.
+const UNITLESS: Unitless = Unitless::Refused;
+
+struct Validator<'v, 'a> {
+    found: &'v mut Validation<'a>,
 }
 
 pub(super) fn validate(file: &raw::File, text: &str) -> Result<Config, Vec<Problem>> {
-    let mut v = Validator {
-        text,
-        problems: Vec::new(),
-    };
-    let config = v.config(file);
-    if v.problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(v.problems)
-    }
+    Validation::run(text, |found| Validator { found }.config(file))
 }
 
-impl Validator<'_> {
-    fn problem<T>(&mut self, at: &Spanned<T>, key: &str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            line: Some(line_of(self.text, at.span().start)),
-            key: key.to_owned(),
-            message: message.into(),
-        });
-    }
-
+impl Validator<'_, '_> {
     fn config(&mut self, file: &raw::File) -> Config {
         let admin = file.admin.as_ref().and_then(|a| {
             self.socket_addr(&a.bind, "admin.bind").map(|bind| Admin {
@@ -63,11 +47,10 @@ impl Validator<'_> {
             .map(|b| b.get_ref().name.get_ref().as_str())
             .collect();
         if file.frontend.is_empty() {
-            self.problems.push(Problem {
-                line: None,
-                key: "frontend".into(),
-                message: "no [[frontend]] is defined: expected at least one listener".into(),
-            });
+            self.found.absent(
+                "frontend",
+                "no [[frontend]] is defined: expected at least one listener",
+            );
         }
         let mut seen = HashSet::new();
         let mut frontends = Vec::new();
@@ -76,7 +59,7 @@ impl Validator<'_> {
             let name = f.name.get_ref().clone();
             let key = format!("frontend[{name}]");
             if !seen.insert(name.clone()) {
-                self.problem(
+                self.found.problem(
                     &f.name,
                     &format!("{key}.name"),
                     "duplicate frontend name: expected each name once",
@@ -85,7 +68,7 @@ impl Validator<'_> {
             let bind = self.socket_addr(&f.bind, &format!("{key}.bind"));
             let backend = names.iter().position(|n| *n == f.backend.get_ref());
             if backend.is_none() {
-                self.problem(
+                self.found.problem(
                     &f.backend,
                     &format!("{key}.backend"),
                     format!(
@@ -98,6 +81,7 @@ impl Validator<'_> {
             let maxconn = match &f.maxconn {
                 None => DEFAULT_FRONTEND_MAXCONN,
                 Some(m) => self
+                    .found
                     .int_at_least(m, &format!("{key}.maxconn"), 1)
                     .unwrap_or(1) as usize,
             };
@@ -140,7 +124,7 @@ impl Validator<'_> {
                 let b = spanned.get_ref();
                 let name = b.name.get_ref().clone();
                 if !seen.insert(name.clone()) {
-                    self.problem(
+                    self.found.problem(
                         &b.name,
                         &format!("backend[{name}].name"),
                         "duplicate backend name: expected each name once",
@@ -155,6 +139,7 @@ impl Validator<'_> {
         let name = b.name.get_ref().clone();
         let key = format!("backend[{name}]");
         let balance = self
+            .found
             .choice(
                 &b.balance,
                 &format!("{key}.balance"),
@@ -167,6 +152,7 @@ impl Validator<'_> {
             )
             .unwrap_or(Balance::RoundRobin);
         let observe = self
+            .found
             .choice(
                 &b.observe,
                 &format!("{key}.observe"),
@@ -174,6 +160,7 @@ impl Validator<'_> {
             )
             .unwrap_or(true);
         let on_error = self
+            .found
             .choice(
                 &b.on_error,
                 &format!("{key}.on_error"),
@@ -184,6 +171,7 @@ impl Validator<'_> {
             )
             .unwrap_or(OnError::MarkDown);
         let shutdown_sessions_on_down = self
+            .found
             .choice(
                 &b.on_marked_down,
                 &format!("{key}.on_marked_down"),
@@ -191,6 +179,7 @@ impl Validator<'_> {
             )
             .unwrap_or(true);
         let shutdown_backup_sessions_on_up = self
+            .found
             .choice(
                 &b.on_marked_up,
                 &format!("{key}.on_marked_up"),
@@ -206,7 +195,7 @@ impl Validator<'_> {
             .unwrap_or(DEFAULT_TIMEOUT_CONNECT);
         if timeout_connect.is_zero() {
             if let Some(t) = &b.timeout_connect {
-                self.problem(
+                self.found.problem(
                     t,
                     &format!("{key}.timeout_connect"),
                     "expected a duration above zero, like \"1s\"",
@@ -238,7 +227,7 @@ impl Validator<'_> {
         let defaults = Resolvers::default();
         let nameservers = r.nameservers.as_ref().map(|list| {
             if list.get_ref().is_empty() {
-                self.problem(
+                self.found.problem(
                     list,
                     "resolvers.nameservers",
                     "empty list: expected at least one IP or IP:port, or leave the key out to use /etc/resolv.conf",
@@ -253,7 +242,7 @@ impl Validator<'_> {
         let mut positive =
             |v: &Option<Loose>, key: &str, default: Duration| match self.duration(v, key) {
                 Some(d) if d.is_zero() => {
-                    self.problem(
+                    self.found.problem(
                         v.as_ref().expect("parsed"),
                         key,
                         "expected a duration above zero, like \"1s\"",
@@ -277,7 +266,7 @@ impl Validator<'_> {
         let resolve_retries = r
             .resolve_retries
             .as_ref()
-            .and_then(|n| self.int_in(n, "resolvers.resolve_retries", 1, 100))
+            .and_then(|n| self.found.int_in(n, "resolvers.resolve_retries", 1, 100))
             .map_or(defaults.resolve_retries, |n| n as u32);
         Resolvers {
             nameservers,
@@ -297,7 +286,7 @@ impl Validator<'_> {
                 .map(|ip| SocketAddr::new(ip, 53))
         });
         if parsed.is_none() {
-            self.problem(
+            self.found.problem(
                 n,
                 key,
                 format!("{text:?}: expected IP or IP:port, such as \"10.96.0.10\" or \"127.0.0.1:5353\""),
@@ -312,11 +301,11 @@ impl Validator<'_> {
             Some("manual") => Failback::Manual,
             text => match text
                 .and_then(|t| t.strip_prefix("after:"))
-                .map(humantime::parse_duration)
+                .map(|t| parse_duration(t, UNITLESS))
             {
-                Some(Ok(d)) if !d.is_zero() => Failback::After(d),
+                Some(Some(d)) if !d.is_zero() => Failback::After(d),
                 _ => {
-                    self.problem(
+                    self.found.problem(
                         f,
                         key,
                         format!(
@@ -335,12 +324,8 @@ impl Validator<'_> {
         let Some(c) = c else {
             return Check {
                 kind: CheckKind::None,
-                inter: DEFAULT_INTER,
-                fastinter: DEFAULT_INTER,
-                downinter: DEFAULT_INTER,
-                rise: DEFAULT_RISE,
-                fall: DEFAULT_FALL,
-                timeout: DEFAULT_INTER,
+                params: CheckParams::default(),
+                timeout: CheckParams::DEFAULT_INTER,
                 port: None,
                 username: None,
                 password: None,
@@ -349,7 +334,7 @@ impl Validator<'_> {
         // `None`: a type we do not know, already reported.
         let kind_name = match &c.kind {
             None => Some("tcp"),
-            Some(_) => self.choice(
+            Some(_) => self.found.choice(
                 &c.kind,
                 &format!("{key}.type"),
                 &[
@@ -372,6 +357,7 @@ impl Validator<'_> {
                 expect_status: match &c.expect_status {
                     None => 200,
                     Some(s) => self
+                        .found
                         .int_in(s, &format!("{key}.expect_status"), 100, 599)
                         .unwrap_or(200) as u16,
                 },
@@ -385,17 +371,17 @@ impl Validator<'_> {
                 ("expect_status", c.expect_status.as_ref().map(|p| p.span())),
             ] {
                 if let Some(span) = value {
-                    self.problems.push(Problem {
-                        line: Some(line_of(self.text, span.start)),
-                        key: format!("{key}.{field}"),
-                        message: format!("only used by type = \"http\", but type is {kind_name:?}"),
-                    });
+                    self.found.problem_in(
+                        span,
+                        &format!("{key}.{field}"),
+                        format!("only used by type = \"http\", but type is {kind_name:?}"),
+                    );
                 }
             }
         }
         let inter = self
             .duration(&c.inter, &format!("{key}.inter"))
-            .unwrap_or(DEFAULT_INTER);
+            .unwrap_or(CheckParams::DEFAULT_INTER);
         for (field, value) in [
             ("inter", &c.inter),
             ("fastinter", &c.fastinter),
@@ -403,8 +389,8 @@ impl Validator<'_> {
             ("timeout", &c.timeout),
         ] {
             if let Some(v) = value {
-                if parsed_duration(v).is_some_and(|d| d.is_zero()) {
-                    self.problem(
+                if duration_value(v.get_ref(), UNITLESS).is_some_and(|d| d.is_zero()) {
+                    self.found.problem(
                         v,
                         &format!("{key}.{field}"),
                         "expected a duration above zero, like \"500ms\"",
@@ -412,25 +398,28 @@ impl Validator<'_> {
                 }
             }
         }
-        let fastinter = self
-            .duration(&c.fastinter, &format!("{key}.fastinter"))
-            .unwrap_or(inter);
-        let downinter = self
-            .duration(&c.downinter, &format!("{key}.downinter"))
-            .unwrap_or(inter);
+        let fastinter = self.duration(&c.fastinter, &format!("{key}.fastinter"));
+        let downinter = self.duration(&c.downinter, &format!("{key}.downinter"));
         let timeout = self
             .duration(&c.timeout, &format!("{key}.timeout"))
             .unwrap_or(inter);
         let rise = match &c.rise {
-            None => DEFAULT_RISE,
-            Some(r) => self.int_in(r, &format!("{key}.rise"), 1, 1000).unwrap_or(1) as u32,
+            None => CheckParams::DEFAULT_RISE,
+            Some(r) => self
+                .found
+                .int_in(r, &format!("{key}.rise"), 1, 1000)
+                .unwrap_or(1) as u32,
         };
         let fall = match &c.fall {
-            None => DEFAULT_FALL,
-            Some(r) => self.int_in(r, &format!("{key}.fall"), 1, 1000).unwrap_or(1) as u32,
+            None => CheckParams::DEFAULT_FALL,
+            Some(r) => self
+                .found
+                .int_in(r, &format!("{key}.fall"), 1, 1000)
+                .unwrap_or(1) as u32,
         };
         let port = match &c.port {
             Some(p) => self
+                .found
                 .int_in(p, &format!("{key}.port"), 1, 65535)
                 .map(|p| p as u16),
             None if kind == CheckKind::Rabbitmq => Some(DEFAULT_MGMT_PORT),
@@ -438,7 +427,7 @@ impl Validator<'_> {
         };
         let password = match (&c.password, &c.password_file) {
             (Some(_), Some(f)) => {
-                self.problem(
+                self.found.problem(
                     f,
                     &format!("{key}.password_file"),
                     "set either password or password_file, not both",
@@ -451,7 +440,7 @@ impl Validator<'_> {
         };
         if kind == CheckKind::Rabbitmq && (c.username.is_none() || password.is_none()) {
             let at = c.kind.as_ref().expect("rabbitmq kind is explicit");
-            self.problem(
+            self.found.problem(
                 at,
                 &format!("{key}.type"),
                 "type = \"rabbitmq\" reads the management API: expected username and password (or password_file)",
@@ -459,11 +448,7 @@ impl Validator<'_> {
         }
         Check {
             kind,
-            inter,
-            fastinter,
-            downinter,
-            rise,
-            fall,
+            params: CheckParams::new(inter, fastinter, downinter, rise, fall),
             timeout,
             port,
             username: c.username.clone(),
@@ -479,11 +464,10 @@ impl Validator<'_> {
         checked: bool,
     ) -> Vec<Server> {
         if raws.is_empty() {
-            self.problems.push(Problem {
-                line: None,
-                key: format!("{backend_key}.server"),
-                message: "no [[backend.server]]: expected at least one server".into(),
-            });
+            self.found.absent(
+                &format!("{backend_key}.server"),
+                "no [[backend.server]]: expected at least one server",
+            );
         }
         let mut seen = HashSet::new();
         let mut servers = Vec::new();
@@ -492,7 +476,7 @@ impl Validator<'_> {
             let name = s.name.get_ref().clone();
             let key = format!("{backend_key}.server[{name}]");
             if !seen.insert(name.clone()) {
-                self.problem(
+                self.found.problem(
                     &s.name,
                     &format!("{key}.name"),
                     "duplicate server name in this backend: expected each name once",
@@ -500,6 +484,7 @@ impl Validator<'_> {
             }
             let address = self.address(&s.address, &format!("{key}.address"));
             let role = self
+                .found
                 .choice(
                     &s.role,
                     &format!("{key}.role"),
@@ -509,16 +494,19 @@ impl Validator<'_> {
             let weight = match &s.weight {
                 None => 1,
                 Some(w) => self
+                    .found
                     .int_in(w, &format!("{key}.weight"), 0, 256)
                     .unwrap_or(1) as u32,
             };
             let maxconn = match &s.maxconn {
                 None => 0,
                 Some(m) => self
+                    .found
                     .int_at_least(m, &format!("{key}.maxconn"), 0)
                     .unwrap_or(0) as usize,
             };
             let send_proxy = self
+                .found
                 .choice(
                     &s.send_proxy,
                     &format!("{key}.send_proxy"),
@@ -536,13 +524,13 @@ impl Validator<'_> {
             let check_port = s
                 .check_port
                 .as_ref()
-                .and_then(|p| self.int_in(p, &format!("{key}.check_port"), 1, 65535))
+                .and_then(|p| self.found.int_in(p, &format!("{key}.check_port"), 1, 65535))
                 .map(|p| p as u16);
             if !checked {
                 for (field, value) in [("check_addr", &s.check_addr), ("check_port", &s.check_port)]
                 {
                     if let Some(v) = value {
-                        self.problem(
+                        self.found.problem(
                             v,
                             &format!("{key}.{field}"),
                             "only used by active checks, but the backend has no [backend.check]",
@@ -570,7 +558,8 @@ impl Validator<'_> {
         let text = a.get_ref().as_str().unwrap_or_default();
         if let Ok(ip) = text.parse::<SocketAddr>() {
             if ip.port() == 0 {
-                self.problem(a, key, format!("{text:?}: expected a port from 1 to 65535"));
+                self.found
+                    .problem(a, key, format!("{text:?}: expected a port from 1 to 65535"));
                 return None;
             }
             return Some(Address::Ip(ip));
@@ -583,7 +572,7 @@ impl Validator<'_> {
             })
         });
         if parsed.is_none() {
-            self.problem(
+            self.found.problem(
                 a,
                 key,
                 format!("{}: expected IP:port or hostname:port, such as \"10.0.0.11:5672\" or \"rabbit1:5672\"", shown(a.get_ref())),
@@ -593,123 +582,26 @@ impl Validator<'_> {
     }
 
     fn socket_addr(&mut self, a: &Loose, key: &str) -> Option<SocketAddr> {
-        let parsed = a
-            .get_ref()
-            .as_str()
-            .and_then(|t| t.parse::<SocketAddr>().ok());
-        if parsed.is_none() {
-            self.problem(
-                a,
-                key,
-                format!(
-                    "{}: expected IP:port, such as \"0.0.0.0:5672\" or \"[::]:5672\"",
-                    shown(a.get_ref())
-                ),
-            );
-        }
-        parsed
+        self.found.parsed(
+            a,
+            key,
+            "expected IP:port, such as \"0.0.0.0:5672\" or \"[::]:5672\"",
+            |t| t.parse().ok(),
+        )
     }
 
     /// An IP address without a port (HAProxy's `addr`).
     fn ip(&mut self, a: &Loose, key: &str) -> Option<IpAddr> {
-        let parsed = a.get_ref().as_str().and_then(|t| t.parse::<IpAddr>().ok());
-        if parsed.is_none() {
-            self.problem(
-                a,
-                key,
-                format!(
-                    "{}: expected an IP address without a port, such as \"10.0.0.11\" or \"::1\" (the port is check_port)",
-                    shown(a.get_ref())
-                ),
-            );
-        }
-        parsed
+        self.found.parsed(
+            a,
+            key,
+            "expected an IP address without a port, such as \"10.0.0.11\" or \"::1\" (the port is check_port)",
+            |t| t.parse().ok(),
+        )
     }
 
     fn duration(&mut self, d: &Option<Loose>, key: &str) -> Option<Duration> {
-        let d = d.as_ref()?;
-        let parsed = parsed_duration(d);
-        if parsed.is_none() {
-            self.problem(
-                d,
-                key,
-                format!(
-                    "{}: expected a duration like \"2s\" or \"200ms\"",
-                    shown(d.get_ref())
-                ),
-            );
-        }
-        parsed
-    }
-
-    fn choice<T: Copy>(
-        &mut self,
-        v: &Option<Loose>,
-        key: &str,
-        options: &[(&str, T)],
-    ) -> Option<T> {
-        let v = v.as_ref()?;
-        let found = options
-            .iter()
-            .find(|(name, _)| Some(*name) == v.get_ref().as_str())
-            .map(|(_, t)| *t);
-        if found.is_none() {
-            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-            self.problem(
-                v,
-                key,
-                format!("{}: expected one of {names:?}", shown(v.get_ref())),
-            );
-        }
-        found
-    }
-
-    fn int_in(&mut self, v: &Loose, key: &str, min: i64, max: i64) -> Option<i64> {
-        let n = v.get_ref().as_integer().filter(|n| (min..=max).contains(n));
-        if n.is_none() {
-            self.problem(
-                v,
-                key,
-                format!(
-                    "{}: expected a whole number from {min} to {max}",
-                    shown(v.get_ref())
-                ),
-            );
-        }
-        n
-    }
-
-    fn int_at_least(&mut self, v: &Loose, key: &str, min: i64) -> Option<i64> {
-        let n = v.get_ref().as_integer().filter(|n| *n >= min);
-        if n.is_none() {
-            self.problem(
-                v,
-                key,
-                format!(
-                    "{}: expected a whole number of at least {min}",
-                    shown(v.get_ref())
-                ),
-            );
-        }
-        n
-    }
-}
-
-/// A humantime string's duration; `None` for anything else.
-fn parsed_duration(v: &Loose) -> Option<Duration> {
-    v.get_ref()
-        .as_str()
-        .and_then(|t| humantime::parse_duration(t).ok())
-}
-
-/// A value as the operator wrote it, for "VALUE: expected WHAT" messages:
-/// a string in quotes (so `"2"` reads as text), a number or boolean as is.
-fn shown(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("{s:?}"),
-        Value::Array(_) => "an array".into(),
-        Value::Table(_) => "a table".into(),
-        other => other.to_string(),
+        self.found.duration(d, key, UNITLESS)
     }
 }
 

@@ -1,5 +1,10 @@
 //! The VRRP state machine of RFC 5798 §6.4 (with the RFC 3768 v2 timer rules), sans IO.
 //!
+//! Each branch cites the RFC 5798 rule it implements (`// RFC 5798 §6.4.2:` ...);
+//! RFC 3768 numbers the same rules the same way for v2. Where warren follows keepalived
+//! instead of the RFC (the Fault state, immediate preemption, split-brain re-announce)
+//! the comment says so.
+//!
 //! [`Machine::step`] takes an [`Event`] and the current time (a monotonic [`Duration`]
 //! since any fixed origin) and returns the [`Action`]s the IO shell must perform. The
 //! machine owns exactly one timer: the Adver_Timer while Master, the Master_Down_Timer
@@ -174,7 +179,8 @@ impl Machine {
         self.params.priority == 255
     }
 
-    /// Skew_Time for our current priority and the current Master_Adver_Interval.
+    /// Skew_Time for our current priority and the current Master_Adver_Interval
+    /// (RFC 5798 §6.1).
     pub fn skew_time(&self) -> Duration {
         skew_time(
             self.params.version,
@@ -183,7 +189,7 @@ impl Machine {
         )
     }
 
-    /// Master_Down_Interval = 3 × Master_Adver_Interval + Skew_Time.
+    /// Master_Down_Interval = 3 × Master_Adver_Interval + Skew_Time (RFC 5798 §6.1).
     pub fn master_down_interval(&self) -> Duration {
         self.master_adver_interval * 3 + self.skew_time()
     }
@@ -192,6 +198,7 @@ impl Machine {
     pub fn step(&mut self, ev: Event, now: Duration) -> Vec<Action> {
         let mut out = Vec::new();
         match ev {
+            // RFC 5798 §6.4.1: "If a Startup event is received".
             Event::Startup => {
                 if !self.started {
                     self.started = true;
@@ -199,6 +206,8 @@ impl Machine {
                 }
             }
             Event::Shutdown => self.shutdown(&mut out),
+            // keepalived, not RFC 5798: an interface that is down (or a failing
+            // weight-0 tracker) is the Fault state.
             Event::InterfaceDown => {
                 self.iface_up = false;
                 self.maybe_fault(now, &mut out);
@@ -221,11 +230,15 @@ impl Machine {
                 } else if self.state == State::Fault {
                     self.maybe_recover(now, &mut out);
                 } else if changed && self.state == State::Master {
-                    // Tell backups at once so a higher-priority backup can preempt now.
+                    // Not an RFC 5798 event (keepalived's tracker weights): a master whose
+                    // priority changed tells backups at once, so a higher-priority backup
+                    // can preempt now (§6.4.2) instead of at the next Adver_Timer.
                     out.push(Action::SendAdvert { priority: p });
                     self.arm(now + self.params.advert_interval, &mut out);
                 }
             }
+            // RFC 5798 §6.2: the one timer running is the Master_Down_Timer (Backup)
+            // or the Adver_Timer (Master).
             Event::Timer => {
                 if let Some(t) = self.timer {
                     if now >= t {
@@ -270,17 +283,24 @@ impl Machine {
     /// Initialize → Master (owner) / Backup, or Fault if a fault is pending.
     fn leave_init(&mut self, now: Duration, out: &mut Vec<Action>) {
         if self.faulty() {
+            // keepalived: a router that starts with a fault waits in Fault.
             self.go(State::Fault, out);
             return;
         }
         if self.owner() {
+            // RFC 5798 §6.4.1: "If the Priority = 255" (the address owner): advertise,
+            // gratuitous ARP, set the Adver_Timer, transition to {Master}.
             self.become_master(now, out);
         } else {
+            // RFC 5798 §6.4.1: else Master_Adver_Interval = Advertisement_Interval, set
+            // the Master_Down_Timer to Master_Down_Interval, transition to {Backup}.
             self.become_backup(now, self.params.advert_interval, out);
             self.preempt_after = now + self.params.preempt_delay;
         }
     }
 
+    /// RFC 5798 §6.4.1 and §6.4.2: send an ADVERTISEMENT, broadcast a gratuitous ARP
+    /// for each address, set the Adver_Timer to Advertisement_Interval, go {Master}.
     fn become_master(&mut self, now: Duration, out: &mut Vec<Action>) {
         out.push(Action::AddVips);
         out.push(Action::SendAdvert {
@@ -291,6 +311,8 @@ impl Machine {
         self.arm(now + self.params.advert_interval, out);
     }
 
+    /// RFC 5798 §6.4.1 and §6.4.3: set Master_Adver_Interval, recompute
+    /// Master_Down_Interval, set the Master_Down_Timer to it, go {Backup}.
     fn become_backup(&mut self, now: Duration, master_adv: Duration, out: &mut Vec<Action>) {
         if self.state == State::Master {
             out.push(Action::RemoveVips);
@@ -302,11 +324,15 @@ impl Machine {
 
     fn shutdown(&mut self, out: &mut Vec<Action>) {
         match self.state {
+            // RFC 5798 §6.4.3: "If a Shutdown event is received": cancel the Adver_Timer,
+            // send an ADVERTISEMENT with Priority = 0, transition to {Initialize}.
             State::Master => {
                 self.cancel(out);
                 out.push(Action::SendAdvert { priority: 0 });
                 out.push(Action::RemoveVips);
             }
+            // RFC 5798 §6.4.2: "If a Shutdown event is received": cancel the
+            // Master_Down_Timer, transition to {Initialize} (Fault: the same, keepalived).
             State::Backup | State::Fault => self.cancel(out),
             State::Initialize => {}
         }
@@ -316,9 +342,10 @@ impl Machine {
 
     fn maybe_fault(&mut self, _now: Duration, out: &mut Vec<Action>) {
         match self.state {
+            // keepalived: a master entering Fault resigns as on Shutdown (RFC 5798
+            // §6.4.3): priority 0 lets a backup take over after only Skew_Time.
             State::Master => {
                 self.cancel(out);
-                // Resign: priority 0 lets a backup take over after only Skew_Time.
                 out.push(Action::SendAdvert { priority: 0 });
                 out.push(Action::RemoveVips);
                 self.go(State::Fault, out);
@@ -333,6 +360,7 @@ impl Machine {
 
     fn maybe_recover(&mut self, now: Duration, out: &mut Vec<Action>) {
         if self.state == State::Fault && !self.faulty() {
+            // keepalived: leaving Fault is a fresh start-up, as RFC 5798 §6.4.1.
             self.master_adver_interval = self.params.advert_interval;
             if self.owner() {
                 self.become_master(now, out);
@@ -345,7 +373,10 @@ impl Machine {
 
     fn on_timer(&mut self, now: Duration, out: &mut Vec<Action>) {
         match self.state {
+            // RFC 5798 §6.4.2: "If the Master_Down_Timer fires".
             State::Backup => self.become_master(now, out),
+            // RFC 5798 §6.4.3: "If the Adver_Timer fires": send an ADVERTISEMENT, reset
+            // the Adver_Timer to Advertisement_Interval.
             State::Master => {
                 out.push(Action::SendAdvert {
                     priority: self.priority,
@@ -358,7 +389,8 @@ impl Machine {
 
     fn learned_interval(&self, adver_int_cs: u16) -> Duration {
         match self.params.version {
-            // v3: Master_Adver_Interval is learned from the master's advert.
+            // RFC 5798 §6.4.2: v3 sets Master_Adver_Interval to the advert's Max Adver
+            // Int (RFC 3768 v2 has no such rule: the interval is configured alike).
             Version::V3 if adver_int_cs > 0 => Duration::from_millis(u64::from(adver_int_cs) * 10),
             _ => self.params.advert_interval,
         }
@@ -375,20 +407,27 @@ impl Machine {
         match self.state {
             State::Backup => {
                 if prio == 0 {
-                    // Master resigned: take over after Skew_Time.
+                    // RFC 5798 §6.4.2: "If the Priority in the ADVERTISEMENT is zero": set
+                    // the Master_Down_Timer to Skew_Time.
                     self.arm(now + self.skew_time(), out);
                 } else if !self.params.preempt || prio >= self.priority || now < self.preempt_after
                 {
+                    // RFC 5798 §6.4.2: "If Preempt_Mode is False, or if the Priority in
+                    // the ADVERTISEMENT is greater than or equal to the local Priority":
+                    // learn Master_Adver_Interval, reset the Master_Down_Timer
+                    // (keepalived's preempt_delay holds preemption off the same way).
                     self.master_adver_interval = self.learned_interval(adver_int_cs);
                     self.arm(now + self.master_down_interval(), out);
                 } else {
-                    // Preempt a lower-priority master now rather than waiting for the
-                    // Master_Down_Timer (which the RFC's "discard" would reach anyway).
+                    // RFC 5798 §6.4.2 says discard, and the Master_Down_Timer then fires;
+                    // like keepalived, preempt a lower-priority master now instead.
                     self.become_master(now, out);
                 }
             }
             State::Master => {
                 if prio == 0 {
+                    // RFC 5798 §6.4.3: "If the Priority in the ADVERTISEMENT is zero": send
+                    // an ADVERTISEMENT, reset the Adver_Timer.
                     out.push(Action::SendAdvert {
                         priority: self.priority,
                     });
@@ -396,11 +435,15 @@ impl Machine {
                 } else if prio > self.priority
                     || (prio == self.priority && src > self.params.primary_addr)
                 {
+                    // RFC 5798 §6.4.3: a higher Priority, or an equal one from a greater
+                    // primary IPvX address: cancel the Adver_Timer, learn
+                    // Master_Adver_Interval, set the Master_Down_Timer, go {Backup}.
                     let learned = self.learned_interval(adver_int_cs);
                     self.become_backup(now, learned, out);
                 } else {
-                    // A lower-priority master exists (split brain healing, or a peer that
-                    // missed us). Re-assert at once and refresh ARP caches, rate-limited.
+                    // RFC 5798 §6.4.3 says discard. A lower-priority master exists (split
+                    // brain healing, or a peer that missed us): like keepalived, re-assert
+                    // at once and refresh ARP caches, rate-limited.
                     let due = self
                         .last_reannounce
                         .is_none_or(|t| now >= t + REANNOUNCE_GAP);
@@ -414,18 +457,21 @@ impl Machine {
                     }
                 }
             }
+            // RFC 5798 §6.4.1: Initialize waits for Startup and ignores adverts; Fault
+            // (keepalived) sends and hears nothing.
             State::Initialize | State::Fault => {}
         }
     }
 }
 
-/// v2 advertisement interval: whole seconds, at least 1 s, at most 255 s.
+/// v2 advertisement interval: whole seconds, at least 1 s, at most 255 s (RFC 3768 §5.3.7).
 pub fn v2_interval(d: Duration) -> Duration {
     let ms = d.as_millis().max(1);
     Duration::from_secs(ms.div_ceil(1000).clamp(1, 255) as u64)
 }
 
-/// Skew_Time: v3 `((256 − priority) × Master_Adver_Interval) / 256`; v2 `(256 − priority) / 256` s.
+/// Skew_Time: v3 `((256 − priority) × Master_Adver_Interval) / 256` (RFC 5798 §6.1); v2
+/// `(256 − priority) / 256` s (RFC 3768 §6.1).
 pub fn skew_time(version: Version, priority: u8, master_adver_interval: Duration) -> Duration {
     let k = 256 - u128::from(priority);
     match version {

@@ -10,10 +10,35 @@
 use serde_path_to_error::{Path, Segment};
 use toml::Value;
 
+/// How a program writes an item of an array of tables in a key path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemNames {
+    /// `backend[rabbitmq]`: warren-lb, HAProxy's section-and-name.
+    Bracketed,
+    /// `instance "VI_1"`: warren-vip, keepalived's `vrrp_instance VI_1`.
+    Quoted,
+}
+
+impl ItemNames {
+    /// The key of one item of the array `table`: by its name when it has
+    /// one, else by its position (`track[0]`).
+    pub fn item(self, table: &str, index: usize, name: Option<&str>) -> String {
+        format!("{table}{}", self.suffix(index, name))
+    }
+
+    fn suffix(self, index: usize, name: Option<&str>) -> String {
+        match (self, name) {
+            (ItemNames::Bracketed, Some(name)) => format!("[{name}]"),
+            (ItemNames::Quoted, Some(name)) => format!(" {name:?}"),
+            (_, None) => format!("[{index}]"),
+        }
+    }
+}
+
 /// `path` with each array position replaced by the name of the item there
 /// in `document` (the file parsed as plain TOML, `None` when even that
 /// failed); "" for the file as a whole.
-pub(super) fn named(path: &Path, document: Option<&Value>) -> String {
+pub(super) fn named(path: &Path, document: Option<&Value>, names: ItemNames) -> String {
     let mut key = String::new();
     let mut at = document;
     for segment in path {
@@ -28,10 +53,8 @@ pub(super) fn named(path: &Path, document: Option<&Value>) -> String {
             }
             Segment::Seq { index } => {
                 at = at.and_then(|v| v.get(*index));
-                match at.and_then(|v| v.get("name")).and_then(Value::as_str) {
-                    Some(name) => key.push_str(&format!("[{name}]")),
-                    None => key.push_str(&format!("[{index}]")),
-                }
+                let name = at.and_then(|v| v.get("name")).and_then(Value::as_str);
+                key.push_str(&names.suffix(*index, name));
             }
             Segment::Unknown => {
                 at = None;

@@ -1,0 +1,79 @@
+//! What warren-lb and warren-vip share about their TOML files: reading and
+//! parsing one, the [`Problem`]s it can have, the checks of common values
+//! and the duration grammar.
+//!
+//! Both programs parse in two steps: serde types that mirror the file
+//! (`raw`), then one validation pass into the runtime model that collects
+//! every problem instead of stopping at the first, so `check-config` shows
+//! an operator the whole list in one go. Each problem names the file, the
+//! line, the key path with items by name, and what was expected.
+
+mod duration;
+mod key_path;
+mod problem;
+mod validation;
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+pub use duration::{duration_value, parse_duration, Unitless};
+pub use key_path::ItemNames;
+pub use problem::{line_of, ConfigError, Problem};
+pub use validation::{shown, Loose, Validation};
+
+/// Reads the file at `path` and hands its text to `parse` (a program's
+/// parse-and-validate); either failure is a [`ConfigError`] naming the file.
+pub fn load<T>(
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, Vec<Problem>>,
+) -> Result<T, ConfigError> {
+    let refused = |problems| ConfigError {
+        file: path.to_owned(),
+        problems,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        refused(vec![Problem {
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the file: {e}"),
+        }])
+    })?;
+    parse(&text).map_err(refused)
+}
+
+/// The ```` ```toml ```` blocks of a Markdown document, each with the line
+/// its fence is on, for the tests that keep each program's documented
+/// examples accepted by its parser.
+pub fn toml_examples(markdown: &str) -> Vec<(usize, String)> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (i, line) in markdown.lines().enumerate() {
+        match (&mut current, line.trim_start()) {
+            (None, l) if l.starts_with("```toml") => current = Some((i + 1, String::new())),
+            (Some(_), l) if l.starts_with("```") => blocks.extend(current.take()),
+            (Some((_, block)), _) => {
+                block.push_str(line.trim_start());
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+/// Deserializes `text` into a program's raw types; a TOML or type error is
+/// one problem with its line and its key path, items named by `names`.
+pub fn deserialize<T: DeserializeOwned>(text: &str, names: ItemNames) -> Result<T, Vec<Problem>> {
+    let deserializer = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let document = toml::from_str::<toml::Value>(text).ok();
+        let key = key_path::named(e.path(), document.as_ref(), names);
+        let inner = e.into_inner();
+        vec![Problem {
+            line: inner.span().map(|s| line_of(text, s.start)),
+            key,
+            message: inner.message().to_owned(),
+        }]
+    })
+}

@@ -1,0 +1,79 @@
+//! The validated runtime model: what the agent acts on.
+//!
+//! Everything here has been checked, defaulted and resolved (addresses
+//! parsed, durations in range for the VRRP version), so the agent and the
+//! VRRP core never re-validate.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use warren_health::CheckParams;
+
+use crate::vrrp::packet::Version;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where `/metrics` is served; `None` = no metrics endpoint.
+    pub status_bind: Option<SocketAddr>,
+    pub instances: Vec<Instance>,
+}
+
+/// One virtual router (keepalived's `vrrp_instance`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub priority: u8,
+    pub advert_int: Duration,
+    pub version: Version,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    /// (address, prefix length)
+    pub vips: Vec<(Ipv4Addr, u8)>,
+    pub unicast_peers: Vec<Ipv4Addr>,
+    pub unicast_src_ip: Option<Ipv4Addr>,
+    pub v3_pseudo_header: bool,
+    /// v2 simple password (auth type 1), at most 8 bytes.
+    pub auth_pass: Option<[u8; 8]>,
+    pub notify: Option<PathBuf>,
+    pub state_file: Option<PathBuf>,
+    pub garp_repeat: u32,
+    pub garp_refresh: Option<Duration>,
+    pub tracks: Vec<Track>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Track {
+    pub name: String,
+    pub kind: TrackKind,
+    /// The interval (`inter`, and `fastinter` and `downinter` alike) and
+    /// rise/fall, as the shared check machine takes them.
+    pub check: CheckParams,
+    /// How long one probe may take before it counts as failed.
+    pub timeout: Duration,
+    /// keepalived semantics: 0 → failure means Fault; > 0 added while up; < 0 added while down.
+    pub weight: i32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrackKind {
+    /// HTTP GET expecting `expect_status` (and `expect_body` in the body).
+    Http {
+        url: String,
+        username: Option<String>,
+        password: Option<String>,
+        expect_status: u16,
+        expect_body: Option<String>,
+    },
+    Tcp {
+        address: SocketAddr,
+    },
+    Exec {
+        command: Vec<String>,
+    },
+    Interface {
+        name: String,
+    },
+}
