@@ -1059,14 +1059,7 @@ async fn partitioned_primary_is_never_used_and_the_majority_keeps_serving(broker
         downs_before,
     } = PauseMinorityScene::start(broker).await;
 
-    let cut_at = Instant::now();
-    tb.on_node("partition", 1);
-    majority_drops_rabbit1(&tb).await;
-    let dropped_after = cut_at.elapsed();
-    eventually("partitioned rabbit1 out of service", || {
-        !servers[0].is_eligible()
-    })
-    .await;
+    let (cut_at, dropped_after) = partition_rabbit1(&tb, &servers).await;
     // Whether the minority node still takes AMQP connections (under
     // pause_minority it should pause and stop listening): recorded, as it
     // is what a plain TCP check would go by.
@@ -1075,11 +1068,7 @@ async fn partitioned_primary_is_never_used_and_the_majority_keeps_serving(broker
     let sessions = sessions_on_majority(&lb, &tb, &servers).await;
     // Several check rounds with the partition in place.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert!(
-        !servers[0].is_eligible(),
-        "rabbit1 eligible while still partitioned; last check: {:?}",
-        servers[0].last_check.lock().unwrap().clone()
-    );
+    still_out_while_partitioned(&servers);
 
     let healed_at = Instant::now();
     tb.on_node("heal", 1);
@@ -1108,7 +1097,44 @@ async fn partitioned_primary_is_never_used_and_the_majority_keeps_serving(broker
     back_or_restarted(&tb, &watch, &servers, healed_alone).await;
     println!("rabbit1 back {:?} after the heal", healed_at.elapsed());
     let seen = watch.stop().await;
+    partition_judged(&seen, cut_at);
+    majority_kept_serving(&seen, &downs_before, &servers, &sessions).await;
+    lb.shutdown().await;
+}
 
+/// Cuts rabbit1 off from its peers and waits until the fault took effect
+/// (the majority's own views drop it) and the balancer took it out of
+/// service; when the cut began and how long the majority took to drop it.
+async fn partition_rabbit1(tb: &Testbed, servers: &[Arc<ServerState>]) -> (Instant, Duration) {
+    let cut_at = Instant::now();
+    tb.on_node("partition", 1);
+    majority_drops_rabbit1(tb).await;
+    let dropped_after = cut_at.elapsed();
+    eventually("partitioned rabbit1 out of service", || {
+        !servers[0].is_eligible()
+    })
+    .await;
+    (cut_at, dropped_after)
+}
+
+fn still_out_while_partitioned(servers: &[Arc<ServerState>]) {
+    assert!(
+        !servers[0].is_eligible(),
+        "rabbit1 eligible while still partitioned; last check: {:?}",
+        servers[0].last_check.lock().unwrap().clone()
+    );
+}
+
+/// What both partition tests judge once the watch has stopped: the fault
+/// was seen (after the cut the majority's API said rabbit1 was not with
+/// them), a majority server was always eligible, and rabbit1 was never
+/// eligible past one check round after the majority's word.  rabbit1 stays
+/// UP and answers AMQP (until it pauses under Mnesia; for as long as the cut
+/// lasts under Khepri), so the balancer learns of the majority's word only
+/// through its next check of rabbit2 or rabbit3: one round of the shipped
+/// check (inter 1 s + timeout 1 s) after their APIs say so.  (Without the
+/// silent-denied rule rabbit1 stayed eligible 8 s past that on 4.0.)
+fn partition_judged(seen: &Watched, cut_at: Instant) {
     assert!(
         seen.polls
             .iter()
@@ -1120,18 +1146,11 @@ async fn partitioned_primary_is_never_used_and_the_majority_keeps_serving(broker
         gaps, 0,
         "{gaps} samples of 50 ms with no majority server eligible"
     );
-    // Here rabbit1 stays UP and answers AMQP until it pauses, so the
-    // balancer learns of the majority's word only through its next check of
-    // rabbit2 or rabbit3: one round of the shipped check (inter 1 s +
-    // timeout 1 s) after their APIs say so.  (Without the silent-denied rule
-    // rabbit1 stayed eligible 8 s past that on 4.0.)
     let into_minority = seen.minority_landings(cut_at, SHIPPED_CHECK_ROUND);
     assert!(
         into_minority.is_empty(),
         "rabbit1 was eligible while the majority had said for over {SHIPPED_CHECK_ROUND:?} that it was not with them, at {into_minority:?} after the cut"
     );
-    majority_kept_serving(&seen, &downs_before, &servers, &sessions).await;
-    lb.shutdown().await;
 }
 
 /// What a client connecting straight to a node saw: whether the AMQP
@@ -1225,13 +1244,7 @@ async fn real_partitioned_primary_with_khepri_is_never_used_on_4_0() {
         "the bed did not move the metadata store to Khepri"
     );
 
-    let cut_at = Instant::now();
-    tb.on_node("partition", 1);
-    majority_drops_rabbit1(&tb).await;
-    eventually("partitioned rabbit1 out of service", || {
-        !servers[0].is_eligible()
-    })
-    .await;
+    let (cut_at, _) = partition_rabbit1(&tb, &servers).await;
     let minority = declare_directly(&tb, 1, Duration::from_secs(60)).await;
     println!(
         "Khepri minority rabbit1: connection {:?}; declaration {:?} after {:?}",
@@ -1248,11 +1261,7 @@ async fn real_partitioned_primary_with_khepri_is_never_used_on_4_0() {
     );
     let sessions = sessions_on_majority(&lb, &tb, &servers).await;
     sessions_answer(&sessions).await;
-    assert!(
-        !servers[0].is_eligible(),
-        "rabbit1 eligible while still partitioned; last check: {:?}",
-        servers[0].last_check.lock().unwrap().clone()
-    );
+    still_out_while_partitioned(&servers);
 
     let healed_at = Instant::now();
     tb.on_node("heal", 1);
@@ -1268,22 +1277,7 @@ async fn real_partitioned_primary_with_khepri_is_never_used_on_4_0() {
         }
     );
     let seen = watch.stop().await;
-    assert!(
-        seen.polls
-            .iter()
-            .any(|p| p.with_majority == Some(false) && p.start > cut_at),
-        "the partition: the majority's API never said rabbit1 was not with them"
-    );
-    let gaps = seen.majority_gaps();
-    assert_eq!(
-        gaps, 0,
-        "{gaps} samples of 50 ms with no majority server eligible"
-    );
-    let into_minority = seen.minority_landings(cut_at, SHIPPED_CHECK_ROUND);
-    assert!(
-        into_minority.is_empty(),
-        "rabbit1 was eligible while the majority had said for over {SHIPPED_CHECK_ROUND:?} that it was not with them, at {into_minority:?} after the cut"
-    );
+    partition_judged(&seen, cut_at);
     majority_kept_serving(&seen, &downs_before, &servers, &sessions).await;
     lb.shutdown().await;
 }
