@@ -1,8 +1,10 @@
 """warren-vip DaemonSet: off by default; host network, NET_ADMIN + NET_RAW only."""
 
+import subprocess
 import tomllib
 
 from conftest import LB, NAMESPACE, SCENARIOS, configmap_file, container, render
+from warren_testkit import binary as warren_binary
 
 
 def test_vip_off_by_default():
@@ -39,6 +41,19 @@ def test_vip_config_toml():
     (track,) = inst["track"]
     assert track["type"] == "warren-lb"
     assert track["address"] == f"{LB}.{NAMESPACE}.svc.cluster.local:8404"
+
+
+def test_vip_config_accepted_by_warren_vip_check_config(tmp_path):
+    """Test with what we ship: the bare-metal VIP scenario's rendered config
+    goes through the real parser, `warren-vip check-config FILE`. (Until
+    warren-vip took HOST:PORT tracker addresses, it refused the Service name
+    the chart renders.) A missing build fails the test; scripts/test builds it
+    and exports WARREN_VIP_BIN."""
+    binary = warren_binary("WARREN_VIP_BIN", "warren-vip")
+    cfg = tmp_path / "warren-vip.toml"
+    cfg.write_text(configmap_file(render(SCENARIOS["vip"]), "warren-vip-config", "warren-vip.toml"))
+    p = subprocess.run([binary, "check-config", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, f"warren-vip rejected the chart's config:\n{p.stdout}\n{p.stderr}"
 
 
 def test_vip_address_routed_to_lb_service():

@@ -1,5 +1,10 @@
 //! Trackers: probes (from `warren-health`) run on an interval, judged by the shared
 //! rise/fall `CheckMachine`; each reports its up/down status to its instance.
+//!
+//! A tracker address given as a host name is resolved here, at each check,
+//! never in the configuration: a name that does not resolve is one failed
+//! check like a refused connection, so the tracker goes down after `fall` of
+//! them and comes back up once the name resolves again.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +12,7 @@ use tokio::sync::mpsc;
 use warren_health::probe::{self, HttpCheck};
 use warren_health::{CheckMachine, InitialState, Outcome};
 
-use crate::config::{Track, TrackKind};
+use crate::config::{Track, TrackAddress, TrackKind};
 
 /// A tracker status change: (tracker index, up?).
 pub type Report = (usize, bool);
@@ -15,9 +20,7 @@ pub type Report = (usize, bool);
 /// Run one probe of `kind` with `timeout`.
 pub async fn probe_once(kind: &TrackKind, timeout: Duration) -> Result<(), String> {
     match kind {
-        TrackKind::Tcp { address } => probe::tcp(*address, timeout)
-            .await
-            .map_err(|e| e.to_string()),
+        TrackKind::Tcp { address } => tcp(address, timeout).await,
         TrackKind::Http {
             url,
             username,
@@ -57,6 +60,42 @@ pub async fn probe_once(kind: &TrackKind, timeout: Duration) -> Result<(), Strin
             }
         }
     }
+}
+
+/// One TCP check of `address`, name resolution included, within `timeout`.
+///
+/// The addresses a name resolves to are tried in the resolver's order until
+/// one accepts, so a dual-stack name is up while either family answers.  A
+/// resolution that outlives the deadline fails the check; the resolver's own
+/// thread finishes in the background (getaddrinfo cannot be cancelled).
+async fn tcp(address: &TrackAddress, timeout: Duration) -> Result<(), String> {
+    let (host, port) = match address {
+        TrackAddress::Socket(socket) => {
+            return probe::tcp(*socket, timeout)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        TrackAddress::Host { host, port } => (host.as_str(), *port),
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let resolved = tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port)));
+    let sockets: Vec<_> = match resolved.await {
+        Err(_) => return Err(format!("cannot resolve {host}: timeout after {timeout:?}")),
+        Ok(Err(e)) => return Err(format!("cannot resolve {host}: {e}")),
+        Ok(Ok(sockets)) => sockets.collect(),
+    };
+    if sockets.is_empty() {
+        return Err(format!("cannot resolve {host}: no address"));
+    }
+    let mut failures = Vec::new();
+    for socket in sockets {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match probe::tcp(socket, left).await {
+            Ok(()) => return Ok(()),
+            Err(e) => failures.push(format!("{socket}: {e}")),
+        }
+    }
+    Err(format!("{host} ({})", failures.join("; ")))
 }
 
 /// Run a tracker forever, sending `(index, up)` whenever its status changes.
@@ -129,7 +168,9 @@ mod tests {
         let addr = l.local_addr().unwrap();
         let track = Track {
             name: "t".into(),
-            kind: TrackKind::Tcp { address: addr },
+            kind: TrackKind::Tcp {
+                address: TrackAddress::Socket(addr),
+            },
             check: CheckParams::new(Duration::from_millis(20), None, None, 1, 1),
             timeout: Duration::from_millis(500),
             weight: 0,
@@ -147,6 +188,57 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r, Some((0, true)));
+        h.abort();
+    }
+
+    #[tokio::test]
+    async fn tcp_probe_resolves_a_host_name() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let localhost = TrackKind::Tcp {
+            address: TrackAddress::Host {
+                host: "localhost".into(),
+                port: l.local_addr().unwrap().port(),
+            },
+        };
+        assert_eq!(probe_once(&localhost, Duration::from_secs(5)).await, Ok(()));
+        drop(l);
+        let refused = probe_once(&localhost, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(refused.starts_with("localhost (127.0.0.1:"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_fails_the_check_naming_host_and_error() {
+        // RFC 6761: .invalid never resolves.
+        let kind = TrackKind::Tcp {
+            address: TrackAddress::Host {
+                host: "no-such-host.invalid".into(),
+                port: 8404,
+            },
+        };
+        let reason = probe_once(&kind, Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        let resolver_error = reason
+            .strip_prefix("cannot resolve no-such-host.invalid: ")
+            .unwrap_or_else(|| panic!("{reason}"));
+        assert!(!resolver_error.is_empty(), "{reason}");
+
+        // The tracker (fall 1) goes down on it like on any failed check.
+        let track = Track {
+            name: "lb".into(),
+            kind,
+            check: CheckParams::new(Duration::from_millis(20), None, None, 1, 1),
+            timeout: Duration::from_secs(10),
+            weight: 0,
+        };
+        let (tx, mut rx) = mpsc::channel(4);
+        let h = tokio::spawn(run(0, "VI".into(), track, tx));
+        let r = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .unwrap();
+        assert_eq!(r, Some((0, false)));
         h.abort();
     }
 }

@@ -1,6 +1,6 @@
 //! What warren-lb and warren-vip share about their TOML files: reading and
-//! parsing one, the [`Problem`]s it can have, the checks of common values
-//! and the duration grammar.
+//! parsing one, the [`Problem`]s it can have, the checks of common values,
+//! the duration grammar and the `HOST:PORT` address form.
 //!
 //! Both programs parse in two steps: serde types that mirror the file
 //! (`raw`), then one validation pass into the runtime model that collects
@@ -9,6 +9,7 @@
 //! line, the key path with items by name, and what was expected.
 
 mod duration;
+mod host_port;
 mod key_path;
 mod problem;
 mod validation;
@@ -18,6 +19,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 
 pub use duration::{duration_value, parse_duration, Unitless};
+pub use host_port::host_port;
 pub use key_path::ItemNames;
 pub use problem::{line_of, ConfigError, Problem};
 pub use validation::{shown, Loose, Validation};

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use toml::Spanned;
-use warren_health::config::{duration_value, parse_duration, shown, Loose, Unitless, Validation};
+use warren_health::config::{
+    duration_value, host_port, parse_duration, shown, Loose, Unitless, Validation,
+};
 use warren_health::CheckParams;
 
 use super::model::*;
@@ -564,12 +566,9 @@ impl Validator<'_, '_> {
             }
             return Some(Address::Ip(ip));
         }
-        let parsed = text.rsplit_once(':').and_then(|(host, port)| {
-            let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
-            valid_hostname(host).then(|| Address::Name {
-                host: host.to_owned(),
-                port,
-            })
+        let parsed = host_port(text).map(|(host, port)| Address::Name {
+            host: host.to_owned(),
+            port,
         });
         if parsed.is_none() {
             self.found.problem(
@@ -603,17 +602,4 @@ impl Validator<'_, '_> {
     fn duration(&mut self, d: &Option<Loose>, key: &str) -> Option<Duration> {
         self.found.duration(d, key, UNITLESS)
     }
-}
-
-/// RFC 1123 host names: dot-separated labels of letters, digits and hyphens.
-fn valid_hostname(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
 }

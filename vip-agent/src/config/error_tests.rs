@@ -63,7 +63,7 @@ fn every_problem_is_reported_with_its_line_and_named_key() {
             problem(
                 13,
                 &format!("{vi1}.track \"lb\".address"),
-                "\"127.0.0.1\": expected IP:port like \"127.0.0.1:5672\"",
+                "\"127.0.0.1\": expected IP:port, [IPv6]:port or hostname:port with a port from 1 to 65535, like \"127.0.0.1:5672\", \"[::1]:5672\" or \"warren-lb.messaging.svc.cluster.local:8404\"",
             ),
             problem(
                 19,

@@ -1,8 +1,9 @@
 //! The validated runtime model: what the agent acts on.
 //!
-//! Everything here has been checked, defaulted and resolved (addresses
-//! parsed, durations in range for the VRRP version), so the agent and the
-//! VRRP core never re-validate.
+//! Everything here has been checked and defaulted (addresses parsed,
+//! durations in range for the VRRP version), so the agent and the VRRP core
+//! never re-validate.  Host names stay names: the trackers resolve them at
+//! each check.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -68,7 +69,7 @@ pub enum TrackKind {
         expect_body: Option<String>,
     },
     Tcp {
-        address: SocketAddr,
+        address: TrackAddress,
     },
     Exec {
         command: Vec<String>,
@@ -76,4 +77,26 @@ pub enum TrackKind {
     Interface {
         name: String,
     },
+}
+
+/// What a `tcp` tracker connects to, as written: an IP address, or a host
+/// name that the tracker resolves at each check (as HAProxy resolves a
+/// server name), so a name that moves, such as a Kubernetes Service's, is
+/// followed without a restart and one that does not resolve fails the check
+/// rather than the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackAddress {
+    /// `IP:PORT` or `[IPv6]:PORT`.
+    Socket(SocketAddr),
+    /// `HOST:PORT`, with an RFC 1123 host name.
+    Host { host: String, port: u16 },
+}
+
+impl std::fmt::Display for TrackAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrackAddress::Socket(socket) => write!(f, "{socket}"),
+            TrackAddress::Host { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
 }

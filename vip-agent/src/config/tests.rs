@@ -142,7 +142,7 @@ fn warren_lb_without_admin_is_tcp() {
     assert_eq!(
         c.instances[0].tracks[0].kind,
         TrackKind::Tcp {
-            address: "127.0.0.1:5672".parse().unwrap()
+            address: TrackAddress::Socket("127.0.0.1:5672".parse().unwrap())
         }
     );
     let e = perr(&format!(
@@ -292,6 +292,75 @@ fn track_errors() {
         t("type = \"tcp\"\nname = \"lb\"\naddress = \"1.2.3.4:5\"\nfall = 0")
             .contains("instance \"VI_1\".track \"lb\".fall: 0:")
     );
+}
+
+/// The address of a `tcp` or `warren-lb` tracker, as Helm renders it among
+/// others: an IP, a bracketed IPv6 or a host name, each with a port.
+#[test]
+fn track_address_accepts_ip_ipv6_and_host_names() {
+    let host = |host: &str, port| TrackAddress::Host {
+        host: host.into(),
+        port,
+    };
+    let cases = [
+        (
+            "127.0.0.1:5672",
+            TrackAddress::Socket("127.0.0.1:5672".parse().unwrap()),
+        ),
+        (
+            "[::1]:5672",
+            TrackAddress::Socket("[::1]:5672".parse().unwrap()),
+        ),
+        ("lb:8404", host("lb", 8404)),
+        (
+            "warren-lb.messaging.svc.cluster.local:8404",
+            host("warren-lb.messaging.svc.cluster.local", 8404),
+        ),
+    ];
+    for (written, address) in cases {
+        for kind in ["tcp", "warren-lb"] {
+            let c = parse(&format!(
+                "{MIN}\n[[instance.track]]\ntype = \"{kind}\"\naddress = \"{written}\"\n"
+            ))
+            .unwrap_or_else(|e| panic!("{written:?} ({kind}) refused: {e:?}"));
+            let track = &c.instances[0].tracks[0];
+            assert_eq!(track.name, format!("tcp {written}"));
+            assert_eq!(
+                track.kind,
+                TrackKind::Tcp {
+                    address: address.clone()
+                }
+            );
+        }
+    }
+}
+
+#[test]
+fn track_address_refuses_malformed_forms_naming_the_key() {
+    let expected = "expected IP:port, [IPv6]:port or hostname:port with a port from 1 to 65535, \
+                    like \"127.0.0.1:5672\", \"[::1]:5672\" or \"warren-lb.messaging.svc.cluster.local:8404\"";
+    for (address, what) in [
+        ("warren-lb", "no port"),
+        ("warren-lb:", "empty port"),
+        (":8404", "empty host"),
+        ("warren-lb:0", "port 0"),
+        ("warren-lb:65536", "port out of range"),
+        ("127.0.0.1:65536", "IP with port out of range"),
+        ("127.0.0.1:0", "IP with port 0"),
+        ("warren lb:8404", "space in the host"),
+        ("::1:8404", "IPv6 without brackets"),
+    ] {
+        for kind in ["tcp", "warren-lb"] {
+            let e = perr(&format!(
+                "{MIN}\n[[instance.track]]\ntype = \"{kind}\"\nname = \"lb\"\naddress = \"{address}\"\n"
+            ));
+            let want = format!("instance \"VI_1\".track \"lb\".address: {address:?}: {expected}");
+            assert!(
+                e.contains(&want),
+                "{what} ({kind}): got {e:?}, want {want:?}"
+            );
+        }
+    }
 }
 
 #[test]

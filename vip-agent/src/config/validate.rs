@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::Spanned;
-use warren_health::config::{shown, Loose, Unitless, Validation};
+use warren_health::config::{host_port, shown, Loose, Unitless, Validation};
 use warren_health::CheckParams;
 
 use super::model::*;
@@ -459,7 +459,7 @@ impl Validator<'_, '_> {
                     })
                 }
                 (None, Some(address)) => Some(TrackKind::Tcp {
-                    address: self.socket_addr(address, &format!("{key}.address"))?,
+                    address: self.track_address(address, &format!("{key}.address"))?,
                 }),
                 (None, None) => {
                     self.required::<String>(&None, spanned, key, "admin = \"127.0.0.1:8404\" (checks /readyz) or address = \"127.0.0.1:5672\" (TCP check of the listener)");
@@ -471,10 +471,10 @@ impl Validator<'_, '_> {
                     &t.address,
                     spanned,
                     &format!("{key}.address"),
-                    "address = IP:port, like \"127.0.0.1:5672\"",
+                    "address = IP:port or hostname:port, like \"127.0.0.1:5672\"",
                 )?;
                 Some(TrackKind::Tcp {
-                    address: self.socket_addr(address, &format!("{key}.address"))?,
+                    address: self.track_address(address, &format!("{key}.address"))?,
                 })
             }
             "http" => {
@@ -600,10 +600,19 @@ impl Validator<'_, '_> {
         )
     }
 
-    fn socket_addr(&mut self, v: &Loose, key: &str) -> Option<SocketAddr> {
-        self.found
-            .parsed(v, key, "expected IP:port like \"127.0.0.1:5672\"", |t| {
-                t.trim().parse().ok()
-            })
+    /// `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT`, the port from 1 to 65535.
+    fn track_address(&mut self, v: &Loose, key: &str) -> Option<TrackAddress> {
+        self.found.parsed(
+            v,
+            key,
+            "expected IP:port, [IPv6]:port or hostname:port with a port from 1 to 65535, like \"127.0.0.1:5672\", \"[::1]:5672\" or \"warren-lb.messaging.svc.cluster.local:8404\"",
+            |t| match t.trim().parse::<SocketAddr>() {
+                Ok(socket) => (socket.port() != 0).then_some(TrackAddress::Socket(socket)),
+                Err(_) => host_port(t.trim()).map(|(host, port)| TrackAddress::Host {
+                    host: host.to_owned(),
+                    port,
+                }),
+            },
+        )
     }
 }
