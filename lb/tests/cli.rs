@@ -322,8 +322,13 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
     assert!(sock.exists(), "the new process serves the next upgrade");
 }
 
-#[test]
-fn a_failed_upgrade_leaves_the_old_process_serving() {
+/// Starts a process serving upgrades, runs `new_process` (given the
+/// directory, the old configuration and the upgrade socket) as an upgrade
+/// that must fail, and asserts the old process logged the abort and still
+/// serves.
+fn a_failed_upgrade_leaves_the_old_process_serving_after(
+    new_process: impl FnOnce(&std::path::Path, &str, &std::path::Path) -> std::process::ExitStatus,
+) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("lb.toml");
     let sock = dir.path().join("upgrade.sock");
@@ -333,26 +338,7 @@ fn a_failed_upgrade_leaves_the_old_process_serving() {
     let mut old = Lb::serving_upgrades(&file, &sock);
     let addr = old.frontend("f");
     wait_for_socket(&sock);
-    // The new process gets the sockets, then cannot start: a second
-    // frontend on a port that is taken.
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let bad = dir.path().join("new.toml");
-    std::fs::write(
-        &bad,
-        format!(
-            "{frontend}[[frontend]]\nname = \"g\"\nbind = \"{}\"\nbackend = \"b\"\n",
-            taken.local_addr().unwrap()
-        ),
-    )
-    .unwrap();
-    let status = lb()
-        .arg("--config")
-        .arg(&bad)
-        .arg("--upgrade-from")
-        .arg(&sock)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let status = new_process(dir.path(), &frontend, &sock);
     assert!(!status.success());
     let aborted = old.wait_json("the aborted upgrade", |v| {
         v["event"] == "upgrade" && v["step"] != "requested"
@@ -364,6 +350,48 @@ fn a_failed_upgrade_leaves_the_old_process_serving() {
     );
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     exchange(&mut s, b"still serving").unwrap();
+}
+
+#[test]
+fn a_failed_upgrade_leaves_the_old_process_serving() {
+    a_failed_upgrade_leaves_the_old_process_serving_after(|dir, frontend, sock| {
+        // The new process gets the sockets, then cannot start: a second
+        // frontend on a port that is taken.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let bad = dir.join("new.toml");
+        std::fs::write(
+            &bad,
+            format!(
+                "{frontend}[[frontend]]\nname = \"g\"\nbind = \"{}\"\nbackend = \"b\"\n",
+                taken.local_addr().unwrap()
+            ),
+        )
+        .unwrap();
+        lb().arg("--config")
+            .arg(&bad)
+            .arg("--upgrade-from")
+            .arg(sock)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    });
+}
+
+#[test]
+fn an_upgrade_whose_upgrade_socket_cannot_be_bound_leaves_the_old_process_serving() {
+    a_failed_upgrade_leaves_the_old_process_serving_after(|dir, _, sock| {
+        // The new process takes the sockets over and starts, then cannot
+        // listen for the next upgrade: its directory does not exist.
+        lb().arg("--config")
+            .arg(dir.join("lb.toml"))
+            .arg("--upgrade-from")
+            .arg(sock)
+            .arg("--upgrade-socket")
+            .arg(dir.join("no-such-directory").join("upgrade.sock"))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    });
 }
 
 #[test]

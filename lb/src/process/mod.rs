@@ -166,17 +166,17 @@ impl Process {
             }
             None => None,
         };
-        let started = match handover {
+        let (running, handover) = match handover {
             Some(mut h) => {
-                let started = runtime::take_over(config, std::mem::take(&mut h.sockets)).await;
-                if started.is_ok() {
-                    handover::took_over(h);
-                }
-                started
+                let sockets = std::mem::take(&mut h.sockets);
+                let running = runtime::take_over(config, sockets).await;
+                (running.map_err(StartError::Runtime)?, Some(h))
             }
-            None => runtime::start(config).await,
+            None => (
+                runtime::start(config).await.map_err(StartError::Runtime)?,
+                None,
+            ),
         };
-        let running = started.map_err(StartError::Runtime)?;
         let upgrades = match &options.upgrade_socket {
             None => None,
             Some(path) => {
@@ -184,6 +184,9 @@ impl Process {
                 match UnixListener::bind(path) {
                     Ok(l) => Some(l),
                     Err(source) => {
+                        // The old process has not heard `ready` (dropping
+                        // the handover tells it the upgrade failed), so it
+                        // keeps serving.
                         running.shutdown().await;
                         return Err(StartError::UpgradeSocket {
                             path: path.clone(),
@@ -193,6 +196,12 @@ impl Process {
                 }
             }
         };
+        // Only now, with nothing left that can fail, is the old process
+        // told to stop accepting: else a failure here would leave nobody
+        // serving.
+        if let Some(h) = handover {
+            handover::took_over(h);
+        }
         info!(
             event = "start",
             generation = 1u64,
