@@ -406,8 +406,20 @@ impl Running {
     }
 
     /// Swaps in a new (already validated) configuration.  On error nothing
-    /// has changed and the old configuration keeps serving.
+    /// has changed and the old configuration keeps serving.  Either way the
+    /// outcome is counted here, once (`reloads_ok` / `reloads_failed`).
     pub async fn reload(&self, config: Config) -> anyhow::Result<Reloaded> {
+        let reloaded = self.swap(config).await;
+        let counter = match reloaded {
+            Ok(_) => &self.live.reloads_ok,
+            Err(_) => &self.live.reloads_failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        reloaded
+    }
+
+    /// The body of [`Running::reload`], which counts its outcome.
+    async fn swap(&self, config: Config) -> anyhow::Result<Reloaded> {
         let mut inner = self.inner.lock().await;
         let old = self.live.current();
         // 1. Open the new binds first: the only step that can fail.
@@ -416,34 +428,16 @@ impl Running {
             let known = inner.listeners.iter().any(|l| l.bind == f.bind)
                 || fresh.iter().any(|(b, _)| *b == f.bind);
             if !known {
-                match bind(f).await.and_then(Bound::new) {
-                    Ok(l) => fresh.push((f.bind, l)),
-                    Err(e) => {
-                        self.live.reloads_failed.fetch_add(1, Ordering::Relaxed);
-                        return Err(e);
-                    }
-                }
+                fresh.push((f.bind, bind(f).await.and_then(Bound::new)?));
             }
         }
-        let resolver = match dns_resolver(&config) {
-            Ok(r) => r,
-            Err(e) => {
-                self.live.reloads_failed.fetch_add(1, Ordering::Relaxed);
-                return Err(e);
-            }
-        };
+        let resolver = dns_resolver(&config)?;
         // The admin API moves only when its bind changed; the new one is
         // bound now, so a taken port fails the reload whole.
         let admin_bind = config.admin.as_ref().map(|a| a.bind);
         let admin_moves = admin_bind != inner.admin.as_ref().map(|a| a.bind);
         let fresh_admin = match (&config.admin, admin_moves) {
-            (Some(a), true) => match AdminListener::bind(a).await {
-                Ok(bound) => Some((bound, a.bind)),
-                Err(e) => {
-                    self.live.reloads_failed.fetch_add(1, Ordering::Relaxed);
-                    return Err(e);
-                }
-            },
+            (Some(a), true) => Some((AdminListener::bind(a).await?, a.bind)),
             _ => None,
         };
         // 2. Build the new backends, keeping the state of known servers.
@@ -582,7 +576,6 @@ impl Running {
             }
         }
         self.live.pipes.set_max(limits::max_pipes(&config));
-        self.live.reloads_ok.fetch_add(1, Ordering::Relaxed);
         Ok(Reloaded {
             generation: generation.number,
             servers_kept: kept,
