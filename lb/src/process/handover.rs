@@ -63,9 +63,10 @@ pub(super) async fn hand_over(running: &Running, stream: UnixStream) -> bool {
         stream.set_nonblocking(false)?;
         upgrade::hand_over(stream, &sockets)
     })
-    .await;
+    .await
+    .unwrap_or_else(|e| Err(anyhow::anyhow!("handing the sockets over: {e}")));
     match result {
-        Ok(Ok(true)) => {
+        Ok(true) => {
             info!(
                 event = "upgrade",
                 step = "handed_over",
@@ -73,7 +74,7 @@ pub(super) async fn hand_over(running: &Running, stream: UnixStream) -> bool {
             );
             true
         }
-        Ok(Ok(false)) => {
+        Ok(false) => {
             warn!(
                 event = "upgrade",
                 step = "aborted",
@@ -81,19 +82,11 @@ pub(super) async fn hand_over(running: &Running, stream: UnixStream) -> bool {
             );
             false
         }
-        Ok(Err(e)) => {
-            warn!(
-                event = "upgrade",
-                step = "aborted",
-                "upgrade aborted: {e:#}; still serving"
-            );
-            false
-        }
         Err(e) => {
             warn!(
                 event = "upgrade",
                 step = "aborted",
-                "upgrade aborted: {e}; still serving"
+                "upgrade aborted: {e:#}; still serving"
             );
             false
         }
