@@ -95,6 +95,14 @@ pub enum Balance {
 }
 
 impl Balance {
+    /// Every algorithm, in the order an unknown `balance` lists the choices.
+    pub const ALL: [Balance; 4] = [
+        Balance::First,
+        Balance::RoundRobin,
+        Balance::LeastConn,
+        Balance::Source,
+    ];
+
     /// The HAProxy keyword, as the config's `balance` takes it and as
     /// `/status` reports it. Spelled out rather than derived from `Debug`,
     /// whose text is for developers and may change with a variant's name.

@@ -140,18 +140,11 @@ impl Validator<'_, '_> {
     fn backend(&mut self, b: &raw::Backend) -> Backend {
         let name = b.name.get_ref().clone();
         let key = format!("backend[{name}]");
+        let balances: Vec<(&str, Balance)> =
+            Balance::ALL.iter().map(|b| (b.as_str(), *b)).collect();
         let balance = self
             .found
-            .choice(
-                &b.balance,
-                &format!("{key}.balance"),
-                &[
-                    ("first", Balance::First),
-                    ("roundrobin", Balance::RoundRobin),
-                    ("leastconn", Balance::LeastConn),
-                    ("source", Balance::Source),
-                ],
-            )
+            .choice(&b.balance, &format!("{key}.balance"), &balances)
             .unwrap_or(Balance::RoundRobin);
         let observe = self
             .found
