@@ -27,18 +27,3 @@ impl Broker {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The strings are `scripts/testbed`'s own: `--version` accepts only
-    /// these, and `--mode mirrored` is refused on 4.0.
-    #[test]
-    fn lines_and_modes_are_the_testbed_s_words() {
-        assert_eq!(Broker::V3_10.line(), "3.10");
-        assert_eq!(Broker::V4_0.line(), "4.0");
-        assert_eq!(Broker::V3_10.replicated_mode(), "mirrored");
-        assert_eq!(Broker::V4_0.replicated_mode(), "quorum");
-    }
-}

@@ -1,12 +1,16 @@
 //! `scripts/testbed up` refuses a bed it cannot build before it creates
 //! anything, naming what was wrong and what it supports.  Root only (the
-//! script refuses other users first); nothing here starts a node.
+//! script refuses other users first); nothing here starts a node.  The
+//! version arguments are [`Broker::line`]'s, so a line the script does not
+//! know fails here with the script's own words.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
+use warren_testkit::{Broker, Testbed};
+
 fn up(dir: &Path, args: &[&str], rootfs_cache: Option<&Path>) -> Output {
-    let mut cmd = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/testbed"));
+    let mut cmd = Command::new(Testbed::script());
     cmd.arg("up").arg("--dir").arg(dir).args(args);
     if let Some(cache) = rootfs_cache {
         cmd.env("WARREN_ROOTFS_CACHE", cache);
@@ -39,7 +43,11 @@ fn testbed_refuses_an_unknown_version_naming_the_supported_ones() {
 fn testbed_refuses_mirrored_queues_on_4_0_before_creating_anything() {
     let dir = tempfile::tempdir().unwrap();
     let bed = dir.path().join("bed");
-    let err = refused(&up(&bed, &["--version", "4.0", "--mode", "mirrored"], None));
+    let err = refused(&up(
+        &bed,
+        &["--version", Broker::V4_0.line(), "--mode", "mirrored"],
+        None,
+    ));
     assert!(
         err.contains("--mode mirrored --version 4.0: mirrored needs 3.x; 4.0 supports quorum only"),
         "{err}"
@@ -51,7 +59,11 @@ fn testbed_refuses_mirrored_queues_on_4_0_before_creating_anything() {
 fn testbed_refuses_khepri_on_3_10_before_creating_anything() {
     let dir = tempfile::tempdir().unwrap();
     let bed = dir.path().join("bed");
-    let err = refused(&up(&bed, &["--version", "3.10", "--khepri"], None));
+    let err = refused(&up(
+        &bed,
+        &["--version", Broker::V3_10.line(), "--khepri"],
+        None,
+    ));
     assert!(
         err.contains("--khepri --version 3.10: the khepri_db feature flag needs 4.0"),
         "{err}"
@@ -67,7 +79,7 @@ fn testbed_refuses_a_cached_root_filesystem_that_is_not_rabbitmq_4_0() {
     std::fs::create_dir_all(root.join("etc")).unwrap();
     std::fs::write(root.join("etc/warren-rabbitmq-version"), "3.13.7-1\n").unwrap();
     let bed = dir.path().join("bed");
-    let err = refused(&up(&bed, &["--version", "4.0"], Some(&cache)));
+    let err = refused(&up(&bed, &["--version", Broker::V4_0.line()], Some(&cache)));
     assert!(
         err.contains(&format!(
             "--version 4.0: {} has rabbitmq-server 3.13.7-1, expected 4.0.x; remove that directory",
