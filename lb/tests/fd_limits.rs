@@ -10,14 +10,16 @@
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use nix::sys::resource::{setrlimit, Resource};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+mod common;
+use common::process::Lb;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -65,38 +67,28 @@ maxconn = 0
     )
 }
 
-/// The balancer process: its JSON log lines on a channel; killed on drop.
-struct Lb {
-    child: Child,
-    lines: mpsc::Receiver<Value>,
-    seen: Vec<Value>,
+/// The balancer process ([`Lb`]: killed on drop) and where it listens.
+struct Balancer {
+    lb: Lb,
     frontend: SocketAddr,
     admin: String,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Lb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Lb {
+impl Balancer {
     /// Starts warren-lb for `backend`; with `open_files`, its soft and hard
     /// RLIMIT_NOFILE are set to that before exec (it cannot raise them).
-    fn start(backend: SocketAddr, open_files: Option<u64>) -> Lb {
+    fn start(backend: SocketAddr, open_files: Option<u64>) -> Balancer {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("lb.toml");
         std::fs::write(&file, config(backend)).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_warren-lb"));
+        let mut command = common::process::lb();
         command
             .arg("--config")
             .arg(&file)
             .arg("--log-format")
             .arg("json")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped());
+            .stdin(Stdio::null());
         if let Some(limit) = open_files {
             // SAFETY: setrlimit is async-signal-safe; nothing else runs
             // between fork and exec.
@@ -106,61 +98,29 @@ impl Lb {
                 });
             }
         }
-        let mut child = command.spawn().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                let v = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
-                if tx.send(v).is_err() {
-                    return;
-                }
-            }
+        let mut lb = Lb::spawn(command);
+        let admin = lb.wait_json("the admin API listening", |v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("admin API listening on "))
         });
-        let mut lb = Lb {
-            child,
-            lines,
-            seen: Vec::new(),
-            frontend: "0.0.0.0:0".parse().unwrap(),
-            admin: String::new(),
+        let admin = format!(
+            "http://{}",
+            admin["message"]
+                .as_str()
+                .unwrap()
+                .rsplit(' ')
+                .next()
+                .unwrap()
+        );
+        let frontend = lb.frontend("amqp");
+        lb.wait_text("started with");
+        Balancer {
+            lb,
+            frontend,
+            admin,
             _dir: dir,
-        };
-        let admin = lb.wait_message("admin API listening on ");
-        lb.admin = format!("http://{}", admin.rsplit(' ').next().unwrap());
-        let frontend = lb.wait_message("frontend 'amqp' listening on ");
-        lb.frontend = frontend
-            .split(' ')
-            .nth(4)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {frontend:?}"));
-        lb.wait_message("started with");
-        lb
-    }
-
-    /// The next log message containing `needle`.
-    fn wait_message(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(v) = self.lines.recv_timeout(left) else {
-                panic!("no log line with {needle:?}; saw:\n{:#?}", self.seen);
-            };
-            self.seen.push(v.clone());
-            let message = v["message"].as_str().unwrap_or_default().to_owned();
-            if message.contains(needle) {
-                return message;
-            }
         }
-    }
-
-    /// Every log line so far.
-    fn log(&mut self) -> &[Value] {
-        while let Ok(v) = self.lines.try_recv() {
-            self.seen.push(v);
-        }
-        &self.seen
     }
 
     async fn status(&self) -> Value {
@@ -182,7 +142,7 @@ impl Lb {
     /// Open descriptors of the process: (sockets, pipes, all).
     fn fds(&self) -> (usize, usize, usize) {
         let (mut sockets, mut pipes, mut all) = (0, 0, 0);
-        for entry in std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).unwrap() {
+        for entry in std::fs::read_dir(format!("/proc/{}/fd", self.lb.child.id())).unwrap() {
             let Ok(target) = std::fs::read_link(entry.unwrap().path()) else {
                 continue; // closed meanwhile
             };
@@ -258,14 +218,14 @@ async fn at_the_open_files_limit_excess_clients_are_refused_and_the_server_stays
     const OPEN_FILES: u64 = 128;
     const CLIENTS: usize = 150;
     let backend = echo_backend().await;
-    let mut lb = Lb::start(backend, Some(OPEN_FILES));
+    let mut lb = Balancer::start(backend, Some(OPEN_FILES));
     // The balancer knows it cannot hold maxconn at this limit.
     assert!(
-        lb.log().iter().any(|v| v["message"]
+        lb.lb.logged().iter().any(|v| v["message"]
             .as_str()
             .is_some_and(|m| m.contains("open files limit is 128"))),
         "{:#?}",
-        lb.seen
+        lb.lb.seen
     );
     let frontend = lb.frontend;
     let clients: Vec<_> = (0..CLIENTS)
@@ -288,8 +248,8 @@ async fn at_the_open_files_limit_excess_clients_are_refused_and_the_server_stays
     // The server was never blamed ...
     let status = lb.status().await;
     let server = &status["backends"][0]["servers"][0];
-    let downs: Vec<&str> = lb
-        .log()
+    let log = lb.lb.logged();
+    let downs: Vec<&str> = log
         .iter()
         .filter_map(|v| v["message"].as_str())
         .filter(|m| m.contains("is DOWN"))
@@ -310,11 +270,12 @@ async fn at_the_open_files_limit_excess_clients_are_refused_and_the_server_stays
     }
     // The balancer said what ran out (one rate-limited line) ...
     let shortage = lb
-        .log()
+        .lb
+        .logged()
         .iter()
         .find(|v| v["event"] == "resource_error")
         .cloned()
-        .unwrap_or_else(|| panic!("no resource_error line in:\n{:#?}", lb.seen));
+        .unwrap_or_else(|| panic!("no resource_error line in:\n{:#?}", lb.lb.seen));
     assert_eq!(
         shortage["resource"],
         "process open files limit reached (RLIMIT_NOFILE)"
@@ -354,7 +315,7 @@ async fn at_the_open_files_limit_excess_clients_are_refused_and_the_server_stays
 async fn an_idle_session_holds_two_descriptors() {
     const SESSIONS: usize = 300;
     let backend = echo_backend().await;
-    let lb = Lb::start(backend, None);
+    let lb = Balancer::start(backend, None);
     // One session first, so the pool has had its first pipes.
     let mut warm = TcpStream::connect(lb.frontend).await.unwrap();
     assert!(exchange(&mut warm, b"warm\n").await.unwrap());

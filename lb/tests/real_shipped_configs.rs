@@ -20,7 +20,7 @@ use std::time::Duration;
 use lapin::{Connection, ConnectionProperties};
 
 mod common;
-use common::process::{admin_fetch, admin_get, Lb};
+use common::process::{admin_fetch, admin_get, wait_for_socket, Lb};
 use common::shipped::Shipped;
 use warren_testkit::{Broker, Testbed};
 
@@ -60,7 +60,7 @@ async fn lifecycle(deployment: &'static str) {
     // Start, and wait until every server has been checked and is UP.
     let mut old = Lb::serving_upgrades(&file, &sock);
     eventually("every server checked and UP", || all_up(admin)).await;
-    eventually("the upgrade socket", || sock.exists()).await;
+    block(|| wait_for_socket(&sock));
 
     let watch = Watch::start(admin, frontend);
     let mut sessions = Vec::new();
@@ -111,7 +111,7 @@ async fn lifecycle(deployment: &'static str) {
     for s in sessions.drain(..) {
         s.close(200, "done").await.unwrap();
     }
-    exits_cleanly(&mut old, "the old process").await;
+    exits_cleanly(&mut old, "the old process");
     let (polls, connects) = watch.stop();
     assert!(
         new.child.try_wait().unwrap().is_none(),
@@ -128,7 +128,7 @@ async fn lifecycle(deployment: &'static str) {
     .await;
     still_works(&last, "while stopping").await;
     last.close(200, "done").await.unwrap();
-    exits_cleanly(&mut new, "the stopped process").await;
+    exits_cleanly(&mut new, "the stopped process");
     println!(
         "{deployment}: reload, upgrade (handover in {handover:?}) and stop with the shipped config: {polls} admin requests all ready, {connects} new clients all served, 5 sessions kept"
     );
@@ -183,12 +183,8 @@ async fn still_works(c: &Connection, when: &str) {
     channel.close(200, "ok").await.unwrap();
 }
 
-async fn exits_cleanly(lb: &mut Lb, what: &str) {
-    eventually(&format!("{what} to exit"), || {
-        lb.child.try_wait().unwrap().is_some()
-    })
-    .await;
-    let status = lb.child.wait().unwrap();
+fn exits_cleanly(lb: &mut Lb, what: &str) {
+    let status = block(|| lb.exited(what));
     assert!(status.success(), "{what}: {status}");
 }
 

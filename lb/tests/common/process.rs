@@ -130,6 +130,20 @@ impl Lb {
         }
     }
 
+    /// Every JSON log line so far, those no wait has reached yet included.
+    pub fn logged(&mut self) -> Vec<serde_json::Value> {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen
+            .iter()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"))
+            })
+            .collect()
+    }
+
     /// Where frontend `name` listens, from its JSON `listening on` line.
     pub fn frontend(&mut self, name: &str) -> std::net::SocketAddr {
         let prefix = format!("frontend '{name}' listening on ");
