@@ -68,7 +68,7 @@ impl Drop for Relays {
 
 /// The lb config of the shipped deployments' `rabbitmq` check, with every
 /// server on 127.0.0.1 and its own management port.
-fn one_host_config(password: &str, servers: &[(SocketAddr, SocketAddr)]) -> String {
+fn one_host_config(user: &str, password: &str, servers: &[(SocketAddr, SocketAddr)]) -> String {
     let mut c = format!(
         r#"
 [[frontend]]
@@ -88,7 +88,7 @@ fastinter = "200ms"
 rise = 2
 fall = 2
 timeout = "1s"
-username = "admin"
+username = "{user}"
 password = "{password}"
 "#
     );
@@ -113,16 +113,15 @@ async fn real_rabbitmq_checks_of_nodes_sharing_one_ip_each_reach_their_own_manag
     let mut relays = Relays(Vec::new());
     let mut servers = Vec::new();
     for n in 1..=3 {
-        let ip = &tb.node(n).ip;
-        let amqp = relays.add(format!("{ip}:5672").parse().unwrap());
-        let management = relays.add(format!("{ip}:15672").parse().unwrap());
+        let amqp = relays.add(tb.node(n).amqp_addr());
+        let management = relays.add(tb.node(n).management_addr());
         servers.push((amqp, management));
     }
     assert!(
         servers.iter().all(|(a, m)| a.ip() == m.ip()),
         "one IP for every node and port"
     );
-    let text = one_host_config(&tb.state().password, &servers);
+    let text = one_host_config(&tb.state().user, &tb.state().password, &servers);
     let config = warren_lb::config::parse(&text).unwrap_or_else(|p| panic!("{p:#?}\n{text}"));
     let lb = runtime::start(config).await.unwrap();
     let backend = lb.backends()[0].clone();

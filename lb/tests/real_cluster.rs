@@ -31,25 +31,44 @@ use warren_testkit::{Broker, Testbed};
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
-/// A GET of a node's management API (None: it does not answer in 3 s).
-fn management_api(password: &str, ip: &str, path: &str) -> Option<Value> {
-    let out = Command::new("curl")
-        .args(["-fsS", "-m", "3", "-u"])
-        .arg(format!("admin:{password}"))
-        .arg(format!("http://{ip}:15672{path}"))
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
+/// One node's management API as the bed's administrator: owned, so that a
+/// watcher thread can take it along.
+#[derive(Clone)]
+struct ManagementApi {
+    url: String,
+    user: String,
+    password: String,
+}
+
+impl ManagementApi {
+    fn of(tb: &Testbed, n: usize) -> ManagementApi {
+        ManagementApi {
+            url: tb.node(n).management_url(),
+            user: tb.state().user.clone(),
+            password: tb.state().password.clone(),
+        }
+    }
+
+    /// A GET of `path` (None: the node does not answer in 3 s).
+    fn get(&self, path: &str) -> Option<Value> {
+        let out = Command::new("curl")
+            .args(["-fsS", "-m", "3", "-u"])
+            .arg(format!("{}:{}", self.user, self.password))
+            .arg(format!("{}{path}", self.url))
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
+    }
 }
 
 // What only these tests ask of the cluster.
 
 /// A GET of node `n`'s management API as the bed's administrator.
 fn api(tb: &Testbed, n: usize, path: &str) -> Option<Value> {
-    management_api(&tb.state().password, &tb.node(n).ip, path)
+    ManagementApi::of(tb, n).get(path)
 }
 
 /// How many nodes node `n` itself sees running (None: it does not answer).
@@ -101,16 +120,17 @@ fastinter = "200ms"
 rise = 2
 fall = 2
 timeout = "1s"
-username = "admin"
+username = "{}"
 password = "{}"
 "#,
+        tb.state().user,
         tb.state().password
     );
     for n in 1..=3 {
         let role = if n == 1 { "primary" } else { "backup" };
         c.push_str(&format!(
-            "[[backend.server]]\nname = \"rabbit{n}\"\naddress = \"{}:5672\"\nrole = \"{role}\"\n",
-            tb.node(n).ip
+            "[[backend.server]]\nname = \"rabbit{n}\"\naddress = \"{}\"\nrole = \"{role}\"\n",
+            tb.node(n).amqp_addr()
         ));
     }
     c
@@ -162,9 +182,12 @@ async fn eventually(what: &str, cond: impl FnMut() -> bool) {
     common::eventually_within(PATIENCE, what, cond).await
 }
 
-fn uri(lb: &Running, password: &str) -> String {
+/// The AMQP URI of the balancer's frontend, as the bed's administrator.
+fn uri(lb: &Running, tb: &Testbed) -> String {
     format!(
-        "amqp://admin:{password}@{}/%2f?heartbeat=5",
+        "amqp://{}:{}@{}/%2f?heartbeat=5",
+        tb.state().user,
+        tb.state().password,
         lb.listening[0]
     )
 }
@@ -311,7 +334,7 @@ async fn kill_primary_node_loses_no_confirmed_message_and_manual_failback_holds(
     })
     .await;
 
-    let uri = uri(&lb, &tb.state().password);
+    let uri = uri(&lb, &tb);
     let history = Arc::new(Mutex::new(History::default()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let publisher = tokio::spawn(publish(
@@ -564,12 +587,12 @@ fn frozen(tb: &Testbed, n: usize) -> bool {
         })
 }
 
-/// The node at `ip`, by its own management API: does it list `node`
-/// running and not in a partition with it?  None when it does not answer.
-fn vouches_for(password: &str, ip: &str, node: &str) -> Option<bool> {
-    let overview = management_api(password, ip, "/api/overview")?;
+/// The node behind `api`, by its own word: does it list `node` running
+/// and not in a partition with it?  None when it does not answer.
+fn vouches_for(api: &ManagementApi, node: &str) -> Option<bool> {
+    let overview = api.get("/api/overview")?;
     let me = overview["node"].as_str()?.to_owned();
-    let nodes = management_api(password, ip, "/api/nodes?columns=name,running,partitions")?;
+    let nodes = api.get("/api/nodes?columns=name,running,partitions")?;
     let nodes = nodes.as_array()?;
     let mine = nodes
         .iter()
@@ -583,9 +606,9 @@ fn vouches_for(password: &str, ip: &str, node: &str) -> Option<bool> {
     Some(running && !partitioned)
 }
 
-/// The node at `ip` names `node` in a `partitions` list.
-fn lists_partition_with(password: &str, ip: &str, node: &str) -> bool {
-    management_api(password, ip, "/api/nodes?columns=name,partitions")
+/// The node behind `api` names `node` in a `partitions` list.
+fn lists_partition_with(api: &ManagementApi, node: &str) -> bool {
+    api.get("/api/nodes?columns=name,partitions")
         .and_then(|v| {
             Some(v.as_array()?.iter().any(|n| {
                 n["partitions"]
@@ -655,9 +678,8 @@ impl Watch {
         let polling = std::thread::spawn({
             let (polls, watching, partition_seen) =
                 (polls.clone(), watching.clone(), partition_seen.clone());
-            let (password, majority, rabbit1) = (
-                tb.state().password.clone(),
-                [tb.node(2).ip.clone(), tb.node(3).ip.clone()],
+            let (majority, rabbit1) = (
+                [ManagementApi::of(tb, 2), ManagementApi::of(tb, 3)],
                 rabbit1.to_owned(),
             );
             move || {
@@ -665,12 +687,12 @@ impl Watch {
                     let start = Instant::now();
                     let words: Vec<bool> = majority
                         .iter()
-                        .filter_map(|ip| vouches_for(&password, ip, &rabbit1))
+                        .filter_map(|api| vouches_for(api, &rabbit1))
                         .collect();
                     let with_majority = (!words.is_empty()).then(|| words.contains(&true));
                     if majority
                         .iter()
-                        .any(|ip| lists_partition_with(&password, ip, &rabbit1))
+                        .any(|api| lists_partition_with(api, &rabbit1))
                     {
                         partition_seen.store(true, Ordering::Relaxed);
                     }
@@ -887,7 +909,7 @@ async fn sessions_on_majority(
     tb: &Testbed,
     servers: &[Arc<ServerState>],
 ) -> Vec<Connection> {
-    let uri = uri(lb, &tb.state().password);
+    let uri = uri(lb, tb);
     let mut sessions = Vec::new();
     for _ in 0..4 {
         sessions.push(connect(&uri).await.expect("connect through warren-lb"));
@@ -1165,9 +1187,10 @@ struct DirectClient {
 /// durable classic queue, giving up after `patience`.
 async fn declare_directly(tb: &Testbed, n: usize, patience: Duration) -> DirectClient {
     let uri = format!(
-        "amqp://admin:{}@{}:5672/%2f?heartbeat=5",
+        "amqp://{}:{}@{}/%2f?heartbeat=5",
+        tb.state().user,
         tb.state().password,
-        tb.node(n).ip
+        tb.node(n).amqp_addr()
     );
     let started = Instant::now();
     let conn = match tokio::time::timeout(patience, connect(&uri)).await {

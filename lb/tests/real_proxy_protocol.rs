@@ -44,10 +44,10 @@ timeout = "2s"
 
 [[backend.server]]
 name = "rabbit1"
-address = "{}:5672"
+address = "{}"
 send_proxy = "{version}"
 "#,
-            tb.node(1).ip
+            tb.node(1).amqp_addr()
         ));
     }
     c
