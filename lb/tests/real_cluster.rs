@@ -525,7 +525,7 @@ fn shipped_lb_config(tb: &Testbed, dir: &std::path::Path) -> std::path::PathBuf 
     std::fs::write(&password_file, tb.state().password.clone()).unwrap();
     let token_file = dir.join("lb_admin_token");
     std::fs::write(&token_file, "test-admin-token-of-this-test").unwrap();
-    let ips: Vec<String> = (1..=3).map(|n| tb.node(n).ip.clone()).collect();
+    let ips: Vec<String> = (1..=3).map(|n| tb.node(n).ip.to_string()).collect();
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose/lbhost/warren-lbhost");
     let out = Command::new(script)

@@ -113,7 +113,7 @@ async fn real_proxy_protocol_v1_v2_checks_pass_and_rabbitmq_sees_the_client() {
         Broker::V3_10,
         &["--nodes", "1", "--conf-line", "proxy_protocol = true"],
     );
-    let bridge = tb.state().host_ip.clone();
+    let bridge = tb.state().host_ip.to_string();
     let config = warren_lb::config::parse(&lb_config(&tb)).expect("valid lb config");
     let lb = runtime::start(config).await.unwrap();
     let backends = lb.backends();

@@ -5,7 +5,7 @@
 //! script fails here, at the one parser, instead of reading as missing in a
 //! test far away.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::Deserialize;
 
@@ -25,7 +25,7 @@ pub struct State {
     pub mode: String,
     /// The bridge's address in the root namespace, where the tests run: the
     /// client address the nodes see.
-    pub host_ip: String,
+    pub host_ip: IpAddr,
     /// The root filesystem a 4.0 bed runs from (None: the machine's own).
     pub rootfs: Option<String>,
     /// The version the broker itself reports (e.g. `3.10.8`); None only
@@ -48,7 +48,7 @@ pub struct Node {
     pub name: String,
     /// The network namespace the node runs in.
     pub netns: String,
-    pub ip: String,
+    pub ip: IpAddr,
     pub amqp_port: u16,
     pub mgmt_port: u16,
     pub dist_port: u16,
@@ -79,23 +79,17 @@ impl State {
 impl Node {
     /// The node's AMQP listener.
     pub fn amqp_addr(&self) -> SocketAddr {
-        SocketAddr::new(self.ip_addr(), self.amqp_port)
+        SocketAddr::new(self.ip, self.amqp_port)
     }
 
     /// The node's management API listener.
     pub fn management_addr(&self) -> SocketAddr {
-        SocketAddr::new(self.ip_addr(), self.mgmt_port)
+        SocketAddr::new(self.ip, self.mgmt_port)
     }
 
     /// The base URL of the node's management API (no trailing slash).
     pub fn management_url(&self) -> String {
         format!("http://{}", self.management_addr())
-    }
-
-    fn ip_addr(&self) -> std::net::IpAddr {
-        self.ip
-            .parse()
-            .unwrap_or_else(|e| panic!("testbed node {} has ip {:?}: {e}", self.index, self.ip))
     }
 }
 
