@@ -27,48 +27,38 @@ fn refused(out: &Output) -> String {
     err
 }
 
-#[test]
-fn testbed_refuses_an_unknown_version_naming_the_supported_ones() {
+/// `up args` is refused with a message containing `expected`, and the
+/// bed's directory was never created.
+fn refused_before_creating_anything(args: &[&str], expected: &str) {
     let dir = tempfile::tempdir().unwrap();
     let bed = dir.path().join("bed");
-    let err = refused(&up(&bed, &["--version", "3.13"], None));
-    assert!(
-        err.contains("--version 3.13: expected one of 3.10, 4.0"),
-        "{err}"
-    );
+    let err = refused(&up(&bed, args, None));
+    assert!(err.contains(expected), "{err}");
     assert!(!bed.exists(), "a refused up created {}", bed.display());
+}
+
+#[test]
+fn testbed_refuses_an_unknown_version_naming_the_supported_ones() {
+    refused_before_creating_anything(
+        &["--version", "3.13"],
+        "--version 3.13: expected one of 3.10, 4.0",
+    );
 }
 
 #[test]
 fn testbed_refuses_mirrored_queues_on_4_0_before_creating_anything() {
-    let dir = tempfile::tempdir().unwrap();
-    let bed = dir.path().join("bed");
-    let err = refused(&up(
-        &bed,
+    refused_before_creating_anything(
         &["--version", Broker::V4_0.line(), "--mode", "mirrored"],
-        None,
-    ));
-    assert!(
-        err.contains("--mode mirrored --version 4.0: mirrored needs 3.x; 4.0 supports quorum only"),
-        "{err}"
+        "--mode mirrored --version 4.0: mirrored needs 3.x; 4.0 supports quorum only",
     );
-    assert!(!bed.exists(), "a refused up created {}", bed.display());
 }
 
 #[test]
 fn testbed_refuses_khepri_on_3_10_before_creating_anything() {
-    let dir = tempfile::tempdir().unwrap();
-    let bed = dir.path().join("bed");
-    let err = refused(&up(
-        &bed,
+    refused_before_creating_anything(
         &["--version", Broker::V3_10.line(), "--khepri"],
-        None,
-    ));
-    assert!(
-        err.contains("--khepri --version 3.10: the khepri_db feature flag needs 4.0"),
-        "{err}"
+        "--khepri --version 3.10: the khepri_db feature flag needs 4.0",
     );
-    assert!(!bed.exists(), "a refused up created {}", bed.display());
 }
 
 #[test]
