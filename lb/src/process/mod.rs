@@ -152,7 +152,8 @@ enum Event {
 impl Process {
     /// Starts serving `config` (loaded from `options.config`): takes the
     /// listening sockets over when `options.upgrade_from` is set, else
-    /// binds, then listens for upgrades on `options.upgrade_socket`.
+    /// binds, then listens for upgrades on `options.upgrade_socket`; only
+    /// then does the process being upgraded hear `ready`.
     pub async fn start(config: Config, options: Options) -> Result<Process, StartError> {
         let handover = match &options.upgrade_from {
             // A blocking exchange: off the runtime's threads, so the
@@ -196,8 +197,8 @@ impl Process {
                 }
             }
         };
-        // Only now, with nothing left that can fail, is the old process
-        // told to stop accepting: else a failure here would leave nobody
+        // Only now, with nothing left to fail, is the old process told to
+        // stop accepting: a failure after `ready` would leave nobody
         // serving.
         if let Some(h) = handover {
             handover::took_over(h);
