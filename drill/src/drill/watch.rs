@@ -108,7 +108,10 @@ async fn pause(stop: &CancellationToken, d: Duration) {
 
 /// Every 500 ms: record a change of the queue's master/leader, and (with
 /// `--progress`) redraw the progress line, every 5 s when stderr is not a
-/// terminal.
+/// terminal. A stop during the pause ends the loop before another round
+/// (docs/decisions/drill-cancellation-token.md): by then the drain may have
+/// deleted the queue, and one more round would ask for its leader, maybe
+/// record a Failover and draw a progress line after the drill moved on.
 async fn watch_progress(
     rec: Arc<Recorder>,
     mgmt: Mgmt,
@@ -120,8 +123,11 @@ async fn watch_progress(
     let tty = std::io::stderr().is_terminal();
     let mut last_leader = leader(&mgmt, &w).await;
     let mut tick = 0u64;
-    while !stop.is_cancelled() {
+    loop {
         pause(&stop, Duration::from_millis(500)).await;
+        if stop.is_cancelled() {
+            break;
+        }
         tick += 1;
         if let Ok(Some(l)) = tokio::time::timeout(Duration::from_secs(2), leader(&mgmt, &w)).await {
             if last_leader.as_deref() != Some(l.as_str()) {
