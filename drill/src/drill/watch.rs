@@ -8,6 +8,7 @@ use super::cluster::leader;
 use super::DrillConfig;
 use crate::event::EventKind;
 use crate::mgmt::Mgmt;
+use crate::witness::pause;
 use crate::workload::{self, Recorder, WorkloadConfig};
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::Ordering;
@@ -95,14 +96,6 @@ impl Watchers {
             Some(h) => h.await.ok().flatten(),
             None => Some("no --lb-status URL given".into()),
         }
-    }
-}
-
-/// Wait `d`, or less when the watchers are stopped meanwhile.
-async fn pause(stop: &CancellationToken, d: Duration) {
-    tokio::select! {
-        _ = stop.cancelled() => {}
-        _ = tokio::time::sleep(d) => {}
     }
 }
 
