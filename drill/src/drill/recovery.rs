@@ -5,9 +5,9 @@
 //!
 //! Guarantees to the next phase: no fault is left injected (a failed fault
 //! step and Ctrl-C both heal everything pending), and the run's facts hold
-//! the fault and heal times, the partition's cut-off window, the number of
-//! disruptions, whether and how fast the cluster healed, whether the run
-//! was interrupted, and the end of the load.
+//! the fault, in-force and heal times, the partition's cut-off window, the
+//! number of disruptions, whether and how fast the cluster healed, whether
+//! the run was interrupted, and the end of the load.
 
 use super::baseline::Running;
 use super::cluster::wait_whole;
@@ -17,6 +17,7 @@ use super::{DrillConfig, Fault};
 use crate::accounting::CutOff;
 use crate::event::EventKind;
 use crate::mgmt::Mgmt;
+use crate::workload::Recorder;
 use anyhow::Result;
 use std::time::Duration;
 
@@ -53,13 +54,10 @@ pub(super) async fn disturb(
                 facts.fault_at_us = Some(d.fault_at);
                 facts.heal_at_us = Some(d.heal_at);
             }
+            facts.in_force_at_us = first_in_force(rec, facts.fault_at_us);
             if cfg.fault == Fault::Partition {
-                let cut_at = rec
-                    .history_events()
-                    .iter()
-                    .find(|e| e.kind == EventKind::InForce && e.at_us >= d.fault_at)
-                    .map(|e| e.at_us);
-                if let (Some(node), Some(from_us)) = (&prepared.master_before, cut_at) {
+                if let (Some(node), Some(from_us)) = (&prepared.master_before, facts.in_force_at_us)
+                {
                     facts.cut_off = Some(CutOff {
                         node: node.clone(),
                         from_us,
@@ -81,6 +79,7 @@ pub(super) async fn disturb(
         }
         None => {
             facts.interrupted = true;
+            facts.in_force_at_us = first_in_force(rec, facts.fault_at_us);
             rec.event(
                 EventKind::Note,
                 "interrupted (Ctrl-C): healing the injected fault",
@@ -100,6 +99,17 @@ pub(super) async fn disturb(
     }
     facts.load_end_us = rec.now_us();
     fault_error
+}
+
+/// The first `in-force` event at or after `fault_at` (None: the fault's
+/// start was not recorded, no fault or Ctrl-C before it, so any in-force
+/// event of the run counts).
+fn first_in_force(rec: &Recorder, fault_at: Option<u64>) -> Option<u64> {
+    let since = fault_at.unwrap_or(0);
+    rec.history_events()
+        .iter()
+        .find(|e| e.kind == EventKind::InForce && e.at_us >= since)
+        .map(|e| e.at_us)
 }
 
 async fn fault_then_recover(
