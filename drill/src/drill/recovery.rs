@@ -4,7 +4,8 @@
 //! goes on until the planned duration (at least 3 s after healing).
 //!
 //! Guarantees to the next phase: no fault is left injected (a failed fault
-//! step and Ctrl-C both heal everything pending), and the run's facts hold
+//! step heals everything pending at once, before the wait for a whole
+//! cluster; Ctrl-C heals it too), and the run's facts hold
 //! the fault, in-force and heal times, the partition's cut-off window, the
 //! number of disruptions, whether and how fast the cluster healed, whether
 //! the run was interrupted, and the end of the load.
@@ -67,12 +68,7 @@ pub(super) async fn disturb(
             }
             match d.disruptions {
                 Ok(n) => facts.disruptions = n,
-                Err(e) => {
-                    fault_error = Some(format!("{e:#}"));
-                    rec.event(EventKind::Note, format!("fault step failed: {e:#}"));
-                    // never leave a node hurt
-                    inj.heal_all(|_| {}).await;
-                }
+                Err(e) => fault_error = Some(format!("{e:#}")),
             }
             facts.cluster_healed = d.whole.is_ok() && fault_error.is_none();
             facts.heal_duration_us = Some(d.whole_at - d.heal_at);
@@ -132,6 +128,12 @@ async fn fault_then_recover(
         prepared.nodes,
     )
     .await;
+    if let Err(e) = &disruptions {
+        rec.event(EventKind::Note, format!("fault step failed: {e:#}"));
+        // never leave a node hurt, and heal now: the wait for a whole
+        // cluster below cannot end well with the fault still in place
+        inj.heal_all(|_| {}).await;
+    }
     // the heal step began at the last "heal" event (rolling restart: its end)
     let heal_at = rec
         .history_events()
