@@ -18,7 +18,6 @@ import json
 import os
 import pathlib
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -28,7 +27,7 @@ import pytest
 
 from conftest import ANSIBLE_DIR, REPO_DIR, run_logged, run_playbook
 from docs_commands import SiteDirs
-from warren_testkit import binary, poll, run
+from warren_testkit import binary, poll, require_tool, run
 
 IMAGE_DIR = ANSIBLE_DIR / "tests/image"
 BROKERS = ["rabbit1", "rabbit2", "rabbit3"]
@@ -222,8 +221,7 @@ def make_bed(tmp_path_factory, docs, suite, edit_inventory=None):
     if os.environ.get("WANS_REUSE"):
         yield load_bed(os.environ["WANS_REUSE"], docs)
         return
-    if shutil.which("docker") is None:
-        pytest.fail("docker is not installed (scripts/install-deps installs docker.io)")
+    require_tool("docker")
     docker_up(suite)
     b = Bed(tmp_path_factory.mktemp("wans"), docs, suite)
     try:

@@ -49,7 +49,7 @@ def test_40_stable_feature_flags_enabled_khepri_left_off(stack40):
         ff = {f["name"]: f for f in stack40.mgmt("/feature-flags")}
         pending = [n for n, f in ff.items() if f["stability"] == "stable" and f["state"] != "enabled"]
         return ff if not pending else None
-    ff = poll("every stable feature flag enabled", flags, 120)
+    ff = poll("every stable feature flag enabled", flags, 120, interval=2)
     assert ff["khepri_db"]["state"] == "disabled", ff["khepri_db"]
     logs = stack40.dc("logs", "--no-color", "broker1").stdout
     assert "after formation: cluster formed (healthy: 3 running cluster nodes)" in logs, logs[-2000:]
@@ -115,7 +115,7 @@ def test_40_drill_lb_crash_active_lb(stack40):
     assert str(v.get("verdict", "")).lower() == "pass", f"{v}\n{out}"
     assert p.returncode == 0, out
     stack40.wait_healthy(("lb1", "lb2"), timeout=120)
-    assert len(poll("VIP held", lambda: stack40.vip_holder(), 60)) == 1
+    assert len(poll("VIP held", lambda: stack40.vip_holder(), 60, interval=2)) == 1
 
 
 def test_40_down_leaves_nothing_behind(stack40):
@@ -144,7 +144,7 @@ def test_40_khepri_opt_in_enables_khepri_db_and_stays_healthy(broker_image40, tm
         def logs():
             return subprocess.run(["docker", "logs", name], capture_output=True, text=True).stderr
 
-        poll("khepri_db enabled", lambda: "khepri_db enabled (metadata store: Khepri)" in logs(), 180)
+        poll("khepri_db enabled", lambda: "khepri_db enabled (metadata store: Khepri)" in logs(), 180, interval=2)
         state = run(["docker", "exec", name, "bash", "-c",
                      "HOME=/var/lib/rabbitmq setpriv --reuid=rabbitmq --regid=rabbitmq "
                      "--init-groups rabbitmqctl -q list_feature_flags name state"]).stdout

@@ -23,7 +23,7 @@ def test_40_khepri_stack_migrates_once_formed_and_passes_crash_drill(stack40k):
             if ff.get("khepri_db") != "enabled":
                 return None
         return True
-    poll("khepri_db enabled on all three nodes", khepri_everywhere, 180)
+    poll("khepri_db enabled on all three nodes", khepri_everywhere, 180, interval=2)
 
     # ... by warren-broker-after-formation (its CLI call returns once the
     # migration has finished, which may be after the flag shows as enabled)
@@ -31,7 +31,7 @@ def test_40_khepri_stack_migrates_once_formed_and_passes_crash_drill(stack40k):
         logs = stack40k.dc("logs", "--no-color", "broker1", "broker2", "broker3").stdout
         return [line for line in logs.splitlines() if "after formation:" in line]
     lines = poll("an after-formation log line for khepri_db",
-                 lambda: [x for x in after_formation_lines() if "khepri_db" in x], 180)
+                 lambda: [x for x in after_formation_lines() if "khepri_db" in x], 180, interval=2)
     print("\n".join(after_formation_lines()))
     assert any("khepri_db enabled (metadata store: Khepri)" in x for x in lines), lines
     # the health check still counts three running nodes on Khepri

@@ -10,7 +10,7 @@ from warren_testkit import run
 
 TABLE = os.path.join(ROOT, "compose", "drill-table")
 
-# the shape warren-drill writes (drill/src/drill.rs DrillReport), trimmed
+# the shape warren-drill writes (drill/src/drill/mod.rs DrillReport), trimmed
 CRASH = {
     "fault": "crash",
     "lb_switch": "1234 ms after the fault: warren-lb routes to broker2 (was broker1; DOWN: broker1)",

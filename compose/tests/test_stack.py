@@ -51,7 +51,7 @@ def test_no_usable_guest(stack):
 
 
 def test_vip_on_exactly_one_lb(stack):
-    holders = poll("VIP on one lb", lambda: stack.vip_holder(), 60)
+    holders = poll("VIP on one lb", lambda: stack.vip_holder(), 60, interval=2)
     assert holders == ["lb1"], holders  # lb1 has the higher priority
 
 
@@ -84,7 +84,7 @@ def test_publish_consume_through_vip(stack):
             def synced():
                 i = stack.mgmt(f"/queues/%2F/{q}")
                 return len(i.get("synchronised_slave_nodes", [])) == 2 and i
-            info = poll("2 synchronised mirrors", synced, 60)
+            info = poll("2 synchronised mirrors", synced, 60, interval=2)
             # (3.10's queue object does not name the policy; two synchronised
             # mirrors on a queue declared without arguments is the proof)
             assert sorted(info["synchronised_slave_nodes"] + [info["node"]]) == \
@@ -135,7 +135,7 @@ def test_lb_admin_api_on_the_compose_network_only(stack):
     # /status answers through the VIP (the lb that holds it) and on each lb
     # host's compose address: what the drill's --lb-status reads
     for host in (stack.vip, f"{stack.net}.21", f"{stack.net}.22"):
-        code, body = poll(f"{host}:8404/status", lambda h=host: _admin(stack.lb_status_url(h)), 30)
+        code, body = poll(f"{host}:8404/status", lambda h=host: _admin(stack.lb_status_url(h)), 30, interval=2)
         assert code == 200, body
         names = [s["name"] for s in json.loads(body)["backends"][0]["servers"]]
         assert names == ["broker1", "broker2", "broker3"], body
@@ -234,7 +234,7 @@ def test_drill_lb_crash_active_lb(stack):
     assert p.returncode == 0, out
     # both lb hosts back (the drill restarts the one it killed), VIP on exactly one
     stack.wait_healthy(("lb1", "lb2"), timeout=120)
-    assert len(poll("VIP held", lambda: stack.vip_holder(), 60)) == 1
+    assert len(poll("VIP held", lambda: stack.vip_holder(), 60, interval=2)) == 1
 
 
 def test_down_leaves_nothing_behind(stack):

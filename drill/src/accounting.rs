@@ -118,6 +118,11 @@ pub struct RunFacts {
     /// First fault injection and end of the last heal step (None = no fault / not healed).
     pub fault_at_us: Option<u64>,
     pub heal_at_us: Option<u64>,
+    /// The first `in-force` event at or after the fault (None: the fault
+    /// never took effect, or there was none): the start of a partition's
+    /// cut-off and the evidence's in-force time, found once for both.
+    #[serde(default)]
+    pub in_force_at_us: Option<u64>,
     /// Whether the cluster was whole again before the final accounting.
     pub cluster_healed: bool,
     /// How long from the heal step until the cluster was whole (µs).
@@ -527,6 +532,7 @@ mod tests {
             load_end_us: 10_000_000,
             fault_at_us: Some(4_000_000),
             heal_at_us: Some(6_000_000),
+            in_force_at_us: None,
             cluster_healed: true,
             heal_duration_us: Some(1_500_000),
             disruptions: 1,

@@ -105,11 +105,13 @@ type Ctx = (
     CancellationToken,
 );
 
-/// Wait [`ROUND_PAUSE`], or less when the witness is told to stop meanwhile.
-async fn pause(stop: &CancellationToken) {
+/// Wait `d`, or less when `stop` is cancelled meanwhile: the pause between
+/// two rounds of a polling task (the witness's lookers, the drill's
+/// watchers), so a stop is seen at once rather than after the sleep.
+pub(crate) async fn pause(stop: &CancellationToken, d: Duration) {
     tokio::select! {
         _ = stop.cancelled() => {}
-        _ = tokio::time::sleep(ROUND_PAUSE) => {}
+        _ = tokio::time::sleep(d) => {}
     }
 }
 
@@ -125,7 +127,7 @@ async fn look_at_reporter((plan, rec, seen, stop): Ctx, i: usize) {
             reporter: who.clone(),
             answer,
         });
-        pause(&stop).await;
+        pause(&stop, ROUND_PAUSE).await;
     }
 }
 
@@ -140,7 +142,7 @@ async fn look_at_leader((plan, rec, seen, stop): Ctx) {
                     .push(LeaderSample { at_us, leader });
             }
         }
-        pause(&stop).await;
+        pause(&stop, ROUND_PAUSE).await;
     }
 }
 
@@ -173,7 +175,7 @@ async fn look_at_victim((plan, rec, seen, stop): Ctx) {
                 }
             }
         }
-        pause(&stop).await;
+        pause(&stop, ROUND_PAUSE).await;
     }
 }
 
@@ -188,6 +190,6 @@ async fn look_at_lb((plan, rec, seen, stop): Ctx) {
                 alive,
             });
         }
-        pause(&stop).await;
+        pause(&stop, ROUND_PAUSE).await;
     }
 }

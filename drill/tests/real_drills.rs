@@ -1,6 +1,7 @@
 //! Real drills: a 3-node RabbitMQ cluster (scripts/testbed, network namespaces)
 //! behind warren-lb ($WARREN_LB_BIN), hurt by warren-drill. Root only; nextest
-//! runs `real_*` tests one at a time.
+//! runs `real_*` tests two at a time (.config/nextest.toml's `real` group),
+//! each on a test bed of its own.
 //!
 //! Each test starts its own test bed and load balancer and tears both down in
 //! Drop guards, also when it fails.

@@ -39,13 +39,9 @@ pub(super) async fn fault_evidence(
     evidence.nodes = prepared.all_nodes.iter().map(|n| n.name.clone()).collect();
     evidence.fault_at_us = facts.fault_at_us.unwrap_or(0);
     evidence.heal_at_us = facts.heal_at_us.unwrap_or(0);
+    evidence.in_force_us = facts.in_force_at_us;
     let events = rec.history_events();
     let after_fault = |e: &&Event| e.at_us >= evidence.fault_at_us;
-    evidence.in_force_us = events
-        .iter()
-        .filter(after_fault)
-        .find(|e| e.kind == EventKind::InForce)
-        .map(|e| e.at_us);
     evidence.vip_moved = (cfg.fault == Fault::LbCrash && tells_vip_holder).then(|| {
         events
             .iter()

@@ -4,10 +4,11 @@
 //! goes on until the planned duration (at least 3 s after healing).
 //!
 //! Guarantees to the next phase: no fault is left injected (a failed fault
-//! step and Ctrl-C both heal everything pending), and the run's facts hold
-//! the fault and heal times, the partition's cut-off window, the number of
-//! disruptions, whether and how fast the cluster healed, whether the run
-//! was interrupted, and the end of the load.
+//! step heals everything pending at once, before the wait for a whole
+//! cluster; Ctrl-C heals it too), and the run's facts hold
+//! the fault, in-force and heal times, the partition's cut-off window, the
+//! number of disruptions, whether and how fast the cluster healed, whether
+//! the run was interrupted, and the end of the load.
 
 use super::baseline::Running;
 use super::cluster::wait_whole;
@@ -17,6 +18,7 @@ use super::{DrillConfig, Fault};
 use crate::accounting::CutOff;
 use crate::event::EventKind;
 use crate::mgmt::Mgmt;
+use crate::workload::Recorder;
 use anyhow::Result;
 use std::time::Duration;
 
@@ -53,13 +55,10 @@ pub(super) async fn disturb(
                 facts.fault_at_us = Some(d.fault_at);
                 facts.heal_at_us = Some(d.heal_at);
             }
+            facts.in_force_at_us = first_in_force(rec, facts.fault_at_us);
             if cfg.fault == Fault::Partition {
-                let cut_at = rec
-                    .history_events()
-                    .iter()
-                    .find(|e| e.kind == EventKind::InForce && e.at_us >= d.fault_at)
-                    .map(|e| e.at_us);
-                if let (Some(node), Some(from_us)) = (&prepared.master_before, cut_at) {
+                if let (Some(node), Some(from_us)) = (&prepared.master_before, facts.in_force_at_us)
+                {
                     facts.cut_off = Some(CutOff {
                         node: node.clone(),
                         from_us,
@@ -69,18 +68,14 @@ pub(super) async fn disturb(
             }
             match d.disruptions {
                 Ok(n) => facts.disruptions = n,
-                Err(e) => {
-                    fault_error = Some(format!("{e:#}"));
-                    rec.event(EventKind::Note, format!("fault step failed: {e:#}"));
-                    // never leave a node hurt
-                    inj.heal_all(|_| {}).await;
-                }
+                Err(e) => fault_error = Some(format!("{e:#}")),
             }
             facts.cluster_healed = d.whole.is_ok() && fault_error.is_none();
             facts.heal_duration_us = Some(d.whole_at - d.heal_at);
         }
         None => {
             facts.interrupted = true;
+            facts.in_force_at_us = first_in_force(rec, facts.fault_at_us);
             rec.event(
                 EventKind::Note,
                 "interrupted (Ctrl-C): healing the injected fault",
@@ -100,6 +95,17 @@ pub(super) async fn disturb(
     }
     facts.load_end_us = rec.now_us();
     fault_error
+}
+
+/// The first `in-force` event at or after `fault_at` (None: the fault's
+/// start was not recorded, no fault or Ctrl-C before it, so any in-force
+/// event of the run counts).
+fn first_in_force(rec: &Recorder, fault_at: Option<u64>) -> Option<u64> {
+    let since = fault_at.unwrap_or(0);
+    rec.history_events()
+        .iter()
+        .find(|e| e.kind == EventKind::InForce && e.at_us >= since)
+        .map(|e| e.at_us)
 }
 
 async fn fault_then_recover(
@@ -122,6 +128,12 @@ async fn fault_then_recover(
         prepared.nodes,
     )
     .await;
+    if let Err(e) = &disruptions {
+        rec.event(EventKind::Note, format!("fault step failed: {e:#}"));
+        // never leave a node hurt, and heal now: the wait for a whole
+        // cluster below cannot end well with the fault still in place
+        inj.heal_all(|_| {}).await;
+    }
     // the heal step began at the last "heal" event (rolling restart: its end)
     let heal_at = rec
         .history_events()

@@ -8,6 +8,7 @@ use super::cluster::leader;
 use super::DrillConfig;
 use crate::event::EventKind;
 use crate::mgmt::Mgmt;
+use crate::witness::pause;
 use crate::workload::{self, Recorder, WorkloadConfig};
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::Ordering;
@@ -98,17 +99,12 @@ impl Watchers {
     }
 }
 
-/// Wait `d`, or less when the watchers are stopped meanwhile.
-async fn pause(stop: &CancellationToken, d: Duration) {
-    tokio::select! {
-        _ = stop.cancelled() => {}
-        _ = tokio::time::sleep(d) => {}
-    }
-}
-
 /// Every 500 ms: record a change of the queue's master/leader, and (with
 /// `--progress`) redraw the progress line, every 5 s when stderr is not a
-/// terminal.
+/// terminal. A stop during the pause ends the loop before another round
+/// (docs/decisions/drill-cancellation-token.md): by then the drain may have
+/// deleted the queue, and one more round would ask for its leader, maybe
+/// record a Failover and draw a progress line after the drill moved on.
 async fn watch_progress(
     rec: Arc<Recorder>,
     mgmt: Mgmt,
@@ -120,8 +116,11 @@ async fn watch_progress(
     let tty = std::io::stderr().is_terminal();
     let mut last_leader = leader(&mgmt, &w).await;
     let mut tick = 0u64;
-    while !stop.is_cancelled() {
+    loop {
         pause(&stop, Duration::from_millis(500)).await;
+        if stop.is_cancelled() {
+            break;
+        }
         tick += 1;
         if let Ok(Some(l)) = tokio::time::timeout(Duration::from_secs(2), leader(&mgmt, &w)).await {
             if last_leader.as_deref() != Some(l.as_str()) {

@@ -34,16 +34,10 @@ pub enum Action {
 }
 
 impl Action {
+    /// The action's name in commands and messages: the history's name for
+    /// it, so a log line and the event it records spell it alike.
     pub fn word(self) -> &'static str {
-        match self {
-            Action::Kill => "kill",
-            Action::Stop => "stop",
-            Action::Start => "start",
-            Action::Freeze => "freeze",
-            Action::Thaw => "thaw",
-            Action::Partition => "partition",
-            Action::Heal => "heal",
-        }
+        self.event_kind().as_str()
     }
     /// The history's name for this action, recorded when the drill asks
     /// the target to perform it.
