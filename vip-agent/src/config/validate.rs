@@ -25,6 +25,12 @@ const UNITLESS: Unitless = Unitless::Seconds;
 
 const DEFAULT_PRIORITY: i64 = 100;
 const DEFAULT_ADVERT_INT: Duration = Duration::from_secs(1);
+/// A tracker's interval unless set (keepalived's `vrrp_script` default `interval 1`;
+/// docs/vip.md).
+const DEFAULT_TRACKER_INTER: Duration = Duration::from_secs(1);
+/// A tracker's `fall` unless set (docs/vip.md): two failed checks, one fewer than
+/// HAProxy's default, mark a tracker down.
+const DEFAULT_TRACKER_FALL: u32 = 2;
 const DEFAULT_GARP_REPEAT: u32 = 5;
 /// VRRPv3 carries the interval in centiseconds in 12 bits (RFC 5798 §5.2.7).
 const V3_ADVERT_INT: (Duration, Duration) =
@@ -354,7 +360,7 @@ impl Validator<'_, '_> {
         let interval = self.positive(
             &t.interval,
             &format!("{key}.interval"),
-            CheckParams::DEFAULT_TRACKER_INTER,
+            DEFAULT_TRACKER_INTER,
         );
         // Default: the interval, at least 1 s (a process spawn on a loaded host can take
         // longer than a short interval; the next check waits for this one anyway).
@@ -371,7 +377,7 @@ impl Validator<'_, '_> {
                 .map_or(default, |n| n as u32),
         };
         let rise = count(&t.rise, "rise", CheckParams::DEFAULT_RISE);
-        let fall = count(&t.fall, "fall", CheckParams::DEFAULT_TRACKER_FALL);
+        let fall = count(&t.fall, "fall", DEFAULT_TRACKER_FALL);
         let weight = t.weight.as_ref().map_or(0, |w| {
             self.found
                 .int_in(w, &format!("{key}.weight"), -253, 253)
