@@ -468,7 +468,7 @@ impl Validator<'_, '_> {
                     address: self.track_address(address, &format!("{key}.address"))?,
                 }),
                 (None, None) => {
-                    self.required::<String>(&None, spanned, key, "admin = \"127.0.0.1:8404\" (checks /readyz) or address = \"127.0.0.1:5672\" (TCP check of the listener)");
+                    self.expects(spanned, key, "admin = \"127.0.0.1:8404\" (checks /readyz) or address = \"127.0.0.1:5672\" (TCP check of the listener)");
                     None
                 }
             },
@@ -556,11 +556,16 @@ impl Validator<'_, '_> {
         what: &str,
     ) -> Option<&'t Spanned<T>> {
         if value.is_none() {
-            let kind = track.get_ref().kind.get_ref();
-            self.found
-                .problem(track, key, format!("type = {kind:?} expects {what}"));
+            self.expects(track, key, what);
         }
         value.as_ref()
+    }
+
+    /// The problem of a track that lacks what its `type` needs.
+    fn expects(&mut self, track: &Spanned<raw::Track>, key: &str, what: &str) {
+        let kind = track.get_ref().kind.get_ref();
+        self.found
+            .problem(track, key, format!("type = {kind:?} expects {what}"));
     }
 
     /// A duration above zero, `default` when not set (or wrong, reported).
