@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use toml::Spanned;
+use toml::{Spanned, Value};
 use warren_health::config::{host_port, shown, Loose, Unitless, Validation};
 use warren_health::CheckParams;
 
@@ -42,7 +42,24 @@ const MAX_VIPS: usize = 20;
 const MAX_PREEMPT_DELAY: Duration = Duration::from_secs(1000);
 /// Linux's IFNAMSIZ less the terminating NUL.
 const MAX_INTERFACE_NAME: usize = 15;
-const TRACK_KINDS: &[&str] = &["warren-lb", "tcp", "http", "exec", "interface"];
+/// Each tracker `type` with the type-specific keys it takes: the options of
+/// `Validation::choice`, so an unknown type is reported like any other choice.
+const TRACK_TYPE_KEYS: &[(&str, &[&str])] = &[
+    ("warren-lb", &["admin", "address"]),
+    ("tcp", &["address"]),
+    (
+        "http",
+        &[
+            "url",
+            "username",
+            "password",
+            "expect_status",
+            "expect_body",
+        ],
+    ),
+    ("exec", &["command"]),
+    ("interface", &["interface"]),
+];
 
 /// One pass over the whole file: the model, or every problem in it.
 pub(super) fn validate(file: &raw::File, text: &str) -> Result<Config, Vec<Problem>> {
@@ -403,27 +420,12 @@ impl Validator<'_, '_> {
     fn track_kind(&mut self, spanned: &Spanned<raw::Track>, key: &str) -> Option<TrackKind> {
         let t = spanned.get_ref();
         let kind = t.kind.get_ref().as_str();
-        let allowed: &[&str] = match kind {
-            "warren-lb" => &["admin", "address"],
-            "tcp" => &["address"],
-            "http" => &[
-                "url",
-                "username",
-                "password",
-                "expect_status",
-                "expect_body",
-            ],
-            "exec" => &["command"],
-            "interface" => &["interface"],
-            _ => {
-                self.found.problem(
-                    &t.kind,
-                    &format!("{key}.type"),
-                    format!("{kind:?}: expected one of {TRACK_KINDS:?}"),
-                );
-                return None;
-            }
-        };
+        // `type` is a required string in raw::Track (serde reports its absence or a
+        // wrong type); choice() takes it as the value it was written as.
+        let written = Some(Spanned::new(t.kind.span(), Value::String(kind.to_owned())));
+        let allowed = self
+            .found
+            .choice(&written, &format!("{key}.type"), TRACK_TYPE_KEYS)?;
         let present = [
             ("admin", t.admin.as_ref().map(Spanned::span)),
             ("address", t.address.as_ref().map(Spanned::span)),
