@@ -19,7 +19,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 
 pub use duration::{duration_value, parse_duration, Unitless};
-pub use host_port::host_port;
+pub use host_port::{parse_address, Address, AddressError};
 pub use key_path::ItemNames;
 pub use problem::{line_of, ConfigError, Problem};
 pub use validation::{shown, Loose, Validation};

@@ -7,12 +7,12 @@
 //! nothing was reported.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::{Spanned, Value};
-use warren_health::config::{host_port, shown, Loose, Unitless, Validation};
+use warren_health::config::{parse_address, shown, Loose, Unitless, Validation};
 use warren_health::CheckParams;
 
 use super::model::*;
@@ -614,18 +614,12 @@ impl Validator<'_, '_> {
     }
 
     /// `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT`, the port from 1 to 65535.
-    fn track_address(&mut self, v: &Loose, key: &str) -> Option<TrackAddress> {
+    fn track_address(&mut self, v: &Loose, key: &str) -> Option<Address> {
         self.found.parsed(
             v,
             key,
             "expected IP:port, [IPv6]:port or hostname:port with a port from 1 to 65535, like \"127.0.0.1:5672\", \"[::1]:5672\" or \"warren-lb.messaging.svc.cluster.local:8404\"",
-            |t| match t.trim().parse::<SocketAddr>() {
-                Ok(socket) => (socket.port() != 0).then_some(TrackAddress::Socket(socket)),
-                Err(_) => host_port(t.trim()).map(|(host, port)| TrackAddress::Host {
-                    host: host.to_owned(),
-                    port,
-                }),
-            },
+            |t| parse_address(t.trim()).ok(),
         )
     }
 }
