@@ -82,12 +82,6 @@ impl CheckParams {
     pub const DEFAULT_RISE: u32 = 2;
     /// HAProxy's default `fall`.
     pub const DEFAULT_FALL: u32 = 3;
-    /// warren-vip's tracker interval unless set (keepalived's `vrrp_script`
-    /// default `interval 1`; docs/vip.md).
-    pub const DEFAULT_TRACKER_INTER: Duration = Duration::from_secs(1);
-    /// warren-vip's tracker `fall` unless set (docs/vip.md): two failed
-    /// checks, one fewer than HAProxy's default, mark a tracker down.
-    pub const DEFAULT_TRACKER_FALL: u32 = 2;
 
     /// Build parameters the way HAProxy resolves them: an unset `fastinter`
     /// or `downinter` means `inter`.

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use warren_health::config::toml_examples;
+use warren_testkit::toml_examples;
 
 const DOCS: &[&str] = &["configuration.md", "lb-operations.md"];
 

@@ -34,16 +34,11 @@ enum Cmd {
     CheckConfig { file: PathBuf },
 }
 
-fn check(file: &std::path::Path) -> Result<config::Config, String> {
-    let c = config::load(file).map_err(|e| e.to_string())?;
-    for inst in &c.instances {
-        if let Some(n) = &inst.notify {
-            notify::check_script(n).map_err(|e| {
-                let key = config::instance_key(&inst.name);
-                format!("{}: {key}.notify: {e}", file.display())
-            })?;
-        }
-    }
+/// The file's configuration, or every problem of the file and then of its
+/// notify scripts.
+fn check(file: &std::path::Path) -> Result<config::Config, config::ConfigError> {
+    let c = config::load(file)?;
+    notify::check_scripts(file, &c)?;
     Ok(c)
 }
 

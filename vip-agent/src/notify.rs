@@ -4,6 +4,34 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::config::{instance_key, Config, ConfigError, Problem};
+
+/// Every notify script of `config` that [`check_script`] refuses, one problem
+/// each (key `instance "VI_1".notify`, no line: the file is right, the script
+/// on disk is not), so that check-config lists them all like the file's own.
+pub fn check_scripts(file: &Path, config: &Config) -> Result<(), ConfigError> {
+    let problems: Vec<Problem> = config
+        .instances
+        .iter()
+        .filter_map(|instance| {
+            let message = check_script(instance.notify.as_ref()?).err()?;
+            Some(Problem {
+                line: None,
+                key: format!("{}.notify", instance_key(&instance.name)),
+                message,
+            })
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError {
+            file: file.to_owned(),
+            problems,
+        })
+    }
+}
+
 /// Refuse scripts that anyone can rewrite: the script itself or its directory
 /// world-writable (directory with sticky bit excepted), or not a regular file.
 pub fn check_script(path: &Path) -> Result<(), String> {
@@ -122,6 +150,44 @@ mod tests {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777)).unwrap();
         assert_eq!(check_script(&s), Ok(()));
         assert!(check_script(&d.join("missing")).is_err());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn check_config_lists_every_refused_notify_script_without_a_line() {
+        let d = tmpdir("all");
+        let missing = d.join("missing.sh");
+        let writable = d.join("writable.sh");
+        std::fs::write(&writable, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let instance = |name: &str, vrid: u8, script: &Path| {
+            format!(
+                "[[instance]]\nname = \"{name}\"\ninterface = \"eth0\"\nvirtual_router_id = {vrid}\n\
+                 virtual_ipaddress = [\"10.220.0.{vrid}/24\"]\nnotify = \"{}\"\n",
+                script.display()
+            )
+        };
+        let text = instance("VI_1", 51, &missing) + &instance("VI_2", 52, &writable);
+        let config = crate::config::parse(&text).unwrap();
+        let shown = check_scripts(Path::new("vip.toml"), &config)
+            .unwrap_err()
+            .to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 2, "{shown}");
+        assert!(
+            lines[0].starts_with(&format!(
+                "vip.toml: instance \"VI_1\".notify: notify script {}: ",
+                missing.display()
+            )),
+            "{shown}"
+        );
+        assert_eq!(
+            lines[1],
+            format!(
+                "vip.toml: instance \"VI_2\".notify: notify script {} is world-writable (mode 777); refusing to run it",
+                writable.display()
+            ),
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use warren_health::config::toml_examples;
+use warren_testkit::toml_examples;
 
 #[test]
 fn every_toml_example_in_the_vip_docs_is_accepted() {

@@ -19,7 +19,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 
 pub use duration::{duration_value, parse_duration, Unitless};
-pub use host_port::host_port;
+pub use host_port::{parse_address, Address, AddressError};
 pub use key_path::ItemNames;
 pub use problem::{line_of, ConfigError, Problem};
 pub use validation::{shown, Loose, Validation};
@@ -42,26 +42,6 @@ pub fn load<T>(
         }])
     })?;
     parse(&text).map_err(refused)
-}
-
-/// The ```` ```toml ```` blocks of a Markdown document, each with the line
-/// its fence is on, for the tests that keep each program's documented
-/// examples accepted by its parser.
-pub fn toml_examples(markdown: &str) -> Vec<(usize, String)> {
-    let mut blocks = Vec::new();
-    let mut current: Option<(usize, String)> = None;
-    for (i, line) in markdown.lines().enumerate() {
-        match (&mut current, line.trim_start()) {
-            (None, l) if l.starts_with("```toml") => current = Some((i + 1, String::new())),
-            (Some(_), l) if l.starts_with("```") => blocks.extend(current.take()),
-            (Some((_, block)), _) => {
-                block.push_str(line.trim_start());
-                block.push('\n');
-            }
-            (None, _) => {}
-        }
-    }
-    blocks
 }
 
 /// Deserializes `text` into a program's raw types; a TOML or type error is

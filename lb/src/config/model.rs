@@ -210,41 +210,10 @@ pub enum Role {
     Backup,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Address {
-    Ip(SocketAddr),
-    /// A DNS name, re-resolved every `resolvers.timeout_resolve` so a
-    /// moved server is followed without a reload (see [`crate::dns`]).
-    Name {
-        host: String,
-        port: u16,
-    },
-}
-
-impl Address {
-    pub fn port(&self) -> u16 {
-        match self {
-            Address::Ip(a) => a.port(),
-            Address::Name { port, .. } => *port,
-        }
-    }
-
-    pub fn host(&self) -> String {
-        match self {
-            Address::Ip(a) => a.ip().to_string(),
-            Address::Name { host, .. } => host.clone(),
-        }
-    }
-}
-
-impl std::fmt::Display for Address {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Address::Ip(a) => write!(f, "{a}"),
-            Address::Name { host, port } => write!(f, "{host}:{port}"),
-        }
-    }
-}
+/// A server's address; a DNS name is re-resolved every
+/// `resolvers.timeout_resolve` so a moved server is followed without a reload
+/// (see [`crate::dns`]).
+pub use warren_health::config::Address;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Server {

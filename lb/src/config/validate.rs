@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 use warren_health::config::{
-    duration_value, host_port, parse_duration, shown, Loose, Unitless, Validation,
+    duration_value, parse_address, parse_duration, shown, AddressError, Loose, Unitless, Validation,
 };
 use warren_health::CheckParams;
 
@@ -551,26 +551,22 @@ impl Validator<'_, '_> {
 
     fn address(&mut self, a: &Loose, key: &str) -> Option<Address> {
         let text = a.get_ref().as_str().unwrap_or_default();
-        if let Ok(ip) = text.parse::<SocketAddr>() {
-            if ip.port() == 0 {
+        match parse_address(text) {
+            Ok(address) => Some(address),
+            Err(AddressError::PortZero) => {
                 self.found
                     .problem(a, key, format!("{text:?}: expected a port from 1 to 65535"));
-                return None;
+                None
             }
-            return Some(Address::Ip(ip));
+            Err(AddressError::Malformed) => {
+                self.found.problem(
+                    a,
+                    key,
+                    format!("{}: expected IP:port or hostname:port, such as \"10.0.0.11:5672\" or \"rabbit1:5672\"", shown(a.get_ref())),
+                );
+                None
+            }
         }
-        let parsed = host_port(text).map(|(host, port)| Address::Name {
-            host: host.to_owned(),
-            port,
-        });
-        if parsed.is_none() {
-            self.found.problem(
-                a,
-                key,
-                format!("{}: expected IP:port or hostname:port, such as \"10.0.0.11:5672\" or \"rabbit1:5672\"", shown(a.get_ref())),
-            );
-        }
-        parsed
     }
 
     fn socket_addr(&mut self, a: &Loose, key: &str) -> Option<SocketAddr> {

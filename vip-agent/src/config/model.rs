@@ -13,6 +13,8 @@ use warren_health::CheckParams;
 
 use crate::vrrp::packet::Version;
 
+pub use warren_health::config::Address;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Where `/metrics` is served; `None` = no metrics endpoint.
@@ -69,7 +71,12 @@ pub enum TrackKind {
         expect_body: Option<String>,
     },
     Tcp {
-        address: TrackAddress,
+        /// What a `tcp` tracker connects to, as written: an IP address, or a host
+        /// name that the tracker resolves at each check (as HAProxy resolves a
+        /// server name), so a name that moves, such as a Kubernetes Service's, is
+        /// followed without a restart and one that does not resolve fails the check
+        /// rather than the configuration.
+        address: Address,
     },
     Exec {
         command: Vec<String>,
@@ -77,26 +84,4 @@ pub enum TrackKind {
     Interface {
         name: String,
     },
-}
-
-/// What a `tcp` tracker connects to, as written: an IP address, or a host
-/// name that the tracker resolves at each check (as HAProxy resolves a
-/// server name), so a name that moves, such as a Kubernetes Service's, is
-/// followed without a restart and one that does not resolve fails the check
-/// rather than the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TrackAddress {
-    /// `IP:PORT` or `[IPv6]:PORT`.
-    Socket(SocketAddr),
-    /// `HOST:PORT`, with an RFC 1123 host name.
-    Host { host: String, port: u16 },
-}
-
-impl std::fmt::Display for TrackAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TrackAddress::Socket(socket) => write!(f, "{socket}"),
-            TrackAddress::Host { host, port } => write!(f, "{host}:{port}"),
-        }
-    }
 }

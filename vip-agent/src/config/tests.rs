@@ -142,7 +142,7 @@ fn warren_lb_without_admin_is_tcp() {
     assert_eq!(
         c.instances[0].tracks[0].kind,
         TrackKind::Tcp {
-            address: TrackAddress::Socket("127.0.0.1:5672".parse().unwrap())
+            address: Address::Ip("127.0.0.1:5672".parse().unwrap())
         }
     );
     let e = perr(&format!(
@@ -156,10 +156,7 @@ fn warren_lb_without_admin_is_tcp() {
 
 #[test]
 fn unknown_key_rejected_with_line() {
-    let e = perr(
-        &MIN.replace("priority", "x")
-            .replace("virtual_router_id = 51", "virtual_router_id = 51\nprio = 3"),
-    );
+    let e = perr(&MIN.replace("virtual_router_id = 51", "virtual_router_id = 51\nprio = 3"));
     assert!(e.contains("unknown field `prio`"), "{e}");
     assert!(e.contains("vip.toml:6: instance \"VI_1\".prio"), "{e}");
 }
@@ -298,19 +295,16 @@ fn track_errors() {
 /// others: an IP, a bracketed IPv6 or a host name, each with a port.
 #[test]
 fn track_address_accepts_ip_ipv6_and_host_names() {
-    let host = |host: &str, port| TrackAddress::Host {
+    let host = |host: &str, port| Address::Name {
         host: host.into(),
         port,
     };
     let cases = [
         (
             "127.0.0.1:5672",
-            TrackAddress::Socket("127.0.0.1:5672".parse().unwrap()),
+            Address::Ip("127.0.0.1:5672".parse().unwrap()),
         ),
-        (
-            "[::1]:5672",
-            TrackAddress::Socket("[::1]:5672".parse().unwrap()),
-        ),
+        ("[::1]:5672", Address::Ip("[::1]:5672".parse().unwrap())),
         ("lb:8404", host("lb", 8404)),
         (
             "warren-lb.messaging.svc.cluster.local:8404",

@@ -7,12 +7,12 @@
 //! nothing was reported.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use toml::Spanned;
-use warren_health::config::{host_port, shown, Loose, Unitless, Validation};
+use toml::{Spanned, Value};
+use warren_health::config::{parse_address, shown, Loose, Unitless, Validation};
 use warren_health::CheckParams;
 
 use super::model::*;
@@ -25,6 +25,12 @@ const UNITLESS: Unitless = Unitless::Seconds;
 
 const DEFAULT_PRIORITY: i64 = 100;
 const DEFAULT_ADVERT_INT: Duration = Duration::from_secs(1);
+/// A tracker's interval unless set (keepalived's `vrrp_script` default `interval 1`;
+/// docs/vip.md).
+const DEFAULT_TRACKER_INTER: Duration = Duration::from_secs(1);
+/// A tracker's `fall` unless set (docs/vip.md): two failed checks, one fewer than
+/// HAProxy's default, mark a tracker down.
+const DEFAULT_TRACKER_FALL: u32 = 2;
 const DEFAULT_GARP_REPEAT: u32 = 5;
 /// VRRPv3 carries the interval in centiseconds in 12 bits (RFC 5798 §5.2.7).
 const V3_ADVERT_INT: (Duration, Duration) =
@@ -36,7 +42,24 @@ const MAX_VIPS: usize = 20;
 const MAX_PREEMPT_DELAY: Duration = Duration::from_secs(1000);
 /// Linux's IFNAMSIZ less the terminating NUL.
 const MAX_INTERFACE_NAME: usize = 15;
-const TRACK_KINDS: &[&str] = &["warren-lb", "tcp", "http", "exec", "interface"];
+/// Each tracker `type` with the type-specific keys it takes: the options of
+/// `Validation::choice`, so an unknown type is reported like any other choice.
+const TRACK_TYPE_KEYS: &[(&str, &[&str])] = &[
+    ("warren-lb", &["admin", "address"]),
+    ("tcp", &["address"]),
+    (
+        "http",
+        &[
+            "url",
+            "username",
+            "password",
+            "expect_status",
+            "expect_body",
+        ],
+    ),
+    ("exec", &["command"]),
+    ("interface", &["interface"]),
+];
 
 /// One pass over the whole file: the model, or every problem in it.
 pub(super) fn validate(file: &raw::File, text: &str) -> Result<Config, Vec<Problem>> {
@@ -354,7 +377,7 @@ impl Validator<'_, '_> {
         let interval = self.positive(
             &t.interval,
             &format!("{key}.interval"),
-            CheckParams::DEFAULT_TRACKER_INTER,
+            DEFAULT_TRACKER_INTER,
         );
         // Default: the interval, at least 1 s (a process spawn on a loaded host can take
         // longer than a short interval; the next check waits for this one anyway).
@@ -371,7 +394,7 @@ impl Validator<'_, '_> {
                 .map_or(default, |n| n as u32),
         };
         let rise = count(&t.rise, "rise", CheckParams::DEFAULT_RISE);
-        let fall = count(&t.fall, "fall", CheckParams::DEFAULT_TRACKER_FALL);
+        let fall = count(&t.fall, "fall", DEFAULT_TRACKER_FALL);
         let weight = t.weight.as_ref().map_or(0, |w| {
             self.found
                 .int_in(w, &format!("{key}.weight"), -253, 253)
@@ -397,27 +420,12 @@ impl Validator<'_, '_> {
     fn track_kind(&mut self, spanned: &Spanned<raw::Track>, key: &str) -> Option<TrackKind> {
         let t = spanned.get_ref();
         let kind = t.kind.get_ref().as_str();
-        let allowed: &[&str] = match kind {
-            "warren-lb" => &["admin", "address"],
-            "tcp" => &["address"],
-            "http" => &[
-                "url",
-                "username",
-                "password",
-                "expect_status",
-                "expect_body",
-            ],
-            "exec" => &["command"],
-            "interface" => &["interface"],
-            _ => {
-                self.found.problem(
-                    &t.kind,
-                    &format!("{key}.type"),
-                    format!("{kind:?}: expected one of {TRACK_KINDS:?}"),
-                );
-                return None;
-            }
-        };
+        // `type` is a required string in raw::Track (serde reports its absence or a
+        // wrong type); choice() takes it as the value it was written as.
+        let written = Some(Spanned::new(t.kind.span(), Value::String(kind.to_owned())));
+        let allowed = self
+            .found
+            .choice(&written, &format!("{key}.type"), TRACK_TYPE_KEYS)?;
         let present = [
             ("admin", t.admin.as_ref().map(Spanned::span)),
             ("address", t.address.as_ref().map(Spanned::span)),
@@ -462,7 +470,7 @@ impl Validator<'_, '_> {
                     address: self.track_address(address, &format!("{key}.address"))?,
                 }),
                 (None, None) => {
-                    self.required::<String>(&None, spanned, key, "admin = \"127.0.0.1:8404\" (checks /readyz) or address = \"127.0.0.1:5672\" (TCP check of the listener)");
+                    self.expects(spanned, key, "admin = \"127.0.0.1:8404\" (checks /readyz) or address = \"127.0.0.1:5672\" (TCP check of the listener)");
                     None
                 }
             },
@@ -550,11 +558,16 @@ impl Validator<'_, '_> {
         what: &str,
     ) -> Option<&'t Spanned<T>> {
         if value.is_none() {
-            let kind = track.get_ref().kind.get_ref();
-            self.found
-                .problem(track, key, format!("type = {kind:?} expects {what}"));
+            self.expects(track, key, what);
         }
         value.as_ref()
+    }
+
+    /// The problem of a track that lacks what its `type` needs.
+    fn expects(&mut self, track: &Spanned<raw::Track>, key: &str, what: &str) {
+        let kind = track.get_ref().kind.get_ref();
+        self.found
+            .problem(track, key, format!("type = {kind:?} expects {what}"));
     }
 
     /// A duration above zero, `default` when not set (or wrong, reported).
@@ -601,18 +614,12 @@ impl Validator<'_, '_> {
     }
 
     /// `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT`, the port from 1 to 65535.
-    fn track_address(&mut self, v: &Loose, key: &str) -> Option<TrackAddress> {
+    fn track_address(&mut self, v: &Loose, key: &str) -> Option<Address> {
         self.found.parsed(
             v,
             key,
             "expected IP:port, [IPv6]:port or hostname:port with a port from 1 to 65535, like \"127.0.0.1:5672\", \"[::1]:5672\" or \"warren-lb.messaging.svc.cluster.local:8404\"",
-            |t| match t.trim().parse::<SocketAddr>() {
-                Ok(socket) => (socket.port() != 0).then_some(TrackAddress::Socket(socket)),
-                Err(_) => host_port(t.trim()).map(|(host, port)| TrackAddress::Host {
-                    host: host.to_owned(),
-                    port,
-                }),
-            },
+            |t| parse_address(t.trim()).ok(),
         )
     }
 }
