@@ -106,9 +106,11 @@ def test_bad_or_missing_required_variables_fail_naming_them(tmp_path):
         "wans-l1": ({"warren_vip_address": None}, "warren_vip_address is required"),
         "wans-l2": ({"warren_vip_address": "10.240.250.100"}, "warren_vip_address is required"),
         "wans-r6": ({"rabbitmq_cluster_khepri": "maybe"}, "rabbitmq_cluster_khepri must be true or false (is maybe)"),
+        "wans-l3": ({"warren_lb_admin_bind": "0.0.0.0:8404"},
+                    "warren_lb_admin_token is required when warren_lb_admin_bind (0.0.0.0:8404) is beyond loopback"),
     }
     proc = run_checks_only(write_local_inventory(
-        tmp_path, brokers=6, host_vars={h: v for h, (v, _) in defects.items()}))
+        tmp_path, brokers=6, lbs=3, host_vars={h: v for h, (v, _) in defects.items()}))
     assert proc.returncode != 0, proc.output[-4000:]
     for host, (_, message) in defects.items():
         failure = host_failure(proc.output, host)
@@ -124,7 +126,8 @@ def test_even_number_of_brokers_warns(tmp_path, brokers):
     assert f"WARNING: the inventory group 'rabbitmq' has {brokers} brokers" in " ".join(proc.output.split())
 
 
-def test_rendered_lb_config_matches_contract(tmp_path):
+@pytest.mark.parametrize("token", ["", "an-admin-token-from-the-vault"])
+def test_rendered_lb_config_matches_contract(tmp_path, token):
     """Render lb.toml from the example inventory and parse it as TOML."""
     import tomllib
 
@@ -148,7 +151,8 @@ def test_rendered_lb_config_matches_contract(tmp_path):
                 ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
         """))
     proc = subprocess.run(
-        ["ansible-playbook", "-i", str(ANSIBLE_DIR / "inventory/example/hosts.yml"), str(play)],
+        ["ansible-playbook", "-i", str(ANSIBLE_DIR / "inventory/example/hosts.yml"), str(play),
+         "-e", f"warren_lb_admin_token={token}"],
         cwd=ANSIBLE_DIR, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, timeout=300, check=False,
     )
@@ -162,6 +166,9 @@ def test_rendered_lb_config_matches_contract(tmp_path):
     assert backend["check"]["type"] == "rabbitmq"
     assert backend["check"]["password_file"].startswith("/etc/warren/")
     assert "password" not in backend["check"]
+    # The token is named by its file, never written into lb.toml.
+    assert cfg["admin"].get("token_file") == ("/etc/warren/lb-admin-token" if token else None)
+    assert "token" not in cfg["admin"]
 
 
 def example_inventory_locally(tmp_path, vault_text):

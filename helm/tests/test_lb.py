@@ -48,17 +48,18 @@ def test_lb_config_matches_the_contract_keys():
         assert set(s) == {"name", "address", "role", "weight", "maxconn"}
 
 
-def test_lb_password_file_is_mounted_from_the_secret():
+def test_lb_password_and_admin_token_files_are_mounted_from_the_secret():
     r = render()
     cfg = lb_config(r)
-    pw_file = cfg["backend"][0]["check"]["password_file"]
     pod = r.get("Deployment", LB)["spec"]["template"]["spec"]
     c = container(pod, "warren-lb")
-    (mount,) = [m for m in c["volumeMounts"] if m["name"] == "admin-password"]
-    (vol,) = [v for v in pod["volumes"] if v["name"] == "admin-password"]
-    (item,) = vol["secret"]["items"]
-    assert item["key"] == "admin-password"
-    assert f"{mount['mountPath']}/{item['path']}" == pw_file
+    (mount,) = [m for m in c["volumeMounts"] if m["name"] == "secrets"]
+    (vol,) = [v for v in pod["volumes"] if v["name"] == "secrets"]
+    files = {i["key"]: f"{mount['mountPath']}/{i['path']}" for i in vol["secret"]["items"]}
+    assert files == {
+        "admin-password": cfg["backend"][0]["check"]["password_file"],
+        "lb-admin-token": cfg["admin"]["token_file"],
+    }
     assert vol["secret"]["secretName"] == "warren-rabbitmq-secret"
     cfg_mount = [m for m in c["volumeMounts"] if m["name"] == "config"][0]["mountPath"]
     assert c["args"] == ["--config", f"{cfg_mount}/warren-lb.toml"]
@@ -128,9 +129,11 @@ def test_lb_config_accepted_by_warren_lb_check_config(tmp_path, name):
 
     binary = warren_binary("WARREN_LB_BIN", "warren-lb")
     text = configmap_file(render(SCENARIOS[name]), f"{LB}-config", "warren-lb.toml")
-    pw = tmp_path / "admin_password"
+    pw, token = tmp_path / "admin_password", tmp_path / "lb_admin_token"
     pw.write_text("secret-password")
+    token.write_text("generated-admin-token-0123456789")
     cfg = tmp_path / "warren-lb.toml"
-    cfg.write_text(text.replace("/run/secrets/warren/admin_password", str(pw)))
+    text = text.replace("/run/secrets/warren/admin_password", str(pw))
+    cfg.write_text(text.replace("/run/secrets/warren/lb_admin_token", str(token)))
     p = subprocess.run([binary, "check-config", str(cfg)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, f"warren-lb rejected the chart's config:\n{p.stdout}\n{p.stderr}"

@@ -1,4 +1,4 @@
-"""The Erlang cookie and admin password: generated once, never regenerated on upgrade."""
+"""The Erlang cookie, admin password and lb admin token: generated once, never regenerated on upgrade."""
 
 import base64
 import re
@@ -17,8 +17,10 @@ def test_generated_secret_is_kept_and_complete():
     assert s["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     cookie = base64.b64decode(s["data"]["erlang-cookie"]).decode()
     password = base64.b64decode(s["data"]["admin-password"]).decode()
+    token = base64.b64decode(s["data"]["lb-admin-token"]).decode()
     assert re.fullmatch(r"[A-Za-z0-9]{64}", cookie)
     assert re.fullmatch(r"[A-Za-z0-9]{32}", password)
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", token) and token != password
 
 
 def test_template_reuses_the_live_secret_via_lookup():
@@ -56,6 +58,21 @@ def test_upgrade_keeps_existing_secret_data(tmp_path):
     s = r.get("Secret", SECRET)
     assert s["data"]["erlang-cookie"] == live_cookie
     assert s["data"]["admin-password"] == live_pw
+    # A Secret from before the lb admin token existed gets one, generated once.
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", base64.b64decode(s["data"]["lb-admin-token"]).decode())
+
+
+def test_upgrade_keeps_a_live_lb_admin_token(tmp_path):
+    chart = tmp_path / "warren"
+    shutil.copytree(CHART, chart)
+    path = chart / "templates" / "secret.yaml"
+    live = {k: base64.b64encode(v.encode()).decode() for k, v in
+            {"erlang-cookie": "C" * 64, "admin-password": "p" * 32, "lb-admin-token": "live-token-" * 3}.items()}
+    stub = "(dict \"data\" (dict " + " ".join(f'"{k}" "{v}"' for k, v in live.items()) + "))"
+    patched, n = re.subn(r'lookup "v1" "Secret" \.Release\.Namespace \$name', stub, path.read_text())
+    assert n == 1
+    path.write_text(patched)
+    assert render(chart=chart, is_upgrade=True).get("Secret", SECRET)["data"] == live
 
 
 def test_existing_secret_is_used_and_not_created():
@@ -68,7 +85,7 @@ def test_existing_secret_is_used_and_not_created():
     assert keys == {"erlang-cookie", "admin-password"}
     lb = r.get("Deployment", "warren-lb")
     lb_vols = {v["name"]: v for v in lb["spec"]["template"]["spec"]["volumes"]}
-    assert lb_vols["admin-password"]["secret"]["secretName"] == "my-rabbit-secret"
+    assert lb_vols["secrets"]["secret"]["secretName"] == "my-rabbit-secret"
     test_pod = r.get("Pod", "warren-drill-smoke")
     assert test_pod["spec"]["volumes"][0]["secret"]["secretName"] == "my-rabbit-secret"
 

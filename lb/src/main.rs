@@ -54,8 +54,12 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8404", env = "WARREN_LB_ADMIN")]
         admin: String,
         /// Bearer token, when the admin API has one.
-        #[arg(long, env = "WARREN_LB_TOKEN")]
+        #[arg(long, env = "WARREN_LB_TOKEN", conflicts_with = "token_file")]
         token: Option<String>,
+        /// File holding the bearer token (the admin's `token_file`): keeps
+        /// the token out of the process list.
+        #[arg(long, env = "WARREN_LB_TOKEN_FILE")]
+        token_file: Option<PathBuf>,
         #[command(subcommand)]
         action: CtlAction,
     },
@@ -96,8 +100,22 @@ fn main() -> ExitCode {
         Some(Command::Ctl {
             admin,
             token,
+            token_file,
             action,
-        }) => ctl(&admin, token.as_deref(), action),
+        }) => {
+            let token = match (token, token_file) {
+                (Some(t), _) => Some(t),
+                (None, Some(path)) => match std::fs::read_to_string(&path) {
+                    Ok(text) => Some(text.trim().to_owned()),
+                    Err(e) => {
+                        eprintln!("cannot read the token file {}: {e}", path.display());
+                        return ExitCode::from(2);
+                    }
+                },
+                (None, None) => None,
+            };
+            ctl(&admin, token.as_deref(), action)
+        }
         None => {
             init_logging(cli.log_format);
             process::run(Options {

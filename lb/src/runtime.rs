@@ -104,6 +104,17 @@ impl AdminListener {
     }
 }
 
+/// Said at start and at every reload that takes such a config, as HAProxy
+/// repeats its configuration warnings.
+fn warn_if_unprotected(admin: &Admin) {
+    if admin.commands_unprotected() {
+        warn!(
+            "admin API on {}: reachable beyond loopback and no token is set, so anyone who reaches it can drain or disable servers; set admin.token_file",
+            admin.bind
+        );
+    }
+}
+
 struct Inner {
     listeners: Vec<Listener>,
     admin: Option<AdminListener>,
@@ -171,6 +182,9 @@ async fn launch(
         }
     }
     drop(inherited);
+    if let Some(a) = &config.admin {
+        warn_if_unprotected(a);
+    }
     let admin_listener = match &config.admin {
         Some(a) => Some((
             AdminListener::adopt_or_bind(a, inherited_admin).await?,
@@ -535,6 +549,9 @@ impl Running {
             listeners.push(open(l, f, &backends, &self.live, &self.stop));
         }
         inner.listeners = listeners;
+        if let Some(a) = &config.admin {
+            warn_if_unprotected(a);
+        }
         if admin_moves {
             if let Some(old) = inner.admin.take() {
                 info!("admin API on {} closed by reload", old.local);

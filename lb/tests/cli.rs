@@ -635,3 +635,59 @@ fn an_upgrade_can_move_the_admin_api() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn ctl_reads_the_token_from_a_file_and_commands_need_the_right_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret-token-in-a-file\n").unwrap();
+    let wrong = dir.path().join("wrong-token");
+    std::fs::write(&wrong, "not-the-token\n").unwrap();
+    let absent = dir.path().join("absent-token");
+    let (admin, backend) = (free_port(), echo_server());
+    let file = dir.path().join("lb.toml");
+    std::fs::write(
+        &file,
+        format!("[admin]\nbind = \"{admin}\"\ntoken_file = {:?}\n[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\n", token.display().to_string()),
+    )
+    .unwrap();
+    let mut running = Lb::start(&file, "json");
+    running.wait_json("the admin API listening", |v| {
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("admin API listening on "))
+    });
+    let drain = |token_args: &[&std::ffi::OsStr]| {
+        lb().arg("ctl")
+            .arg("--admin")
+            .arg(format!("http://{admin}"))
+            .args(token_args)
+            .args(["drain", "b/s"])
+            .output()
+            .unwrap()
+    };
+    for refused in [
+        drain(&[]),
+        drain(&["--token-file".as_ref(), wrong.as_ref()]),
+    ] {
+        assert!(!refused.status.success());
+        assert!(
+            String::from_utf8_lossy(&refused.stdout)
+                .contains("expected header `Authorization: Bearer <admin token>`"),
+            "{refused:?}"
+        );
+    }
+    let unreadable = drain(&["--token-file".as_ref(), absent.as_ref()]);
+    assert_eq!(unreadable.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&unreadable.stderr)
+            .contains(&format!("cannot read the token file {}", absent.display())),
+        "{unreadable:?}"
+    );
+    let (_, before) = admin_fetch(admin, "/status").unwrap();
+    assert!(!before.contains("DRAIN"), "{before}");
+    let drained = drain(&["--token-file".as_ref(), token.as_ref()]);
+    assert!(drained.status.success(), "{drained:?}");
+    let (_, after) = admin_fetch(admin, "/status").unwrap();
+    assert!(after.contains("\"DRAIN\""), "{after}");
+}

@@ -3,12 +3,13 @@
 //! every other setting (what the real lifecycle tests rely on).
 
 mod common;
-use common::shipped::{Shipped, DEPLOYMENTS};
+use common::shipped::{Shipped, DEPLOYMENTS, TEST_ADMIN_TOKEN};
 
 /// The table without the keys [`Shipped::localize`] may change.
 fn without_locations(mut t: toml::Table) -> toml::Table {
     if let Some(a) = t.get_mut("admin").and_then(|a| a.as_table_mut()) {
         a.remove("bind");
+        a.remove("token_file");
     }
     for f in t.get_mut("frontend").unwrap().as_array_mut().unwrap() {
         f.as_table_mut().unwrap().remove("bind");
@@ -59,6 +60,22 @@ fn shipped_configs_are_localized_without_changing_anything_else() {
             servers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             "{deployment}"
         );
+        let shipped_admin = &shipped.table["admin"];
+        let shipped_bind: std::net::SocketAddr =
+            shipped_admin["bind"].as_str().unwrap().parse().unwrap();
+        if !shipped_bind.ip().is_loopback() {
+            assert!(
+                admin.token.is_some(),
+                "{deployment}: the admin API is shipped on {shipped_bind}, beyond loopback, without a token"
+            );
+        }
+        if shipped_admin.get("token_file").is_some() {
+            assert_eq!(
+                admin.token.as_deref(),
+                Some(TEST_ADMIN_TOKEN),
+                "{deployment}"
+            );
+        }
         let localized: toml::Table = local.text.parse().unwrap();
         assert_eq!(
             without_locations(localized),

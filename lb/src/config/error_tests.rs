@@ -353,3 +353,76 @@ fn an_unknown_check_type_is_one_problem_not_a_cascade() {
         ),
     )]);
 }
+
+#[test]
+fn admin_token_problems_name_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty-token");
+    std::fs::write(&empty, "\n").unwrap();
+    let missing = dir.path().join("no-such-token");
+    let bind = "bind = \"127.0.0.1:8404\"";
+    assert_refused_with(&[
+        (
+            good_with(bind, &format!("{bind}\ntoken_file = {:?}", missing.display().to_string())),
+            problem(
+                4,
+                "admin.token_file",
+                &format!(
+                    "cannot read {}: No such file or directory (os error 2): expected a readable file holding the bearer token",
+                    missing.display()
+                ),
+            ),
+        ),
+        (
+            good_with(bind, &format!("{bind}\ntoken_file = {:?}", empty.display().to_string())),
+            problem(
+                4,
+                "admin.token_file",
+                "the token is empty: expected a non-empty bearer token, or no token at all",
+            ),
+        ),
+        (
+            good_with(bind, &format!("{bind}\ntoken = \"\"")),
+            problem(
+                4,
+                "admin.token",
+                "the token is empty: expected a non-empty bearer token, or no token at all",
+            ),
+        ),
+        (
+            good_with(
+                bind,
+                &format!("{bind}\ntoken = \"s3cret-token\"\ntoken_file = {:?}", empty.display().to_string()),
+            ),
+            problem(5, "admin.token_file", "set either token or token_file, not both"),
+        ),
+    ]);
+}
+
+#[test]
+fn a_token_file_is_read_once_per_load_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "  s3cret-token-from-a-file\n").unwrap();
+    let bind = "bind = \"127.0.0.1:8404\"";
+    let text = good_with(
+        bind,
+        &format!("{bind}\ntoken_file = {:?}", file.display().to_string()),
+    );
+    let admin = parse(&text).unwrap().admin.unwrap();
+    assert_eq!(admin.token.as_deref(), Some("s3cret-token-from-a-file"));
+    assert!(!admin.commands_unprotected());
+}
+
+#[test]
+fn only_an_admin_bind_beyond_loopback_without_a_token_is_unprotected() {
+    let admin = |bind: &str, token: Option<&str>| Admin {
+        bind: bind.parse().unwrap(),
+        token: token.map(str::to_owned),
+    };
+    assert!(admin("0.0.0.0:8404", None).commands_unprotected());
+    assert!(admin("[::]:8404", None).commands_unprotected());
+    assert!(!admin("0.0.0.0:8404", Some("t")).commands_unprotected());
+    assert!(!admin("127.0.0.1:8404", None).commands_unprotected());
+    assert!(!admin("[::1]:8404", None).commands_unprotected());
+}

@@ -30,6 +30,14 @@ pub struct Admin {
     pub token: Option<String>,
 }
 
+impl Admin {
+    /// Commands (drain, maint) are open to anyone who can reach a bind
+    /// beyond loopback: such a config gets a warning at every load.
+    pub fn commands_unprotected(&self) -> bool {
+        self.token.is_none() && !self.bind.ip().is_loopback()
+    }
+}
+
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admin")

@@ -33,7 +33,8 @@ pub struct Global {
 #[serde(deny_unknown_fields)]
 pub struct Admin {
     pub bind: Loose,
-    pub token: Option<String>,
+    pub token: Option<Spanned<String>>,
+    pub token_file: Option<Spanned<String>>,
 }
 
 /// HAProxy's `resolvers` section, for servers given by name.

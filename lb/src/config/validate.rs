@@ -37,10 +37,9 @@ pub(super) fn validate(file: &raw::File, text: &str) -> Result<Config, Vec<Probl
 impl Validator<'_, '_> {
     fn config(&mut self, file: &raw::File) -> Config {
         let admin = file.admin.as_ref().and_then(|a| {
-            self.socket_addr(&a.bind, "admin.bind").map(|bind| Admin {
-                bind,
-                token: a.token.clone(),
-            })
+            let token = self.admin_token(a);
+            self.socket_addr(&a.bind, "admin.bind")
+                .map(|bind| Admin { bind, token })
         });
         let backends: Vec<Backend> = self.backends(&file.backend);
         let names: Vec<&str> = file
@@ -449,6 +448,46 @@ impl Validator<'_, '_> {
             username: c.username.clone(),
             password,
         }
+    }
+
+    /// The admin API's bearer token: inline, or read from `token_file` at
+    /// every load, so that a missing or empty file is refused by
+    /// `check-config`, at start and by a reload, instead of locking the
+    /// operator out at the first command.
+    fn admin_token(&mut self, admin: &raw::Admin) -> Option<String> {
+        let (token, at, key) = match (&admin.token, &admin.token_file) {
+            (None, None) => return None,
+            (Some(_), Some(file)) => {
+                self.found.problem(
+                    file,
+                    "admin.token_file",
+                    "set either token or token_file, not both",
+                );
+                return None;
+            }
+            (Some(inline), None) => (inline.get_ref().clone(), inline, "admin.token"),
+            (None, Some(file)) => match std::fs::read_to_string(file.get_ref()) {
+                Ok(text) => (text.trim().to_owned(), file, "admin.token_file"),
+                Err(e) => {
+                    let path = file.get_ref();
+                    self.found.problem(
+                        file,
+                        "admin.token_file",
+                        format!("cannot read {path}: {e}: expected a readable file holding the bearer token"),
+                    );
+                    return None;
+                }
+            },
+        };
+        if token.is_empty() {
+            self.found.problem(
+                at,
+                key,
+                "the token is empty: expected a non-empty bearer token, or no token at all",
+            );
+            return None;
+        }
+        Some(token)
     }
 
     /// The servers of a backend; `checked` = the backend has active checks.

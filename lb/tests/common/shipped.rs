@@ -4,8 +4,9 @@
 //! `scripts/lib/render-lb-configs` renders each deployment's config with
 //! its defaults, by the deployment's own tooling.  [`Shipped::localize`]
 //! then changes only where things are: the listeners' ports (free loopback
-//! ports, so concurrent tests never collide), the servers' addresses, and
-//! the check's credentials (the test cluster's, in a file as shipped).
+//! ports, so concurrent tests never collide), the servers' addresses, the
+//! check's credentials (the test cluster's, in a file as shipped) and the
+//! admin token's file (a test token, beside the password file).
 //! Every other setting ([admin], check type and timings, timeouts,
 //! maxconn, timeout_first_byte, roles ...) is the shipped one.
 
@@ -15,6 +16,9 @@ use std::process::Command;
 
 /// The deployments whose config a lifecycle test runs with.
 pub const DEPLOYMENTS: [&str; 3] = ["compose", "helm", "ansible"];
+
+/// The admin token a localized config's `token_file` holds.
+pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 /// One deployment's rendered config.
 pub struct Shipped {
@@ -57,7 +61,9 @@ impl Shipped {
 
     /// The shipped config with `servers` (in file order, one each) as the
     /// servers' addresses, `user` and `password_file` as the check's
-    /// credentials, and every bind on a free loopback port.
+    /// credentials, every bind on a free loopback port, and a shipped
+    /// `admin.token_file` replaced by `lb-admin-token` (written here, beside
+    /// `password_file`, holding [`TEST_ADMIN_TOKEN`]).
     pub fn localize(&self, servers: &[SocketAddr], user: &str, password_file: &Path) -> Localized {
         let mut t = self.table.clone();
         let admin = super::process::free_port();
@@ -66,6 +72,12 @@ impl Shipped {
             .and_then(|a| a.as_table_mut())
             .unwrap_or_else(|| panic!("{}: the shipped config has no [admin]", self.deployment));
         admin_table.insert("bind".into(), admin.to_string().into());
+        if admin_table.contains_key("token_file") {
+            let token_file = password_file.with_file_name("lb-admin-token");
+            std::fs::write(&token_file, format!("{TEST_ADMIN_TOKEN}\n"))
+                .unwrap_or_else(|e| panic!("{}: {e}", token_file.display()));
+            admin_table.insert("token_file".into(), token_file.display().to_string().into());
+        }
         let mut frontends = Vec::new();
         for f in tables(&mut t, "frontend", self.deployment) {
             let bind = super::process::free_port();
