@@ -228,6 +228,7 @@ pub async fn probe_once(
     let header = move |local, server| proxy_protocol::header(version, local, server);
     let preamble: Option<&probe::Preamble> = (version != SendProxy::None).then_some(&header);
     let probe = match &check.kind {
+        // Returned above already, before any resolution.
         CheckKind::None => return Ok(None),
         CheckKind::Tcp => Probe::Tcp {
             address: Address::Ip(endpoint),
