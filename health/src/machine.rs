@@ -101,27 +101,6 @@ impl CheckParams {
         }
     }
 
-    /// Checks that `rise` and `fall` are at least 1 and intervals non-zero.
-    /// Returns a message naming the offending field.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.rise == 0 {
-            return Err("rise must be at least 1".into());
-        }
-        if self.fall == 0 {
-            return Err("fall must be at least 1".into());
-        }
-        for (name, d) in [
-            ("inter", self.inter),
-            ("fastinter", self.fastinter),
-            ("downinter", self.downinter),
-        ] {
-            if d.is_zero() {
-                return Err(format!("{name} must be greater than 0"));
-            }
-        }
-        Ok(())
-    }
-
     fn sanitized(mut self) -> Self {
         self.rise = self.rise.max(1);
         self.fall = self.fall.max(1);
@@ -230,7 +209,9 @@ pub struct CheckMachine {
 
 impl CheckMachine {
     /// A machine in the given start-up state. `rise` / `fall` of 0 are treated
-    /// as 1 (config validation rejects them; see [`CheckParams::validate`]).
+    /// as 1 (config validation rejects them and zero durations, by one rule
+    /// for both programs: `crate::config`'s `Validation::check_count` and
+    /// `Validation::above_zero`).
     pub fn new(params: CheckParams, initial: InitialState) -> Self {
         let params = params.sanitized();
         let health = match initial {
@@ -418,7 +399,6 @@ mod tests {
         assert_eq!(p.downinter, Duration::from_secs(2));
         assert_eq!((p.rise, p.fall), (2, 3));
         assert_eq!(InitialState::default(), InitialState::Up);
-        assert!(p.validate().is_ok());
     }
 
     #[test]
@@ -429,13 +409,8 @@ mod tests {
     }
 
     #[test]
-    fn validate_rejects_zero() {
-        assert!(params(0, 1).validate().unwrap_err().contains("rise"));
-        assert!(params(1, 0).validate().unwrap_err().contains("fall"));
-        let mut p = params(1, 1);
-        p.fastinter = Duration::ZERO;
-        assert!(p.validate().unwrap_err().contains("fastinter"));
-        // The machine itself never underflows on bad params.
+    fn zero_rise_and_fall_never_underflow() {
+        // Config validation refuses them; the machine itself still copes.
         let m = CheckMachine::new(params(0, 0), InitialState::Down);
         assert_eq!(m.health(), 0);
         assert!(!m.is_up());

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
-use warren_health::probe::{self, HttpCheck, NodeReport, ProbeError, RabbitCheck};
+use warren_health::config::Address;
+use warren_health::probe::{self, HttpCheck, NodeReport, Probe, ProbeError, RabbitCheck};
 use warren_health::Outcome;
 
 use crate::backend::BackendState;
@@ -223,46 +224,38 @@ pub async fn probe_once(
             .map_err(ProbeError::L4Con)?,
     };
     let left = check.timeout.saturating_sub(started.elapsed());
-    match &check.kind {
-        CheckKind::None => Ok(None),
-        CheckKind::Tcp | CheckKind::Amqp => {
-            let version = check_send_proxy(&server.config, target);
-            let header = move |local, server| proxy_protocol::header(version, local, server);
-            let preamble: Option<&probe::Preamble> =
-                (version != SendProxy::None).then_some(&header);
-            if check.kind == CheckKind::Tcp {
-                probe::tcp_with_preamble(endpoint, left, preamble)
-                    .await
-                    .map(|_| None)
-            } else {
-                probe::amqp_with_preamble(endpoint, left, preamble)
-                    .await
-                    .map(|_| None)
-            }
-        }
+    let version = check_send_proxy(&server.config, target);
+    let header = move |local, server| proxy_protocol::header(version, local, server);
+    let preamble: Option<&probe::Preamble> = (version != SendProxy::None).then_some(&header);
+    let probe = match &check.kind {
+        // Returned above already, before any resolution.
+        CheckKind::None => return Ok(None),
+        CheckKind::Tcp => Probe::Tcp {
+            address: Address::Ip(endpoint),
+            preamble,
+        },
+        CheckKind::Amqp => Probe::Amqp {
+            address: endpoint,
+            preamble,
+        },
         CheckKind::Http {
             path,
             expect_status,
             expect_body,
-        } => {
-            let http = HttpCheck {
-                url: format!("http://{endpoint}{path}"),
-                username: check.username.clone(),
-                password,
-                expect_status: *expect_status,
-                expect_body: expect_body.clone(),
-            };
-            probe::http(&http, left).await.map(|_| None)
-        }
-        CheckKind::Rabbitmq => {
-            let rabbit = RabbitCheck {
-                base_url: format!("http://{endpoint}"),
-                username: check.username.clone().unwrap_or_default(),
-                password: password.unwrap_or_default(),
-            };
-            probe::rabbitmq(&rabbit, left).await.map(Some)
-        }
-    }
+        } => Probe::Http(HttpCheck {
+            url: format!("http://{endpoint}{path}"),
+            username: check.username.clone(),
+            password,
+            expect_status: *expect_status,
+            expect_body: expect_body.clone(),
+        }),
+        CheckKind::Rabbitmq => Probe::Rabbitmq(RabbitCheck {
+            base_url: format!("http://{endpoint}"),
+            username: check.username.clone().unwrap_or_default(),
+            password: password.unwrap_or_default(),
+        }),
+    };
+    probe::run(&probe, left).await
 }
 
 /// The PROXY header a `tcp`/`amqp` check to `target` sends: the server's

@@ -1,15 +1,17 @@
-//! Prometheus text exposition (format 0.0.4) of the live state, rendered by
-//! hand on each scrape: every value already lives in an atomic, so a
-//! registry would only duplicate it (see docs/decisions/lb-metrics.md).
+//! Prometheus text exposition (format 0.0.4) of the live state, rendered on
+//! each scrape with warren-health's escaping writer
+//! ([`warren_health::prometheus`]): every value already lives in an atomic,
+//! so a registry would only duplicate it (see docs/decisions/lb-metrics.md).
 //!
 //! Names follow HAProxy's built-in exporter (`haproxy_server_*` →
 //! `warren_lb_server_*`) where the concept is the same; labels are
 //! `backend` and `server`.
 
-use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use warren_health::prometheus::{Exposition, Series};
 
 use crate::backend::BackendState;
 use crate::server::ServerState;
@@ -32,15 +34,8 @@ pub struct Process {
     pub pipes_free: usize,
 }
 
-type ServerMetric = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&ServerState) -> f64,
-);
-
 /// Per-server series: name, type, help, value.
-const SERVER_METRICS: &[ServerMetric] = &[
+const SERVER_METRICS: &[Series<ServerState, f64>] = &[
     (
         "warren_lb_server_current_sessions",
         "gauge",
@@ -129,54 +124,49 @@ const SERVER_METRICS: &[ServerMetric] = &[
 
 /// Renders the whole scrape.
 pub fn render(backends: &[Arc<BackendState>], process: &Process) -> String {
-    let mut out = String::with_capacity(4096);
+    let mut out = Exposition::with_capacity(4096);
     let started = process
         .started_at
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64();
-    family(
-        &mut out,
+    out.family(
         "warren_lb_process_start_time_seconds",
         "gauge",
         "Start time of the process since the Unix epoch in seconds.",
     );
-    let _ = writeln!(out, "warren_lb_process_start_time_seconds {started}");
-    family(
-        &mut out,
+    out.sample("warren_lb_process_start_time_seconds", &[], started);
+    out.family(
         "warren_lb_process_uptime_seconds",
         "gauge",
         "Seconds since the process started.",
     );
-    let _ = writeln!(
-        out,
-        "warren_lb_process_uptime_seconds {}",
-        process.uptime.as_secs_f64()
+    out.sample(
+        "warren_lb_process_uptime_seconds",
+        &[],
+        process.uptime.as_secs_f64(),
     );
-    family(
-        &mut out,
+    out.family(
         "warren_lb_process_current_connections",
         "gauge",
         "Client sessions open right now (all frontends, all generations).",
     );
-    let _ = writeln!(
-        out,
-        "warren_lb_process_current_connections {}",
-        process.sessions
+    out.sample(
+        "warren_lb_process_current_connections",
+        &[],
+        process.sessions,
     );
-    family(
-        &mut out,
+    out.family(
         "warren_lb_process_first_byte_timeouts_total",
         "counter",
         "Clients closed because they sent nothing within their frontend's timeout_first_byte.",
     );
-    let _ = writeln!(
-        out,
-        "warren_lb_process_first_byte_timeouts_total {}",
-        process.first_byte_timeouts
+    out.sample(
+        "warren_lb_process_first_byte_timeouts_total",
+        &[],
+        process.first_byte_timeouts,
     );
-    family(
-        &mut out,
+    out.family(
         "warren_lb_process_resource_errors_total",
         "counter",
         "Local resource shortages (EMFILE, ENFILE, ENOBUFS, ENOMEM, no free port; HAProxy termination state RC), never counted against a server: phase accept = accept() failed and clients waited in the backlog, phase connect = a client refused because no socket to its server could be had.",
@@ -185,80 +175,74 @@ pub fn render(backends: &[Arc<BackendState>], process: &Process) -> String {
         ("accept", process.resource_errors_accept),
         ("connect", process.resource_errors_connect),
     ] {
-        let _ = writeln!(
-            out,
-            "warren_lb_process_resource_errors_total{{phase=\"{phase}\"}} {n}"
+        out.sample(
+            "warren_lb_process_resource_errors_total",
+            &[("phase", phase)],
+            n,
         );
     }
-    family(
-        &mut out,
+    out.family(
         "warren_lb_process_pipes_used",
         "gauge",
         "Splice pipes leased by a relay right now, each holding a chunk in flight (HAProxy's PipesUsed).",
     );
-    let _ = writeln!(out, "warren_lb_process_pipes_used {}", process.pipes_used);
-    family(
-        &mut out,
+    out.sample("warren_lb_process_pipes_used", &[], process.pipes_used);
+    out.family(
         "warren_lb_process_pipes_free",
         "gauge",
         "Splice pipes open and waiting in the pool (HAProxy's PipesFree).",
     );
-    let _ = writeln!(out, "warren_lb_process_pipes_free {}", process.pipes_free);
-    family(
-        &mut out,
+    out.sample("warren_lb_process_pipes_free", &[], process.pipes_free);
+    out.family(
         "warren_lb_config_generation",
         "gauge",
         "Configuration generation: 1 at start, +1 on every successful reload.",
     );
-    let _ = writeln!(out, "warren_lb_config_generation {}", process.generation);
-    family(
-        &mut out,
+    out.sample("warren_lb_config_generation", &[], process.generation);
+    out.family(
         "warren_lb_config_reloads_total",
         "counter",
         "Configuration reloads by result.",
     );
-    let _ = writeln!(
-        out,
-        "warren_lb_config_reloads_total{{result=\"ok\"}} {}",
-        process.reloads_ok
+    out.sample(
+        "warren_lb_config_reloads_total",
+        &[("result", "ok")],
+        process.reloads_ok,
     );
-    let _ = writeln!(
-        out,
-        "warren_lb_config_reloads_total{{result=\"failed\"}} {}",
-        process.reloads_failed
+    out.sample(
+        "warren_lb_config_reloads_total",
+        &[("result", "failed")],
+        process.reloads_failed,
     );
 
-    family(
-        &mut out,
+    out.family(
         "warren_lb_backend_active_servers",
         "gauge",
         "Eligible primary servers of the backend.",
     );
     for b in backends {
         let (primaries, _) = b.eligible_counts();
-        let _ = writeln!(
-            out,
-            "warren_lb_backend_active_servers{{backend=\"{}\"}} {primaries}",
-            escape(&b.config.name)
+        out.sample(
+            "warren_lb_backend_active_servers",
+            &[("backend", &b.config.name)],
+            primaries,
         );
     }
-    family(
-        &mut out,
+    out.family(
         "warren_lb_backend_backup_servers",
         "gauge",
         "Eligible backup servers of the backend.",
     );
     for b in backends {
         let (_, backups) = b.eligible_counts();
-        let _ = writeln!(
-            out,
-            "warren_lb_backend_backup_servers{{backend=\"{}\"}} {backups}",
-            escape(&b.config.name)
+        out.sample(
+            "warren_lb_backend_backup_servers",
+            &[("backend", &b.config.name)],
+            backups,
         );
     }
 
-    family(
-        &mut out,
+    out.family(
         "warren_lb_server_status",
         "gauge",
         "Current state of the server: 1 for the series whose state label is the current one (UP, DOWN, DRAIN, MAINT).",
@@ -267,52 +251,29 @@ pub fn render(backends: &[Arc<BackendState>], process: &Process) -> String {
         for s in &b.servers {
             let current = s.state_word();
             for state in STATES {
-                let _ = writeln!(
-                    out,
-                    "warren_lb_server_status{{{},state=\"{state}\"}} {}",
-                    labels(b, s),
-                    u8::from(state == current)
+                out.sample(
+                    "warren_lb_server_status",
+                    &[
+                        ("backend", &b.config.name),
+                        ("server", &s.config.name),
+                        ("state", state),
+                    ],
+                    u8::from(state == current),
                 );
             }
         }
     }
     for (name, kind, help, value) in SERVER_METRICS {
-        family(&mut out, name, kind, help);
+        out.family(name, kind, help);
         for b in backends {
             for s in &b.servers {
-                let _ = writeln!(out, "{name}{{{}}} {}", labels(b, s), value(s));
+                out.sample(
+                    name,
+                    &[("backend", &b.config.name), ("server", &s.config.name)],
+                    value(s),
+                );
             }
         }
     }
-    out
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn labels(b: &BackendState, s: &ServerState) -> String {
-    format!(
-        "backend=\"{}\",server=\"{}\"",
-        escape(&b.config.name),
-        escape(&s.config.name)
-    )
-}
-
-/// Label value escaping of the text format: backslash, quote, newline.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
+    out.finish()
 }

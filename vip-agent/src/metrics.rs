@@ -1,12 +1,18 @@
-//! Per-instance counters and a tiny Prometheus-text HTTP endpoint.
+//! Per-instance counters and their Prometheus-text `/metrics` endpoint, on
+//! the same HTTP stack (axum) and text writer (`warren_health::prometheus`)
+//! as warren-lb's.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use tokio::net::TcpListener;
+use warren_health::prometheus::{Exposition, Series};
 
 use crate::vrrp::packet::DropReason;
 
@@ -43,117 +49,102 @@ impl InstanceMetrics {
     }
 }
 
+/// Per-instance series: name, type, help, value.
+const INSTANCE_METRICS: &[Series<InstanceMetrics, u64>] = &[
+    (
+        "warren_vip_state",
+        "gauge",
+        "VRRP state: 0 init, 1 backup, 2 master, 3 fault.",
+        |m| m.state.load(Relaxed).into(),
+    ),
+    (
+        "warren_vip_priority",
+        "gauge",
+        "Current effective priority.",
+        |m| m.priority.load(Relaxed).into(),
+    ),
+    (
+        "warren_vip_transitions_total",
+        "counter",
+        "State transitions.",
+        |m| m.transitions.load(Relaxed),
+    ),
+    (
+        "warren_vip_became_master_total",
+        "counter",
+        "Transitions into MASTER.",
+        |m| m.became_master.load(Relaxed),
+    ),
+    (
+        "warren_vip_adverts_sent_total",
+        "counter",
+        "Advertisements sent.",
+        |m| m.adverts_sent.load(Relaxed),
+    ),
+    (
+        "warren_vip_adverts_received_total",
+        "counter",
+        "Valid advertisements received.",
+        |m| m.adverts_received.load(Relaxed),
+    ),
+];
+
 /// Render all instances as Prometheus text exposition.
 pub fn render(all: &[Arc<InstanceMetrics>]) -> String {
-    let mut s = String::new();
-    let mut family =
-        |name: &str, help: &str, kind: &str, f: &dyn Fn(&InstanceMetrics, &mut String, &str)| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for m in all {
-                let labels = format!("instance=\"{}\",vrid=\"{}\"", m.name, m.vrid);
-                f(m, &mut s, &labels);
-            }
-        };
-    family(
-        "warren_vip_state",
-        "VRRP state: 0 init, 1 backup, 2 master, 3 fault.",
-        "gauge",
-        &|m, s, l| {
-            let _ = writeln!(s, "warren_vip_state{{{l}}} {}", m.state.load(Relaxed));
-        },
-    );
-    family(
-        "warren_vip_priority",
-        "Current effective priority.",
-        "gauge",
-        &|m, s, l| {
-            let _ = writeln!(s, "warren_vip_priority{{{l}}} {}", m.priority.load(Relaxed));
-        },
-    );
-    family(
-        "warren_vip_transitions_total",
-        "State transitions.",
-        "counter",
-        &|m, s, l| {
-            let _ = writeln!(
-                s,
-                "warren_vip_transitions_total{{{l}}} {}",
-                m.transitions.load(Relaxed)
+    let mut out = Exposition::default();
+    for (name, kind, help, value) in INSTANCE_METRICS {
+        out.family(name, kind, help);
+        for m in all {
+            let vrid = m.vrid.to_string();
+            out.sample(name, &[("instance", &m.name), ("vrid", &vrid)], value(m));
+        }
+    }
+    let dropped = "warren_vip_adverts_dropped_total";
+    out.family(dropped, "counter", "Received packets dropped, by reason.");
+    for m in all {
+        let vrid = m.vrid.to_string();
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            out.sample(
+                dropped,
+                &[
+                    ("instance", &m.name),
+                    ("vrid", &vrid),
+                    ("reason", r.label()),
+                ],
+                m.drops[i].load(Relaxed),
             );
-        },
-    );
-    family(
-        "warren_vip_became_master_total",
-        "Transitions into MASTER.",
-        "counter",
-        &|m, s, l| {
-            let _ = writeln!(
-                s,
-                "warren_vip_became_master_total{{{l}}} {}",
-                m.became_master.load(Relaxed)
-            );
-        },
-    );
-    family(
-        "warren_vip_adverts_sent_total",
-        "Advertisements sent.",
-        "counter",
-        &|m, s, l| {
-            let _ = writeln!(
-                s,
-                "warren_vip_adverts_sent_total{{{l}}} {}",
-                m.adverts_sent.load(Relaxed)
-            );
-        },
-    );
-    family(
-        "warren_vip_adverts_received_total",
-        "Valid advertisements received.",
-        "counter",
-        &|m, s, l| {
-            let _ = writeln!(
-                s,
-                "warren_vip_adverts_received_total{{{l}}} {}",
-                m.adverts_received.load(Relaxed)
-            );
-        },
-    );
-    family(
-        "warren_vip_adverts_dropped_total",
-        "Received packets dropped, by reason.",
-        "counter",
-        &|m, s, l| {
-            for (i, r) in DropReason::ALL.iter().enumerate() {
-                let _ = writeln!(
-                    s,
-                    "warren_vip_adverts_dropped_total{{{l},reason=\"{}\"}} {}",
-                    r.label(),
-                    m.drops[i].load(Relaxed)
-                );
-            }
-        },
-    );
-    s
+        }
+    }
+    out.finish()
 }
 
-/// Serve `GET /metrics` (and anything else) with [`render`]. Runs forever.
+/// Serves `GET /metrics` with [`render`] on `bind` until the process ends;
+/// any other path or method is answered 404.
 pub async fn serve(bind: SocketAddr, all: Vec<Arc<InstanceMetrics>>) -> std::io::Result<()> {
-    let l = TcpListener::bind(bind).await?;
+    let listener = TcpListener::bind(bind).await?;
     tracing::info!("status endpoint listening on http://{bind}/metrics");
-    loop {
-        let (mut c, _) = l.accept().await?;
-        let all = all.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), c.read(&mut buf)).await;
-            let body = render(&all);
-            let resp = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = c.write_all(resp.as_bytes()).await;
-        });
-    }
+    serve_on(listener, all).await
+}
+
+/// [`serve`] on a listener already bound.
+async fn serve_on(listener: TcpListener, all: Vec<Arc<InstanceMetrics>>) -> std::io::Result<()> {
+    axum::serve(listener, router(all.into())).await
+}
+
+fn router(all: Arc<[Arc<InstanceMetrics>]>) -> Router {
+    let not_found = || async { StatusCode::NOT_FOUND };
+    Router::new()
+        .route("/metrics", get(scrape).fallback(not_found))
+        .fallback(not_found)
+        .with_state(all)
+}
+
+async fn scrape(State(all): State<Arc<[Arc<InstanceMetrics>]>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render(&all),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -178,5 +169,48 @@ mod tests {
             assert!(s.contains(&format!("reason=\"{}\"", r.label())));
         }
         assert_eq!(m.dropped(DropReason::Ttl), 2);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Arc::new(InstanceMetrics::new("VI \"1\"\\\n", 7));
+        let s = render(&[m]);
+        assert!(
+            s.contains("warren_vip_state{instance=\"VI \\\"1\\\"\\\\\\n\",vrid=\"7\"} 0\n"),
+            "{s}"
+        );
+    }
+
+    /// The status line and body of one HTTP/1.1 request to `addr`.
+    async fn request(addr: SocketAddr, method: &str, path: &str) -> (String, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!("{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        c.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).await.unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let status = head.lines().next().unwrap_or_default().to_owned();
+        (status, body.to_owned())
+    }
+
+    #[tokio::test]
+    async fn only_get_metrics_is_answered() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let m = Arc::new(InstanceMetrics::new("VI_1", 51));
+        m.priority.store(100, Relaxed);
+        let server = tokio::spawn(serve_on(listener, vec![m]));
+        let (status, body) = request(addr, "GET", "/metrics").await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert!(
+            body.contains("warren_vip_priority{instance=\"VI_1\",vrid=\"51\"} 100\n"),
+            "{body}"
+        );
+        for (method, path) in [("GET", "/"), ("GET", "/metricsx"), ("POST", "/metrics")] {
+            let (status, _) = request(addr, method, path).await;
+            assert_eq!(status, "HTTP/1.1 404 Not Found", "{method} {path}");
+        }
+        server.abort();
     }
 }

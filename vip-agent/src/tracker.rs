@@ -1,109 +1,57 @@
 //! Trackers: probes (from `warren-health`) run on an interval, judged by the shared
 //! rise/fall `CheckMachine`; each reports its up/down status to its instance.
 //!
-//! A tracker address given as a host name is resolved here, at each check,
-//! never in the configuration: a name that does not resolve is one failed
+//! A tracker address given as a host name is resolved at each check (by
+//! warren-health's `tcp` probe), never in the configuration: a name that does not resolve is one failed
 //! check like a refused connection, so the tracker goes down after `fall` of
 //! them and comes back up once the name resolves again.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
-use warren_health::probe::{self, HttpCheck};
+use warren_health::probe::{self, HttpCheck, Probe};
 use warren_health::{CheckMachine, InitialState, Outcome};
 
-use crate::config::{Address, Track, TrackKind};
+use crate::config::{Track, TrackKind};
 
 /// A tracker status change: (tracker index, up?).
 pub type Report = (usize, bool);
 
-/// Run one probe of `kind` with `timeout`.
-pub async fn probe_once(kind: &TrackKind, timeout: Duration) -> Result<(), String> {
+/// The probe a tracker of `kind` runs at each check.  Trackers send no
+/// preamble: they check local services, never a `send-proxy` server.
+fn probe_of(kind: &TrackKind) -> Probe<'static> {
     match kind {
-        TrackKind::Tcp { address } => tcp(address, timeout).await,
+        TrackKind::Tcp { address } => Probe::Tcp {
+            address: address.clone(),
+            preamble: None,
+        },
         TrackKind::Http {
             url,
             username,
             password,
             expect_status,
             expect_body,
-        } => {
-            let c = HttpCheck {
-                url: url.clone(),
-                username: username.clone(),
-                password: password.clone(),
-                expect_status: *expect_status,
-                expect_body: expect_body.clone(),
-            };
-            probe::http(&c, timeout).await.map_err(|e| e.to_string())
-        }
-        TrackKind::Exec { command } => {
-            let mut cmd = tokio::process::Command::new(&command[0]);
-            cmd.args(&command[1..])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .kill_on_drop(true);
-            match tokio::time::timeout(timeout, cmd.status()).await {
-                Err(_) => Err("exec timeout".into()),
-                Ok(Err(e)) => Err(format!("exec failed: {e}")),
-                Ok(Ok(st)) if st.success() => Ok(()),
-                Ok(Ok(st)) => Err(format!("exec exited with {st}")),
-            }
-        }
-        TrackKind::Interface { name } => {
-            let p = format!("/sys/class/net/{name}/operstate");
-            match tokio::fs::read_to_string(&p).await {
-                Ok(s) if matches!(s.trim(), "up" | "unknown") => Ok(()),
-                Ok(s) => Err(format!("interface {name} is {}", s.trim())),
-                Err(_) => Err(format!("interface {name} does not exist")),
-            }
-        }
+        } => Probe::Http(HttpCheck {
+            url: url.clone(),
+            username: username.clone(),
+            password: password.clone(),
+            expect_status: *expect_status,
+            expect_body: expect_body.clone(),
+        }),
+        TrackKind::Exec { command } => Probe::Exec {
+            command: command.clone(),
+        },
+        TrackKind::Interface { name } => Probe::Interface { name: name.clone() },
     }
-}
-
-/// One TCP check of `address`, name resolution included, within `timeout`.
-///
-/// The addresses a name resolves to are tried in the resolver's order until
-/// one accepts, so a dual-stack name is up while either family answers.  A
-/// resolution that outlives the deadline fails the check; the resolver's own
-/// thread finishes in the background (getaddrinfo cannot be cancelled).
-async fn tcp(address: &Address, timeout: Duration) -> Result<(), String> {
-    let (host, port) = match address {
-        Address::Ip(socket) => {
-            return probe::tcp(*socket, timeout)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        Address::Name { host, port } => (host.as_str(), *port),
-    };
-    let deadline = tokio::time::Instant::now() + timeout;
-    let resolved = tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port)));
-    let sockets: Vec<_> = match resolved.await {
-        Err(_) => return Err(format!("cannot resolve {host}: timeout after {timeout:?}")),
-        Ok(Err(e)) => return Err(format!("cannot resolve {host}: {e}")),
-        Ok(Ok(sockets)) => sockets.collect(),
-    };
-    if sockets.is_empty() {
-        return Err(format!("cannot resolve {host}: no address"));
-    }
-    let mut failures = Vec::new();
-    for socket in sockets {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match probe::tcp(socket, left).await {
-            Ok(()) => return Ok(()),
-            Err(e) => failures.push(format!("{socket}: {e}")),
-        }
-    }
-    Err(format!("{host} ({})", failures.join("; ")))
 }
 
 /// Run a tracker forever, sending `(index, up)` whenever its status changes.
 /// Starts "up" (HAProxy's default initial state): the first failure marks it down.
 pub async fn run(index: usize, instance: String, t: Track, tx: mpsc::Sender<Report>) {
     let mut cm = CheckMachine::new(t.check, InitialState::Up);
+    let probe = probe_of(&t.kind);
     loop {
-        let res = probe_once(&t.kind, t.timeout).await;
+        let res = probe::run(&probe, t.timeout).await;
         let outcome = if res.is_ok() {
             Outcome::Passed
         } else {
@@ -112,8 +60,8 @@ pub async fn run(index: usize, instance: String, t: Track, tx: mpsc::Sender<Repo
         let step = cm.on_check(outcome, Instant::now());
         if let Some(tr) = step.transition {
             let why = match &res {
-                Ok(()) => "check passed".to_string(),
-                Err(e) => e.clone(),
+                Ok(_) => "check passed".to_string(),
+                Err(e) => e.to_string(),
             };
             tracing::warn!(
                 "({instance}) tracker {:?} is {}, reason: {why}, weight {}",
@@ -132,33 +80,36 @@ pub async fn run(index: usize, instance: String, t: Track, tx: mpsc::Sender<Repo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+    use warren_health::config::Address;
+    use warren_health::probe::{ProbeError, Unresolved};
     use warren_health::CheckParams;
 
+    /// One check of a tracker of `kind`, as `run` makes it.
+    async fn check(kind: TrackKind, timeout: Duration) -> Result<(), ProbeError> {
+        probe::run(&probe_of(&kind), timeout).await.map(|_| ())
+    }
+
     #[tokio::test]
-    async fn exec_and_interface_probes() {
+    async fn exec_and_interface_trackers_run_their_probes() {
         let t = Duration::from_secs(5);
-        let ok = TrackKind::Exec {
-            command: vec!["/bin/sh".into(), "-c".into(), "exit 0".into()],
+        let sh = |script: &str| TrackKind::Exec {
+            command: vec!["/bin/sh".into(), "-c".into(), script.into()],
         };
-        assert_eq!(probe_once(&ok, t).await, Ok(()));
-        let bad = TrackKind::Exec {
-            command: vec!["/bin/sh".into(), "-c".into(), "exit 3".into()],
-        };
-        assert!(probe_once(&bad, t).await.unwrap_err().contains("exit"));
-        let slow = TrackKind::Exec {
-            command: vec!["/bin/sh".into(), "-c".into(), "sleep 5".into()],
-        };
+        assert_eq!(check(sh("exit 0"), t).await, Ok(()));
+        let bad = check(sh("exit 3"), t).await.unwrap_err();
+        assert!(matches!(bad, ProbeError::ExecExited(_)), "{bad:?}");
         assert_eq!(
-            probe_once(&slow, Duration::from_millis(100)).await,
-            Err("exec timeout".into())
+            check(sh("sleep 5"), Duration::from_millis(100)).await,
+            Err(ProbeError::ExecTimeout)
         );
         let missing = TrackKind::Interface {
             name: "wvipnosuch0".into(),
         };
-        assert!(probe_once(&missing, t)
-            .await
-            .unwrap_err()
-            .contains("does not exist"));
+        assert_eq!(
+            check(missing, t).await,
+            Err(ProbeError::NoInterface("wvipnosuch0".into()))
+        );
     }
 
     #[tokio::test]
@@ -192,23 +143,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tcp_probe_resolves_a_host_name() {
+    async fn tcp_tracker_resolves_a_host_name() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let localhost = TrackKind::Tcp {
+        let localhost = || TrackKind::Tcp {
             address: Address::Name {
                 host: "localhost".into(),
                 port: l.local_addr().unwrap().port(),
             },
         };
-        assert_eq!(probe_once(&localhost, Duration::from_secs(5)).await, Ok(()));
+        let t = Duration::from_secs(5);
+        assert_eq!(check(localhost(), t).await, Ok(()));
+        let closed = localhost();
         drop(l);
-        let refused = probe_once(&localhost, Duration::from_secs(5))
-            .await
-            .unwrap_err();
-        // Only the IPv4 listener exists; a stock /etc/hosts (`::1 localhost`) makes
-        // glibc return [::1] first, so the order of the tried addresses is not asserted.
-        assert!(refused.starts_with("localhost ("), "{refused}");
-        assert!(refused.contains("127.0.0.1:"), "{refused}");
+        let refused = check(closed, t).await.unwrap_err();
+        assert!(
+            matches!(&refused, ProbeError::EveryAddress { host, .. } if host == "localhost"),
+            "{refused:?}"
+        );
     }
 
     #[tokio::test]
@@ -220,13 +171,14 @@ mod tests {
                 port: 8404,
             },
         };
-        let reason = probe_once(&kind, Duration::from_secs(10))
+        let e = check(kind.clone(), Duration::from_secs(10))
             .await
             .unwrap_err();
-        let resolver_error = reason
-            .strip_prefix("cannot resolve no-such-host.invalid: ")
-            .unwrap_or_else(|| panic!("{reason}"));
-        assert!(!resolver_error.is_empty(), "{reason}");
+        assert!(
+            matches!(&e, ProbeError::Unresolved { host, reason: Unresolved::Failed(_) }
+                if host == "no-such-host.invalid"),
+            "{e:?}"
+        );
 
         // The tracker (fall 1) goes down on it like on any failed check.
         let track = Track {

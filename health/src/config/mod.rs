@@ -1,6 +1,7 @@
 //! What warren-lb and warren-vip share about their TOML files: reading and
-//! parsing one, the [`Problem`]s it can have, the checks of common values,
-//! the duration grammar and the `HOST:PORT` address form.
+//! parsing one, the [`Problem`]s it can have, the checks of common values
+//! (a check's rise/fall and durations among them), the duration grammar and
+//! the `HOST:PORT` address form.
 //!
 //! Both programs parse in two steps: serde types that mirror the file
 //! (`raw`), then one validation pass into the runtime model that collects
@@ -8,6 +9,7 @@
 //! an operator the whole list in one go. Each problem names the file, the
 //! line, the key path with items by name, and what was expected.
 
+mod check_params;
 mod duration;
 mod host_port;
 mod key_path;
@@ -18,6 +20,7 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
+pub use check_params::MAX_CHECK_COUNT;
 pub use duration::{duration_value, parse_duration, Unitless};
 pub use host_port::{parse_address, Address, AddressError};
 pub use key_path::ItemNames;

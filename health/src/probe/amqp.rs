@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
 
-use super::tcp::{connect, preamble_bytes};
-use super::{l4_error, Preamble, ProbeError};
+use super::error::{l4_error, ProbeError};
+use super::tcp::{connect, preamble_bytes, Preamble};
 
 /// The AMQP 0-9-1 protocol header.
 pub(crate) const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";

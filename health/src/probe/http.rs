@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::{timeout_at, Instant};
 
-use super::{io_reason, l4_error, ProbeError};
+use super::error::{io_reason, l4_error, ProbeError};
 
 /// Largest body read; more is cut off (the expectation sees the first part).
 const MAX_BODY: usize = 4 * 1024 * 1024;

@@ -1,5 +1,6 @@
 //! `tcp` check: a TCP connect (HAProxy's plain `check`), optionally
-//! followed by a preamble (a PROXY protocol header).
+//! followed by a preamble (a PROXY protocol header), to an IP address or to
+//! a host name resolved at each check.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,7 +9,17 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
-use super::{l4_error, Preamble, ProbeError};
+use super::error::{l4_error, ProbeError, Unresolved};
+use crate::config::Address;
+
+/// Bytes the `tcp` and `amqp` probes write right after connecting, before
+/// their own exchange, made from the probe socket's own (local) address and
+/// the server's address: `preamble(local, server)`.
+///
+/// This is how a check honours the PROXY protocol (HAProxy sends the header
+/// on checks of a `send-proxy` server): warren-lb builds the header, this
+/// crate knows no PROXY format.  An empty result writes nothing.
+pub type Preamble<'a> = dyn Fn(SocketAddr, SocketAddr) -> Vec<u8> + Send + Sync + 'a;
 
 /// Passes when a TCP connection to `addr` is established within `timeout`.
 /// The connection is closed at once.
@@ -20,7 +31,7 @@ pub async fn tcp(addr: SocketAddr, timeout: Duration) -> Result<(), ProbeError> 
 /// address and `addr`) are written after the connect, as HAProxy does on a
 /// `send-proxy` server's checks, and must be accepted by the kernel within
 /// `timeout` too; then the connection is closed.
-pub async fn tcp_with_preamble(
+pub(crate) async fn tcp_with_preamble(
     addr: SocketAddr,
     timeout: Duration,
     preamble: Option<&Preamble<'_>>,
@@ -36,6 +47,49 @@ pub async fn tcp_with_preamble(
         }
     }
     Ok(())
+}
+
+/// [`tcp_with_preamble`] to `address`, name resolution included, all
+/// within `timeout`.
+///
+/// The addresses a name resolves to are tried in the resolver's order until
+/// one accepts, so a dual-stack name is up while either family answers.  A
+/// resolution that outlives the deadline fails the check; the resolver's own
+/// thread finishes in the background (getaddrinfo cannot be cancelled).
+pub(crate) async fn tcp_to(
+    address: &Address,
+    timeout: Duration,
+    preamble: Option<&Preamble<'_>>,
+) -> Result<(), ProbeError> {
+    let (host, port) = match address {
+        Address::Ip(socket) => return tcp_with_preamble(*socket, timeout, preamble).await,
+        Address::Name { host, port } => (host.as_str(), *port),
+    };
+    let unresolved = |reason| ProbeError::Unresolved {
+        host: host.to_owned(),
+        reason,
+    };
+    let deadline = Instant::now() + timeout;
+    let sockets: Vec<_> = match timeout_at(deadline, tokio::net::lookup_host((host, port))).await {
+        Err(_) => return Err(unresolved(Unresolved::Timeout(timeout))),
+        Ok(Err(e)) => return Err(unresolved(Unresolved::Failed(e.to_string()))),
+        Ok(Ok(sockets)) => sockets.collect(),
+    };
+    if sockets.is_empty() {
+        return Err(unresolved(Unresolved::NoAddress));
+    }
+    let mut failures = Vec::new();
+    for socket in sockets {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tcp_with_preamble(socket, left, preamble).await {
+            Ok(()) => return Ok(()),
+            Err(e) => failures.push((socket, e)),
+        }
+    }
+    Err(ProbeError::EveryAddress {
+        host: host.to_owned(),
+        failures,
+    })
 }
 
 /// The preamble for this connection (empty without one).
@@ -67,6 +121,7 @@ pub(crate) async fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpSt
 pub(crate) mod tests {
     use super::*;
     use crate::probe::testutil::{closed_port, serve};
+    use tokio::net::TcpListener;
 
     #[tokio::test]
     async fn passes_on_listening_port() {
@@ -160,6 +215,63 @@ pub(crate) mod tests {
         assert_eq!(
             e.to_string(),
             "Layer4 connection problem: Connection refused"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_host_name_is_resolved_and_every_address_is_named_when_all_fail() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let localhost = Address::Name {
+            host: "localhost".into(),
+            port: l.local_addr().unwrap().port(),
+        };
+        let t = Duration::from_secs(5);
+        tcp_to(&localhost, t, None).await.unwrap();
+        drop(l);
+        let refused = tcp_to(&localhost, t, None).await.unwrap_err();
+        let ProbeError::EveryAddress { host, failures } = &refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(host, "localhost");
+        // Only the IPv4 listener existed; a stock /etc/hosts (`::1 localhost`) makes
+        // glibc return [::1] first, so the order of the tried addresses is not asserted.
+        assert!(
+            failures
+                .iter()
+                .any(|(a, _)| a.ip().is_loopback() && a.is_ipv4()),
+            "{refused}"
+        );
+        let reason = refused.to_string();
+        assert!(reason.starts_with("localhost ("), "{reason}");
+        assert!(reason.contains("127.0.0.1:"), "{reason}");
+        assert!(
+            reason.contains(": Layer4 connection problem: Connection refused"),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_fails_naming_host_and_error() {
+        // RFC 6761: .invalid never resolves.
+        let nowhere = Address::Name {
+            host: "no-such-host.invalid".into(),
+            port: 8404,
+        };
+        let e = tcp_to(&nowhere, Duration::from_secs(10), None)
+            .await
+            .unwrap_err();
+        let ProbeError::Unresolved { host, reason } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(host, "no-such-host.invalid");
+        assert!(
+            matches!(reason, Unresolved::Failed(words) if !words.is_empty()),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("cannot resolve no-such-host.invalid: "),
+            "{e}"
         );
     }
 }

@@ -426,3 +426,55 @@ fn only_an_admin_bind_beyond_loopback_without_a_token_is_unprotected() {
     assert!(!admin("127.0.0.1:8404", None).commands_unprotected());
     assert!(!admin("[::1]:8404", None).commands_unprotected());
 }
+
+#[test]
+fn a_zero_duration_is_one_problem_naming_its_value() {
+    let zero = |value: &str| format!("{value}: expected a duration above zero, like \"1s\"");
+    let check = "backend[rabbitmq].check";
+    assert_refused_with(&[
+        (
+            good_with("inter = \"1s\"", "inter = \"0s\""),
+            problem(17, &format!("{check}.inter"), &zero("\"0s\"")),
+        ),
+        (
+            good_with("fastinter = \"200ms\"", "fastinter = \"0ms\""),
+            problem(18, &format!("{check}.fastinter"), &zero("\"0ms\"")),
+        ),
+        (
+            good_with("rise = 2", "timeout = \"0s\"\nrise = 2"),
+            problem(19, &format!("{check}.timeout"), &zero("\"0s\"")),
+        ),
+        (
+            good_with("balance = \"first\"", "timeout_connect = \"0s\""),
+            problem(12, "backend[rabbitmq].timeout_connect", &zero("\"0s\"")),
+        ),
+    ]);
+}
+
+#[test]
+fn every_bad_check_key_is_its_own_problem() {
+    let text = good_with("inter = \"1s\"", "inter = \"0s\"")
+        .replacen("rise = 2", "rise = 0", 1)
+        .replacen("fall = 2", "fall = 1001", 1);
+    let check = "backend[rabbitmq].check";
+    assert_eq!(
+        parse(&text).unwrap_err(),
+        vec![
+            problem(
+                17,
+                &format!("{check}.inter"),
+                "\"0s\": expected a duration above zero, like \"1s\""
+            ),
+            problem(
+                19,
+                &format!("{check}.rise"),
+                "0: expected a whole number from 1 to 1000"
+            ),
+            problem(
+                20,
+                &format!("{check}.fall"),
+                "1001: expected a whole number from 1 to 1000"
+            ),
+        ]
+    );
+}

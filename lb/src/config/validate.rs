@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 use warren_health::config::{
-    duration_value, parse_address, parse_duration, shown, AddressError, Loose, Unitless, Validation,
+    parse_address, parse_duration, shown, AddressError, Loose, Unitless, Validation,
 };
 use warren_health::CheckParams;
 
@@ -185,17 +185,8 @@ impl Validator<'_, '_> {
             Some(f) => self.failback(f, &format!("{key}.failback")),
         };
         let timeout_connect = self
-            .duration(&b.timeout_connect, &format!("{key}.timeout_connect"))
+            .above_zero(&b.timeout_connect, &format!("{key}.timeout_connect"))
             .unwrap_or(DEFAULT_TIMEOUT_CONNECT);
-        if timeout_connect.is_zero() {
-            if let Some(t) = &b.timeout_connect {
-                self.found.problem(
-                    t,
-                    &format!("{key}.timeout_connect"),
-                    "expected a duration above zero, like \"1s\"",
-                );
-            }
-        }
         let timeout_idle = self
             .duration(&b.timeout_idle, &format!("{key}.timeout_idle"))
             .filter(|d| !d.is_zero());
@@ -233,19 +224,9 @@ impl Validator<'_, '_> {
                 .filter_map(|(i, n)| self.nameserver(n, &format!("resolvers.nameservers[{i}]")))
                 .collect()
         });
-        let mut positive =
-            |v: &Option<Loose>, key: &str, default: Duration| match self.duration(v, key) {
-                Some(d) if d.is_zero() => {
-                    self.found.problem(
-                        v.as_ref().expect("parsed"),
-                        key,
-                        "expected a duration above zero, like \"1s\"",
-                    );
-                    default
-                }
-                Some(d) => d,
-                None => default,
-            };
+        let mut positive = |v: &Option<Loose>, key: &str, default: Duration| {
+            self.above_zero(v, key).unwrap_or(default)
+        };
         let timeout_resolve = positive(
             &r.timeout_resolve,
             "resolvers.timeout_resolve",
@@ -374,43 +355,16 @@ impl Validator<'_, '_> {
             }
         }
         let inter = self
-            .duration(&c.inter, &format!("{key}.inter"))
+            .above_zero(&c.inter, &format!("{key}.inter"))
             .unwrap_or(CheckParams::DEFAULT_INTER);
-        for (field, value) in [
-            ("inter", &c.inter),
-            ("fastinter", &c.fastinter),
-            ("downinter", &c.downinter),
-            ("timeout", &c.timeout),
-        ] {
-            if let Some(v) = value {
-                if duration_value(v.get_ref(), UNITLESS).is_some_and(|d| d.is_zero()) {
-                    self.found.problem(
-                        v,
-                        &format!("{key}.{field}"),
-                        "expected a duration above zero, like \"500ms\"",
-                    );
-                }
-            }
-        }
-        let fastinter = self.duration(&c.fastinter, &format!("{key}.fastinter"));
-        let downinter = self.duration(&c.downinter, &format!("{key}.downinter"));
+        let fastinter = self.above_zero(&c.fastinter, &format!("{key}.fastinter"));
+        let downinter = self.above_zero(&c.downinter, &format!("{key}.downinter"));
         let timeout = self
-            .duration(&c.timeout, &format!("{key}.timeout"))
+            .above_zero(&c.timeout, &format!("{key}.timeout"))
             .unwrap_or(inter);
-        let rise = match &c.rise {
-            None => CheckParams::DEFAULT_RISE,
-            Some(r) => self
-                .found
-                .int_in(r, &format!("{key}.rise"), 1, 1000)
-                .unwrap_or(1) as u32,
-        };
-        let fall = match &c.fall {
-            None => CheckParams::DEFAULT_FALL,
-            Some(r) => self
-                .found
-                .int_in(r, &format!("{key}.fall"), 1, 1000)
-                .unwrap_or(1) as u32,
-        };
+        let (rise, fall) = self
+            .found
+            .rise_fall(&key, &c.rise, &c.fall, CheckParams::DEFAULT_FALL);
         let port = match &c.port {
             Some(p) => self
                 .found
@@ -629,5 +583,10 @@ impl Validator<'_, '_> {
 
     fn duration(&mut self, d: &Option<Loose>, key: &str) -> Option<Duration> {
         self.found.duration(d, key, UNITLESS)
+    }
+
+    /// A duration above zero (the shared rule of check durations).
+    fn above_zero(&mut self, d: &Option<Loose>, key: &str) -> Option<Duration> {
+        self.found.above_zero(d, key, UNITLESS)
     }
 }

@@ -386,15 +386,9 @@ impl Validator<'_, '_> {
             &format!("{key}.timeout"),
             interval.max(Duration::from_secs(1)),
         );
-        let mut count = |v: &Option<Loose>, field: &str, default: u32| match v {
-            None => default,
-            Some(n) => self
-                .found
-                .int_in(n, &format!("{key}.{field}"), 1, 1000)
-                .map_or(default, |n| n as u32),
-        };
-        let rise = count(&t.rise, "rise", CheckParams::DEFAULT_RISE);
-        let fall = count(&t.fall, "fall", DEFAULT_TRACKER_FALL);
+        let (rise, fall) = self
+            .found
+            .rise_fall(key, &t.rise, &t.fall, DEFAULT_TRACKER_FALL);
         let weight = t.weight.as_ref().map_or(0, |w| {
             self.found
                 .int_in(w, &format!("{key}.weight"), -253, 253)
@@ -570,24 +564,10 @@ impl Validator<'_, '_> {
             .problem(track, key, format!("type = {kind:?} expects {what}"));
     }
 
-    /// A duration above zero, `default` when not set (or wrong, reported).
+    /// A duration above zero (the shared rule of check durations),
+    /// `default` when not set (or wrong, reported).
     fn positive(&mut self, v: &Option<Loose>, key: &str, default: Duration) -> Duration {
-        match self.found.duration(v, key, UNITLESS) {
-            Some(d) if d.is_zero() => {
-                let at = v.as_ref().expect("parsed");
-                self.found.problem(
-                    at,
-                    key,
-                    format!(
-                        "{}: expected a duration above zero, like \"1s\"",
-                        shown(at.get_ref())
-                    ),
-                );
-                default
-            }
-            Some(d) => d,
-            None => default,
-        }
+        self.found.above_zero(v, key, UNITLESS).unwrap_or(default)
     }
 
     fn ipv4(&mut self, v: &Loose, key: &str) -> Option<Ipv4Addr> {

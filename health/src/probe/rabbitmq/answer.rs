@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::probe::ProbeError;
+use crate::probe::error::ProbeError;
 
 /// The status and body of one `GET` on the management API.
 #[derive(Clone, Debug, PartialEq, Eq)]

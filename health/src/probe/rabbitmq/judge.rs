@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::answer::{field, json, object, strings, wrong_type, Answer, Place};
 use super::version::{broker_line, BrokerLine};
 use super::NodeReport;
-use crate::probe::ProbeError;
+use crate::probe::error::ProbeError;
 
 /// The requests the check makes, relative to the management API's base URL.
 pub const OVERVIEW: &str = "/api/overview";

@@ -40,8 +40,8 @@ pub use answer::Answer;
 pub use judge::judge;
 use judge::{LOCAL_ALARMS, NODES, OVERVIEW};
 
+use super::error::ProbeError;
 use super::http::get;
-use super::ProbeError;
 
 /// Where and how to reach one node's management API.
 #[derive(Clone, Debug, PartialEq, Eq)]

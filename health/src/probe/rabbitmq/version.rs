@@ -11,7 +11,7 @@
 use serde_json::Value;
 
 use super::answer::{field, object, Place};
-use crate::probe::ProbeError;
+use crate::probe::error::ProbeError;
 
 /// A RabbitMQ release line the check knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
