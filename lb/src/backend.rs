@@ -53,7 +53,7 @@ impl BackendState {
                 eligible: s.is_eligible(),
                 has_slot: s.has_slot(),
                 weight: s.weight(),
-                sessions: s.sessions.load(Ordering::Acquire),
+                sessions: s.counters.sessions.load(Ordering::Acquire),
             })
             .collect();
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
@@ -160,7 +160,10 @@ impl BackendState {
     /// A real connect to `server` failed (`observe layer4`).
     pub fn observed_error(self: &Arc<Self>, index: usize, reason: &str) {
         let server = &self.servers[index];
-        server.connect_errors.fetch_add(1, Ordering::Relaxed);
+        server
+            .counters
+            .connect_errors
+            .fetch_add(1, Ordering::Relaxed);
         let Some(on_error) = self.config.observe_layer4.filter(|_| server.checked()) else {
             return;
         };

@@ -7,11 +7,11 @@
 //! `backend` and `server`.
 
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::backend::BackendState;
+use crate::counters::SERVER_COUNTERS;
 use crate::server::ServerState;
 
 /// The server states `warren_lb_server_status` reports, one series each.
@@ -39,68 +39,8 @@ type ServerMetric = (
     fn(&ServerState) -> f64,
 );
 
-/// Per-server series: name, type, help, value.
+/// Per-server series beside the [`SERVER_COUNTERS`]: name, type, help, value.
 const SERVER_METRICS: &[ServerMetric] = &[
-    (
-        "warren_lb_server_current_sessions",
-        "gauge",
-        "Current number of sessions on the server.",
-        |s| s.sessions.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_sessions_total",
-        "counter",
-        "Total number of sessions sent to the server.",
-        |s| s.total_sessions.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_bytes_in_total",
-        "counter",
-        "Bytes relayed from clients to the server.",
-        |s| s.bytes_in.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_bytes_out_total",
-        "counter",
-        "Bytes relayed from the server to clients.",
-        |s| s.bytes_out.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_connection_errors_total",
-        "counter",
-        "Failed connects to the server from the data path.",
-        |s| s.connect_errors.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_dns_failures_total",
-        "counter",
-        "Resolutions of the server's name that failed (the last address is kept for resolvers.hold_valid).",
-        |s| s.dns_failures.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_redispatch_warnings_total",
-        "counter",
-        "Sessions redispatched to another server after a failed connect to this one.",
-        |s| s.redispatches.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_check_failures_total",
-        "counter",
-        "Failed active health checks.",
-        |s| s.check_failures.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_check_up_down_total",
-        "counter",
-        "UP to DOWN transitions.",
-        |s| s.downs.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_check_down_up_total",
-        "counter",
-        "DOWN to UP transitions.",
-        |s| s.ups.load(Ordering::Relaxed) as f64,
-    ),
     (
         "warren_lb_server_last_status_change_seconds",
         "gauge",
@@ -273,6 +213,15 @@ pub fn render(backends: &[Arc<BackendState>], process: &Process) -> String {
                     labels(b, s),
                     u8::from(state == current)
                 );
+            }
+        }
+    }
+    for counter in SERVER_COUNTERS {
+        family(&mut out, counter.metric, counter.kind, counter.help);
+        for b in backends {
+            for s in &b.servers {
+                let value = (counter.read)(&s.counters);
+                let _ = writeln!(out, "{}{{{}}} {value}", counter.metric, labels(b, s));
             }
         }
     }

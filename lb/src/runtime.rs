@@ -546,7 +546,7 @@ impl Running {
         }
         // 6. Removed servers: no new sessions; drain, or cut at the deadline.
         for s in &removed {
-            let open = s.sessions.load(Ordering::Acquire);
+            let open = s.counters.sessions.load(Ordering::Acquire);
             info!(
                 server = %s.id(),
                 sessions = open,

@@ -17,6 +17,7 @@ use warren_health::probe::NodeReport;
 use warren_health::{Cause, CheckMachine, InitialState, Status, Transition};
 
 use crate::config::{Check, CheckKind, Role, Server};
+use crate::counters::ServerCounters;
 use crate::resolution::{Change, Record, Resolution};
 
 /// What an operator asked of a server (HAProxy's admin states).
@@ -52,16 +53,7 @@ pub struct ServerState {
     pub reschedule: Notify,
     pub last_change: Mutex<Instant>,
     pub last_check: Mutex<Option<String>>,
-    pub sessions: AtomicUsize,
-    pub total_sessions: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-    pub connect_errors: AtomicU64,
-    pub redispatches: AtomicU64,
-    /// Active checks that failed (HAProxy `chkfail`, counted in any state).
-    pub check_failures: AtomicU64,
-    /// UP → DOWN transitions (HAProxy `chkdown`).
-    pub downs: AtomicU64,
+    pub counters: ServerCounters,
     /// What the node reported at its last passed `rabbitmq` check (see
     /// [`crate::majority`]).
     pub cluster: Mutex<Option<NodeReport>>,
@@ -71,14 +63,10 @@ pub struct ServerState {
     /// every server pick, so an atomic beside the reason text.
     cut_off: AtomicBool,
     cut_off_reason: Mutex<Option<String>>,
-    /// DOWN → UP transitions.
-    pub ups: AtomicU64,
     /// The `rabbitmq` check times out while AMQP answers ("no news", see
-    /// [`crate::checker::NO_NEWS_LIMIT`]): health is frozen, and the
+    /// [`crate::no_news::NO_NEWS_LIMIT`]): health is frozen, and the
     /// node's last report is too old to judge others by.
     pub no_news: AtomicBool,
-    /// Resolutions of the server's name that failed.
-    pub dns_failures: AtomicU64,
     /// The address the data path and the checks use (see
     /// [`crate::resolution`], fed by [`crate::dns`]);
     /// a watch so the first connect can wait for the first answer.
@@ -90,7 +78,7 @@ pub struct SessionSlot(Arc<ServerState>);
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
-        self.0.sessions.fetch_sub(1, Ordering::AcqRel);
+        self.0.counters.sessions.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -113,21 +101,12 @@ impl ServerState {
             reschedule: Notify::new(),
             last_change: Mutex::new(Instant::now()),
             last_check: Mutex::new(None),
-            sessions: AtomicUsize::new(0),
-            total_sessions: AtomicU64::new(0),
-            bytes_in: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
-            connect_errors: AtomicU64::new(0),
-            redispatches: AtomicU64::new(0),
-            check_failures: AtomicU64::new(0),
-            downs: AtomicU64::new(0),
-            ups: AtomicU64::new(0),
+            counters: ServerCounters::default(),
             no_news: AtomicBool::new(false),
             cluster: Mutex::new(None),
             report_current: AtomicBool::new(false),
             cut_off: AtomicBool::new(false),
             cut_off_reason: Mutex::new(None),
-            dns_failures: AtomicU64::new(0),
             dns: watch::Sender::new(Record::new(&config.address)),
             config,
         }
@@ -241,7 +220,7 @@ impl ServerState {
         hold: std::time::Duration,
     ) -> Option<Change> {
         if answer.is_err() {
-            self.dns_failures.fetch_add(1, Ordering::Relaxed);
+            self.counters.dns_failures.fetch_add(1, Ordering::Relaxed);
         }
         let mut change = None;
         self.dns.send_if_modified(|r| {
@@ -310,7 +289,7 @@ impl ServerState {
 
     pub fn has_slot(&self) -> bool {
         let maxconn = self.maxconn();
-        maxconn == 0 || self.sessions.load(Ordering::Acquire) < maxconn
+        maxconn == 0 || self.counters.sessions.load(Ordering::Acquire) < maxconn
     }
 
     pub fn generation(&self) -> u64 {
@@ -322,8 +301,8 @@ impl ServerState {
     }
 
     pub fn claim_slot(self: &Arc<Self>) -> SessionSlot {
-        self.sessions.fetch_add(1, Ordering::AcqRel);
-        self.total_sessions.fetch_add(1, Ordering::Relaxed);
+        self.counters.sessions.fetch_add(1, Ordering::AcqRel);
+        self.counters.total_sessions.fetch_add(1, Ordering::Relaxed);
         SessionSlot(self.clone())
     }
 
@@ -339,7 +318,7 @@ impl ServerState {
             CancellationToken::new(),
         );
         old.cancel();
-        self.sessions.load(Ordering::Acquire)
+        self.counters.sessions.load(Ordering::Acquire)
     }
 
     pub fn set_admin(&self, state: AdminState) {
@@ -366,9 +345,9 @@ impl ServerState {
         let up = transition.to == Status::Up;
         self.up.store(up, Ordering::Release);
         if up {
-            self.ups.fetch_add(1, Ordering::Relaxed);
+            self.counters.ups.fetch_add(1, Ordering::Relaxed);
         } else {
-            self.downs.fetch_add(1, Ordering::Relaxed);
+            self.counters.downs.fetch_add(1, Ordering::Relaxed);
         }
         if !up && self.role() == Role::Primary && holds_back_failback {
             self.failed_back.store(false, Ordering::Release);

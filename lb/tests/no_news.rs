@@ -104,7 +104,10 @@ address = "{frozen}"
     assert!(reason.contains("AMQP answers: no news"), "{reason}");
     assert!(servers[0].is_up());
     assert!(servers[0].no_news.load(Ordering::Relaxed));
-    assert_eq!(servers[0].check_failures.load(Ordering::Relaxed), 0);
-    assert_eq!(servers[0].downs.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        servers[0].counters.check_failures.load(Ordering::Relaxed),
+        0
+    );
+    assert_eq!(servers[0].counters.downs.load(Ordering::Relaxed), 0);
     lb.shutdown().await;
 }

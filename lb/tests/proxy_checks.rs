@@ -176,6 +176,7 @@ async fn amqp_check_sends_the_configured_proxy_header_first() {
         assert!(servers[i].is_up(), "{version}: {}", last_check(&lb, i));
         assert_eq!(
             servers[i]
+                .counters
                 .check_failures
                 .load(std::sync::atomic::Ordering::Relaxed),
             0,

@@ -916,7 +916,7 @@ async fn sessions_on_majority(
     }
     let on_majority: usize = servers[1..]
         .iter()
-        .map(|s| s.sessions.load(Ordering::Acquire))
+        .map(|s| s.counters.sessions.load(Ordering::Acquire))
         .sum();
     assert_eq!(on_majority, 4, "the sessions are on rabbit2/rabbit3");
     sessions
@@ -942,7 +942,7 @@ async fn sessions_answer(sessions: &[Connection]) {
 fn downs(servers: &[Arc<ServerState>]) -> Vec<u64> {
     servers[1..]
         .iter()
-        .map(|s| s.downs.load(Ordering::Relaxed))
+        .map(|s| s.counters.downs.load(Ordering::Relaxed))
         .collect()
 }
 
