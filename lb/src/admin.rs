@@ -187,11 +187,11 @@ fn server_status(b: &BackendState, s: &ServerState) -> Value {
         "admin": match s.admin() { AdminState::Ready => "ready", AdminState::Drain => "drain", AdminState::Maint => "maint" },
         "eligible": s.is_eligible(),
         "cut_off": s.cut_off(),
-        "no_news": s.no_news.load(Ordering::Relaxed),
+        "no_news": s.no_news(),
         "awaiting_failback": s.awaiting_failback(),
         "check": check_name(&b.config.check.kind),
-        "last_check": *s.last_check.lock().expect("last_check lock"),
-        "seconds_since_change": s.last_change.lock().expect("last_change lock").elapsed().as_secs_f64(),
+        "last_check": s.last_check(),
+        "seconds_since_change": s.since_last_change().as_secs_f64(),
         "weight": s.weight(),
     });
     if let Value::Object(fields) = &mut status {

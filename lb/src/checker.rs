@@ -102,9 +102,7 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
                 .check_failures
                 .fetch_add(1, Ordering::Relaxed);
         }
-        server
-            .no_news
-            .store(outcome == Outcome::Inconclusive, Ordering::Release);
+        server.set_no_news(outcome == Outcome::Inconclusive);
         let rabbitmq = check.kind == CheckKind::Rabbitmq;
         if rabbitmq {
             // Judge the node's fresh report before a passed check can make
@@ -115,16 +113,11 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
         let step = server.machine(|m| m.on_check(outcome, finished));
         due = step.next_check_at;
         if let Some(t) = step.transition {
+            // With a `rabbitmq` check, this cross-checks again: others'
+            // verdicts depend on this server being UP or DOWN.
             backend.transition(index, t, &reason, Some(took));
-            if rabbitmq {
-                // Others' verdicts depend on this server being UP or DOWN.
-                backend.cross_check();
-            }
         }
-        // Published once the check's verdict is applied: an upgrade's new
-        // process reads it as "this server's health is known" (runtime.rs).
-        *server.last_check.lock().expect("last_check lock") =
-            Some(format!("{reason}, check duration: {}ms", took.as_millis()));
+        server.publish_check(format!("{reason}, check duration: {}ms", took.as_millis()));
     }
 }
 

@@ -4,7 +4,9 @@
 //! * [`config`]: TOML file → validated runtime model.
 //! * [`balance`]: pure server selection.
 //! * [`live`]: what every part of a running balancer shares (generation, counters).
-//! * [`server`], [`backend`]: a server's state and what a state change triggers.
+//! * [`server`], [`backend`]: a server's state (one health record behind one
+//!   lock) and the shell that performs what a state change triggers.
+//! * [`transition`]: what a transition implies, as actions (pure).
 //! * [`counters`]: a server's counters, named once for `/status` and `/metrics`.
 //! * [`checker`]: the per-server check task around the pure check machine.
 //! * [`no_news`]: what a finished check means, `rabbitmq` "no news" included (pure).
@@ -43,4 +45,5 @@ pub mod resolution;
 pub mod resource;
 pub mod runtime;
 pub mod server;
+pub mod transition;
 pub mod upgrade;

@@ -45,13 +45,7 @@ const SERVER_METRICS: &[ServerMetric] = &[
         "warren_lb_server_last_status_change_seconds",
         "gauge",
         "Seconds since the last UP/DOWN transition (or since the server was created).",
-        |s| {
-            s.last_change
-                .lock()
-                .expect("last_change lock")
-                .elapsed()
-                .as_secs_f64()
-        },
+        |s| s.since_last_change().as_secs_f64(),
     ),
     (
         "warren_lb_server_eligible",

@@ -269,7 +269,7 @@ async fn first_checks(backends: &[Arc<BackendState>], limit: Duration) {
         backends
             .iter()
             .flat_map(|b| &b.servers)
-            .filter(|s| s.checked() && s.last_check.lock().expect("last_check lock").is_none())
+            .filter(|s| s.checked() && s.last_check().is_none())
             .map(|s| s.id())
             .collect()
     };

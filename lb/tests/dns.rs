@@ -193,12 +193,7 @@ address = "{NAME}:{port}"
         "the address was held only {:?} (hold_valid {HOLD_VALID:?})",
         gone.elapsed()
     );
-    let status = server
-        .last_check
-        .lock()
-        .unwrap()
-        .clone()
-        .unwrap_or_default();
+    let status = server.last_check().unwrap_or_default();
     assert!(
         status.contains("cannot resolve rabbit.warren.test"),
         "the check says why: {status}"

@@ -140,12 +140,7 @@ fn config(kind: &str, servers: &[(&str, SocketAddr, &str)], port: Option<u16>) -
 }
 
 fn last_check(lb: &runtime::Running, i: usize) -> String {
-    lb.backends()[0].servers[i]
-        .last_check
-        .lock()
-        .unwrap()
-        .clone()
-        .unwrap_or_default()
+    lb.backends()[0].servers[i].last_check().unwrap_or_default()
 }
 
 #[tokio::test]

@@ -59,10 +59,7 @@ async fn eventually(what: &str, cond: impl FnMut() -> bool) {
 
 fn last_check(lb: &Running, backend: usize) -> String {
     lb.backends()[backend].servers[0]
-        .last_check
-        .lock()
-        .unwrap()
-        .clone()
+        .last_check()
         .unwrap_or_default()
 }
 
