@@ -1,6 +1,8 @@
 //! Prometheus text exposition (format 0.0.4) of the live state, rendered by
-//! hand on each scrape: every value already lives in an atomic, so a
-//! registry would only duplicate it (see docs/decisions/lb-metrics.md).
+//! hand on each scrape: every value already lives in the server state (its
+//! counters, [`crate::counters`], whose table names their series, and its
+//! health record), so a registry would only duplicate it (see
+//! docs/decisions/lb-metrics.md).
 //!
 //! Names follow HAProxy's built-in exporter (`haproxy_server_*` →
 //! `warren_lb_server_*`) where the concept is the same; labels are
