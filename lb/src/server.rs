@@ -445,20 +445,15 @@ mod tests {
     use crate::config::Failback;
 
     fn primary(failback: &str) -> (ServerState, Policy) {
+        // One primary, checked, with the failback policy under test.
         let config = crate::config::parse(&format!(
             r#"
-[[frontend]]
-name = "amqp"
-bind = "127.0.0.1:0"
-backend = "rabbitmq"
+frontend = [{{ name = "amqp", bind = "127.0.0.1:0", backend = "rabbitmq" }}]
 [[backend]]
 name = "rabbitmq"
 failback = "{failback}"
-[backend.check]
-type = "tcp"
-[[backend.server]]
-name = "rabbit1"
-address = "127.0.0.1:5672"
+check = {{ type = "tcp" }}
+server = [{{ name = "rabbit1", address = "127.0.0.1:5672" }}]
 "#
         ))
         .expect("a valid config");
