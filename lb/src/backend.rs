@@ -1,6 +1,8 @@
-//! A backend pool at run time: its servers, selection, and what happens
-//! when a server changes state (HAProxy's log lines and `on-marked-*`
-//! actions, warren's failback policy).
+//! A backend pool at run time: its servers, selection, and the shell that
+//! carries out what a server's change of state implies (HAProxy's log
+//! lines and `on-marked-*` actions, warren's failback policy): what to do
+//! is decided in [`crate::transition`], doing it (closing sessions,
+//! logging, the failback timer, the cross-check) is here.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
