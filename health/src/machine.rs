@@ -168,7 +168,7 @@ pub enum Outcome {
     /// The check could not tell either way (no news): health stays as it
     /// is, and the next check is scheduled as usual.  warren-lb uses it
     /// when a RabbitMQ node's management API times out while its AMQP
-    /// port still answers (see `lb/src/checker.rs`).
+    /// port still answers (see `lb/src/no_news.rs`).
     Inconclusive,
 }
 

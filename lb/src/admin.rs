@@ -174,7 +174,7 @@ pub fn backend_status(b: &BackendState) -> Value {
 }
 
 fn server_status(b: &BackendState, s: &ServerState) -> Value {
-    json!({
+    let mut status = json!({
         "name": s.config.name,
         "address": s.config.address.to_string(),
         "resolved": match s.resolution() {
@@ -187,23 +187,19 @@ fn server_status(b: &BackendState, s: &ServerState) -> Value {
         "admin": match s.admin() { AdminState::Ready => "ready", AdminState::Drain => "drain", AdminState::Maint => "maint" },
         "eligible": s.is_eligible(),
         "cut_off": s.cut_off(),
-        "no_news": s.no_news.load(Ordering::Relaxed),
+        "no_news": s.no_news(),
         "awaiting_failback": s.awaiting_failback(),
         "check": check_name(&b.config.check.kind),
-        "last_check": *s.last_check.lock().expect("last_check lock"),
-        "seconds_since_change": s.last_change.lock().expect("last_change lock").elapsed().as_secs_f64(),
-        "sessions": s.sessions.load(Ordering::Relaxed),
-        "total_sessions": s.total_sessions.load(Ordering::Relaxed),
-        "bytes_in": s.bytes_in.load(Ordering::Relaxed),
-        "bytes_out": s.bytes_out.load(Ordering::Relaxed),
-        "connect_errors": s.connect_errors.load(Ordering::Relaxed),
-        "redispatches": s.redispatches.load(Ordering::Relaxed),
-        "check_failures": s.check_failures.load(Ordering::Relaxed),
-        "downs": s.downs.load(Ordering::Relaxed),
-        "ups": s.ups.load(Ordering::Relaxed),
-        "dns_failures": s.dns_failures.load(Ordering::Relaxed),
+        "last_check": s.last_check(),
+        "seconds_since_change": s.since_last_change().as_secs_f64(),
         "weight": s.weight(),
-    })
+    });
+    if let Value::Object(fields) = &mut status {
+        for (counter, value) in s.counters.values() {
+            fields.insert(counter.status_key.to_owned(), value.into());
+        }
+    }
+    status
 }
 
 fn check_name(kind: &CheckKind) -> &'static str {

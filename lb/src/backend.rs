@@ -1,6 +1,8 @@
-//! A backend pool at run time: its servers, selection, and what happens
-//! when a server changes state (HAProxy's log lines and `on-marked-*`
-//! actions, warren's failback policy).
+//! A backend pool at run time: its servers, selection, and the shell that
+//! carries out what a server's change of state implies (HAProxy's log
+//! lines and `on-marked-*` actions, warren's failback policy): what to do
+//! is decided in [`crate::transition`], doing it (closing sessions,
+//! logging, the failback timer, the cross-check) is here.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,12 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
-use warren_health::{Outcome, Status, Transition};
+use warren_health::{Outcome, Transition};
 
 use crate::balance::{self, Candidate};
 use crate::config::{Backend, Failback, OnError, Role};
 use crate::majority::{self, Freshness, Member, Verdict};
 use crate::server::{describe_cause, AdminState, ServerState};
+use crate::transition::{Action, Held, Policy};
 use warren_health::probe::NodeReport;
 
 pub struct BackendState {
@@ -53,7 +56,7 @@ impl BackendState {
                 eligible: s.is_eligible(),
                 has_slot: s.has_slot(),
                 weight: s.weight(),
-                sessions: s.sessions.load(Ordering::Acquire),
+                sessions: s.counters.sessions.load(Ordering::Acquire),
             })
             .collect();
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
@@ -87,28 +90,29 @@ impl BackendState {
         // Every check task calls this: one at a time, so an older snapshot
         // never overwrites a newer verdict.
         let _one_at_a_time = self.cross_checking.lock().expect("cross_check lock");
-        let reports: Vec<(Option<NodeReport>, Freshness)> = self
+        // Each server's report, freshness and state from one instant.
+        let views: Vec<(Option<NodeReport>, Freshness, bool)> = self
             .servers
             .iter()
             .map(|s| {
-                let (report, current) = s.report();
-                let freshness = if s.no_news.load(Ordering::Acquire) {
-                    Freshness::Silent
-                } else if current {
-                    Freshness::Current
-                } else {
-                    Freshness::Stale
-                };
-                (report, freshness)
+                s.read(|h| {
+                    let freshness = if h.no_news {
+                        Freshness::Silent
+                    } else if h.report_current {
+                        Freshness::Current
+                    } else {
+                        Freshness::Stale
+                    };
+                    (h.report.clone(), freshness, h.up)
+                })
             })
             .collect();
-        let members: Vec<Member> = reports
+        let members: Vec<Member> = views
             .iter()
-            .zip(&self.servers)
-            .map(|((report, freshness), s)| Member {
+            .map(|(report, freshness, up)| Member {
                 report: report.as_ref(),
                 freshness: *freshness,
-                up: s.is_up(),
+                up: *up,
             })
             .collect();
         for (index, verdict) in majority::judge(&members).into_iter().enumerate() {
@@ -160,7 +164,10 @@ impl BackendState {
     /// A real connect to `server` failed (`observe layer4`).
     pub fn observed_error(self: &Arc<Self>, index: usize, reason: &str) {
         let server = &self.servers[index];
-        server.connect_errors.fetch_add(1, Ordering::Relaxed);
+        server
+            .counters
+            .connect_errors
+            .fetch_add(1, Ordering::Relaxed);
         let Some(on_error) = self.config.observe_layer4.filter(|_| server.checked()) else {
             return;
         };
@@ -175,9 +182,11 @@ impl BackendState {
         }
     }
 
-    /// Logs a transition (exactly one line, HAProxy's words, with the
-    /// same facts as structured fields) and carries out what it implies.
-    /// `check_duration` is set when an active check caused it.
+    /// Applies a transition and performs what it implies
+    /// ([`crate::transition::decide`]), in order: exactly one log line
+    /// (HAProxy's words, with the same facts as structured fields), the
+    /// `on-marked-*` session shutdowns, the failback hold, the
+    /// cross-check.  `check_duration` is set when an active check caused it.
     pub fn transition(
         self: &Arc<Self>,
         index: usize,
@@ -186,8 +195,8 @@ impl BackendState {
         check_duration: Option<Duration>,
     ) {
         let server = &self.servers[index];
-        let holds_back = self.config.failback != Failback::Immediate;
-        server.apply(t, holds_back);
+        let (actions, generation) =
+            server.apply(t, &Policy::of(&self.config), check_duration.is_some());
         let (primaries, backups) = self.eligible_counts();
         let id = server.id();
         let cause = describe_cause(t.cause);
@@ -197,58 +206,57 @@ impl BackendState {
             None => String::new(),
         };
         let (old, new) = (t.from.as_str(), t.to.as_str());
-        match t.to {
-            Status::Down => {
-                let closed = self.close_sessions_of_a_lost_server(server);
-                let empty = if primaries + backups == 0 {
-                    format!(" backend '{}' has no server available!", self.config.name)
-                } else {
-                    String::new()
-                };
-                warn!(
-                    event = "server_state",
-                    server = %id,
-                    old,
-                    new,
-                    reason,
-                    cause,
-                    check_duration_ms = duration_ms,
-                    active = primaries,
-                    backup = backups,
-                    sessions_closed = closed,
-                    "Server {id} is DOWN, reason: {reason} ({cause}){duration_text}. {primaries} active and {backups} backup servers left. {closed} sessions closed.{empty}",
-                );
-            }
-            Status::Up => {
-                let held =
-                    server.role() == Role::Primary && holds_back && server.awaiting_failback();
-                let wait = match (held, self.config.failback) {
-                    (false, _) | (true, Failback::Immediate) => String::new(),
-                    (true, Failback::Manual) => {
-                        format!(" Waiting for manual failback (`warren-lb ctl enable {id}`).")
-                    }
-                    (true, Failback::After(d)) => {
-                        format!(" Failback in {d:?} if it stays up.")
-                    }
-                };
-                info!(
-                    event = "server_state",
-                    server = %id,
-                    old,
-                    new,
-                    reason,
-                    cause,
-                    check_duration_ms = duration_ms,
-                    active = primaries,
-                    backup = backups,
-                    awaiting_failback = held,
-                    "Server {id} is UP, reason: {reason} ({cause}){duration_text}. {primaries} active and {backups} backup servers online.{wait}",
-                );
-                if held {
-                    self.hold_failback(index);
-                } else {
-                    self.on_primary_back(index);
+        let mut closed = 0;
+        for action in actions {
+            match action {
+                Action::CloseSessions => closed = server.shutdown_sessions(),
+                Action::LogDown => {
+                    let empty = if primaries + backups == 0 {
+                        format!(" backend '{}' has no server available!", self.config.name)
+                    } else {
+                        String::new()
+                    };
+                    warn!(
+                        event = "server_state",
+                        server = %id,
+                        old,
+                        new,
+                        reason,
+                        cause,
+                        check_duration_ms = duration_ms,
+                        active = primaries,
+                        backup = backups,
+                        sessions_closed = closed,
+                        "Server {id} is DOWN, reason: {reason} ({cause}){duration_text}. {primaries} active and {backups} backup servers left. {closed} sessions closed.{empty}",
+                    );
                 }
+                Action::LogUp { held } => {
+                    let wait = match held {
+                        None => String::new(),
+                        Some(Held::Manual) => {
+                            format!(" Waiting for manual failback (`warren-lb ctl enable {id}`).")
+                        }
+                        Some(Held::After(d)) => format!(" Failback in {d:?} if it stays up."),
+                    };
+                    info!(
+                        event = "server_state",
+                        server = %id,
+                        old,
+                        new,
+                        reason,
+                        cause,
+                        check_duration_ms = duration_ms,
+                        active = primaries,
+                        backup = backups,
+                        awaiting_failback = held.is_some(),
+                        "Server {id} is UP, reason: {reason} ({cause}){duration_text}. {primaries} active and {backups} backup servers online.{wait}",
+                    );
+                }
+                Action::HoldFailback { until, after } => {
+                    self.failback_at(index, generation, until, after)
+                }
+                Action::CloseBackupSessions => self.close_backup_sessions(index),
+                Action::CrossCheck => self.cross_check(),
             }
         }
     }
@@ -263,49 +271,52 @@ impl BackendState {
             return;
         }
         server.void_failback_timer();
-        if self.config.failback == Failback::Immediate {
-            server.open_failback();
-            info!(
-                "Server {} failed back: the reloaded failback policy is immediate.",
-                server.id()
-            );
-            self.on_primary_back(index);
-        } else {
-            self.hold_failback(index);
+        match self.config.failback {
+            Failback::Immediate => {
+                server.open_failback();
+                info!(
+                    "Server {} failed back: the reloaded failback policy is immediate.",
+                    server.id()
+                );
+                self.on_primary_back(index);
+            }
+            Failback::After(after) => {
+                self.failback_at(index, server.generation(), Instant::now() + after, after)
+            }
+            // The UP line already said it is held back.
+            Failback::Manual => {}
         }
     }
 
-    fn hold_failback(self: &Arc<Self>, index: usize) {
-        let server = &self.servers[index];
-        match self.config.failback {
-            // The UP line already said it is held back.
-            Failback::Immediate | Failback::Manual => {}
-            Failback::After(delay) => {
-                let generation = server.generation();
-                let backend = self.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let server = &backend.servers[index];
-                    if server.generation() == generation && server.is_up() {
-                        server.open_failback();
-                        info!("Server {} failed back after {delay:?} up.", server.id());
-                        backend.on_primary_back(index);
-                    }
-                });
+    /// `failback = after`: at `until`, a primary still UP and unchanged
+    /// since `generation` fails back.
+    fn failback_at(
+        self: &Arc<Self>,
+        index: usize,
+        generation: u64,
+        until: Instant,
+        after: Duration,
+    ) {
+        let backend = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(until.into()).await;
+            let server = &backend.servers[index];
+            if server.open_failback_since(generation) {
+                info!("Server {} failed back after {after:?} up.", server.id());
+                backend.on_primary_back(index);
             }
-        }
+        });
     }
 
     /// Operator command: drain / maint / ready (HAProxy's `set server state`).
     /// `ready` also releases a primary held back by the failback policy.
     pub fn set_admin(&self, index: usize, state: AdminState) {
         let server = &self.servers[index];
-        let was_eligible = server.is_eligible();
-        server.set_admin(state);
+        let (was_eligible, eligible) = server.set_admin(state);
         match state {
             AdminState::Ready => {
                 info!("Server {} is READY (operator).", server.id());
-                if !was_eligible && server.is_eligible() {
+                if !was_eligible && eligible {
                     self.on_primary_back(index);
                 }
             }
@@ -323,14 +334,18 @@ impl BackendState {
         }
     }
 
-    /// A primary became eligible again: `on_marked_up = shutdown-backup-sessions`
-    /// moves clients off the backups so they all meet on the primary.
+    /// A server became eligible again: if it is a primary and
+    /// `on_marked_up = "shutdown-backup-sessions"`, the backups' sessions
+    /// close ([`Policy::closes_backup_sessions`]).
     pub fn on_primary_back(&self, index: usize) {
-        if self.servers[index].role() != Role::Primary
-            || !self.config.shutdown_backup_sessions_on_up
-        {
-            return;
+        if Policy::of(&self.config).closes_backup_sessions(self.servers[index].role()) {
+            self.close_backup_sessions(index);
         }
+    }
+
+    /// Moves clients off the backups so they all meet on the primary
+    /// `index`, which is back.
+    fn close_backup_sessions(&self, index: usize) {
         for backup in self.servers.iter().filter(|s| s.role() == Role::Backup) {
             let n = backup.shutdown_sessions();
             if n > 0 {

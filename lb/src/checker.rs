@@ -17,6 +17,7 @@ use warren_health::Outcome;
 
 use crate::backend::BackendState;
 use crate::config::{Check, CheckKind, CheckTarget, SendProxy, Server};
+use crate::no_news::{self, CheckResult, Judgement, NO_NEWS_LIMIT};
 use crate::proxy_protocol;
 use crate::server::ServerState;
 
@@ -56,31 +57,36 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
             server.record_report(result.clone().ok().flatten());
             note_unknown_broker(&server, &result, &mut refused_broker);
         }
-        let (outcome, reason) = match &result {
-            Ok(_) => (Outcome::Passed, format!("{} check passed", layer(check))),
-            // This process could not get a socket (EMFILE ...): nothing was
-            // learnt about the server, so its health stays as it was.
-            Err(e) if e.is_local() => (Outcome::Inconclusive, format!("{e}: health unchanged")),
-            Err(e) if check.kind == CheckKind::Rabbitmq && e.is_timeout() => {
-                let since = *silent_since.get_or_insert(started);
-                if started.duration_since(since) < NO_NEWS_LIMIT && amqp_answered {
-                    if since == started {
-                        info!(
-                            server = %server.id(),
-                            "Server {}: management API timed out but AMQP answers: health unchanged (no news) for up to {NO_NEWS_LIMIT:?}.",
-                            server.id()
-                        );
-                    }
-                    (Outcome::Inconclusive, format!("{e}, AMQP answers: no news"))
-                } else {
-                    (Outcome::Failed, e.to_string())
-                }
-            }
-            Err(e) => (Outcome::Failed, e.to_string()),
+        let result_kind = match &result {
+            Ok(_) => CheckResult::Passed,
+            Err(e) if e.is_local() => CheckResult::LocalError,
+            Err(e) if e.is_timeout() => CheckResult::Timeout,
+            Err(_) => CheckResult::OtherError,
         };
-        if !matches!(&result, Err(e) if e.is_timeout()) {
-            silent_since = None;
-        }
+        let ruling = no_news::judge(
+            result_kind,
+            check.kind == CheckKind::Rabbitmq,
+            amqp_answered,
+            silent_since,
+            started,
+        );
+        silent_since = ruling.silent_since;
+        let outcome = ruling.outcome();
+        let reason = match (&result, ruling.judgement) {
+            (Ok(_), _) => format!("{} check passed", layer(check)),
+            (Err(e), Judgement::HealthUnchanged) => format!("{e}: health unchanged"),
+            (Err(e), Judgement::NoNews { first }) => {
+                if first {
+                    info!(
+                        server = %server.id(),
+                        "Server {}: management API timed out but AMQP answers: health unchanged (no news) for up to {NO_NEWS_LIMIT:?}.",
+                        server.id()
+                    );
+                }
+                format!("{e}, AMQP answers: no news")
+            }
+            (Err(e), Judgement::Passed | Judgement::Failed) => e.to_string(),
+        };
         let finished = Instant::now();
         let took = finished - started;
         debug!(
@@ -92,11 +98,12 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
             took.as_millis()
         );
         if outcome == Outcome::Failed {
-            server.check_failures.fetch_add(1, Ordering::Relaxed);
+            server
+                .counters
+                .check_failures
+                .fetch_add(1, Ordering::Relaxed);
         }
-        server
-            .no_news
-            .store(outcome == Outcome::Inconclusive, Ordering::Release);
+        server.set_no_news(outcome == Outcome::Inconclusive);
         let rabbitmq = check.kind == CheckKind::Rabbitmq;
         if rabbitmq {
             // Judge the node's fresh report before a passed check can make
@@ -107,32 +114,13 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
         let step = server.machine(|m| m.on_check(outcome, finished));
         due = step.next_check_at;
         if let Some(t) = step.transition {
+            // With a `rabbitmq` check, this cross-checks again: others'
+            // verdicts depend on this server being UP or DOWN.
             backend.transition(index, t, &reason, Some(took));
-            if rabbitmq {
-                // Others' verdicts depend on this server being UP or DOWN.
-                backend.cross_check();
-            }
         }
-        // Published once the check's verdict is applied: an upgrade's new
-        // process reads it as "this server's health is known" (runtime.rs).
-        *server.last_check.lock().expect("last_check lock") =
-            Some(format!("{reason}, check duration: {}ms", took.as_millis()));
+        server.publish_check(format!("{reason}, check duration: {}ms", took.as_millis()));
     }
 }
-
-/// How long a `rabbitmq` check may time out without counting as failed,
-/// while the node's AMQP port still answers.
-///
-/// While a peer is frozen (SIGSTOP, VM pause, a black-holed link), the
-/// management API of every *healthy* node blocks until net_ticktime
-/// declares the peer gone (45–75 s with RabbitMQ's default net_ticktime of
-/// 60 s; docs/configuration.md, the `rabbitmq` check).  Counting those timeouts as failures marked the
-/// whole cluster DOWN and left clients with no server at all.  A node that
-/// still completes the AMQP handshake is not the frozen one (a frozen node
-/// answers neither), so its check is "no news": health stays as it was —
-/// an UP server stays UP, a DOWN one stays DOWN.  The limit bounds how long
-/// a node can stay UP on AMQP alone.
-pub const NO_NEWS_LIMIT: Duration = Duration::from_secs(90);
 
 /// Logs a broker version the `rabbitmq` check does not know, once per
 /// change: the check fails on it at every interval, and the DOWN transition

@@ -4,8 +4,12 @@
 //! * [`config`]: TOML file → validated runtime model.
 //! * [`balance`]: pure server selection.
 //! * [`live`]: what every part of a running balancer shares (generation, counters).
-//! * [`server`], [`backend`]: a server's state and what a state change triggers.
+//! * [`server`], [`backend`]: a server's state (one health record behind one
+//!   lock) and the shell that performs what a state change triggers.
+//! * [`transition`]: what a transition implies, as actions (pure).
+//! * [`counters`]: a server's counters, named once for `/status` and `/metrics`.
 //! * [`checker`]: the per-server check task around the pure check machine.
+//! * [`no_news`]: what a finished check means, `rabbitmq` "no news" included (pure).
 //! * [`resolution`], [`dns`]: a server's address and what a DNS answer does to
 //!   it (pure), and the resolver task that asks.
 //! * [`majority`]: pure cross-check of the nodes' cluster views.
@@ -25,11 +29,13 @@ pub mod backend;
 pub mod balance;
 pub mod checker;
 pub mod config;
+pub mod counters;
 pub mod dns;
 pub mod limits;
 pub mod live;
 pub mod majority;
 pub mod metrics;
+pub mod no_news;
 pub mod pipes;
 pub mod process;
 pub mod proxy;
@@ -39,4 +45,5 @@ pub mod resolution;
 pub mod resource;
 pub mod runtime;
 pub mod server;
+pub mod transition;
 pub mod upgrade;

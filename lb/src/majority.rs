@@ -57,7 +57,7 @@ pub enum Freshness {
     /// The latest check failed: the report is from an earlier, passed one.
     Stale,
     /// The management API is silent while AMQP answers ("no news", see
-    /// [`crate::checker::NO_NEWS_LIMIT`]).
+    /// [`crate::no_news::NO_NEWS_LIMIT`]).
     Silent,
 }
 

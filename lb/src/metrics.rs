@@ -1,19 +1,21 @@
 //! Prometheus text exposition (format 0.0.4) of the live state, rendered on
 //! each scrape with warren-health's escaping writer
-//! ([`warren_health::prometheus`]): every value already lives in an atomic,
-//! so a registry would only duplicate it (see docs/decisions/lb-metrics.md).
+//! ([`warren_health::prometheus`]): every value already lives in the server
+//! state (its counters, [`crate::counters`], whose table names their series,
+//! and its health record), so a registry would only duplicate it (see
+//! docs/decisions/lb-metrics.md).
 //!
 //! Names follow HAProxy's built-in exporter (`haproxy_server_*` →
 //! `warren_lb_server_*`) where the concept is the same; labels are
 //! `backend` and `server`.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use warren_health::prometheus::{Exposition, Series};
 
 use crate::backend::BackendState;
+use crate::counters::SERVER_COUNTERS;
 use crate::server::ServerState;
 
 /// The server states `warren_lb_server_status` reports, one series each.
@@ -34,79 +36,13 @@ pub struct Process {
     pub pipes_free: usize,
 }
 
-/// Per-server series: name, type, help, value.
+/// Per-server series beside the [`SERVER_COUNTERS`]: name, type, help, value.
 const SERVER_METRICS: &[Series<ServerState, f64>] = &[
-    (
-        "warren_lb_server_current_sessions",
-        "gauge",
-        "Current number of sessions on the server.",
-        |s| s.sessions.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_sessions_total",
-        "counter",
-        "Total number of sessions sent to the server.",
-        |s| s.total_sessions.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_bytes_in_total",
-        "counter",
-        "Bytes relayed from clients to the server.",
-        |s| s.bytes_in.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_bytes_out_total",
-        "counter",
-        "Bytes relayed from the server to clients.",
-        |s| s.bytes_out.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_connection_errors_total",
-        "counter",
-        "Failed connects to the server from the data path.",
-        |s| s.connect_errors.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_dns_failures_total",
-        "counter",
-        "Resolutions of the server's name that failed (the last address is kept for resolvers.hold_valid).",
-        |s| s.dns_failures.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_redispatch_warnings_total",
-        "counter",
-        "Sessions redispatched to another server after a failed connect to this one.",
-        |s| s.redispatches.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_check_failures_total",
-        "counter",
-        "Failed active health checks.",
-        |s| s.check_failures.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_check_up_down_total",
-        "counter",
-        "UP to DOWN transitions.",
-        |s| s.downs.load(Ordering::Relaxed) as f64,
-    ),
-    (
-        "warren_lb_server_check_down_up_total",
-        "counter",
-        "DOWN to UP transitions.",
-        |s| s.ups.load(Ordering::Relaxed) as f64,
-    ),
     (
         "warren_lb_server_last_status_change_seconds",
         "gauge",
         "Seconds since the last UP/DOWN transition (or since the server was created).",
-        |s| {
-            s.last_change
-                .lock()
-                .expect("last_change lock")
-                .elapsed()
-                .as_secs_f64()
-        },
+        |s| s.since_last_change().as_secs_f64(),
     ),
     (
         "warren_lb_server_eligible",
@@ -259,6 +195,18 @@ pub fn render(backends: &[Arc<BackendState>], process: &Process) -> String {
                         ("state", state),
                     ],
                     u8::from(state == current),
+                );
+            }
+        }
+    }
+    for counter in SERVER_COUNTERS {
+        out.family(counter.metric, counter.kind, counter.help);
+        for b in backends {
+            for s in &b.servers {
+                out.sample(
+                    counter.metric,
+                    &[("backend", &b.config.name), ("server", &s.config.name)],
+                    (counter.read)(&s.counters),
                 );
             }
         }

@@ -200,8 +200,8 @@ async fn serve_client(
                     server.config.address
                 );
                 let counters = Counters {
-                    upstream: &server.bytes_in,
-                    downstream: &server.bytes_out,
+                    upstream: &server.counters.bytes_in,
+                    downstream: &server.counters.bytes_out,
                 };
                 tokio::select! {
                     r = relay(client, upstream, backend.config.timeout_idle, counters, &live.pipes) => match r {
@@ -244,7 +244,7 @@ async fn serve_client(
                 if !backend.config.redispatch {
                     return false;
                 }
-                server.redispatches.fetch_add(1, Ordering::Relaxed);
+                server.counters.redispatches.fetch_add(1, Ordering::Relaxed);
             }
         }
     }

@@ -283,7 +283,7 @@ async fn first_checks(backends: &[Arc<BackendState>], limit: Duration) {
         backends
             .iter()
             .flat_map(|b| &b.servers)
-            .filter(|s| s.checked() && s.last_check.lock().expect("last_check lock").is_none())
+            .filter(|s| s.checked() && s.last_check().is_none())
             .map(|s| s.id())
             .collect()
     };
@@ -563,7 +563,7 @@ impl Running {
         }
         // 6. Removed servers: no new sessions; drain, or cut at the deadline.
         for s in &removed {
-            let open = s.sessions.load(Ordering::Acquire);
+            let open = s.counters.sessions.load(Ordering::Acquire);
             info!(
                 server = %s.id(),
                 sessions = open,

@@ -1,33 +1,37 @@
-//! One server's live state: health (from the shared check machine),
-//! failback gate, operator state, sessions and counters.
+//! One server's live state: its health record, the settings a reload may
+//! retune, its sessions, counters and address.
 //!
-//! The check task and the data path both change health (active checks and
-//! passive `observe layer4` errors); both go through [`ServerState::apply`]
-//! so every transition is logged once and acted on once
-//! (`on-marked-down shutdown-sessions`, failback).
+//! The check task, the data path (passive `observe layer4` errors), the
+//! cross-check and the operator all change health; every change goes
+//! through the one lock of [`Health`] (see `server/health.rs` for why those
+//! fields share it).  A transition goes through [`ServerState::apply`],
+//! which records it and returns what it implies ([`crate::transition`]),
+//! so every transition is logged once and acted on once by the backend.
+//!
+//! What may be an atomic instead: what the data path reads on every server
+//! pick and changes on its own.  The settings a reload retunes (role,
+//! weight, maxconn, checked) are each read alone; [`ServerState::is_eligible`]
+//! is a copy of [`Health::is_eligible`], written only under the health
+//! lock, so a pick never takes it; the counters ([`crate::counters`]) have
+//! one writer each.
+
+mod health;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use warren_health::probe::NodeReport;
 use warren_health::{Cause, CheckMachine, InitialState, Status, Transition};
 
+pub use self::health::{AdminState, Health};
 use crate::config::{Check, CheckKind, Role, Server};
+use crate::counters::ServerCounters;
 use crate::resolution::{Change, Record, Resolution};
-
-/// What an operator asked of a server (HAProxy's admin states).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminState {
-    Ready = 0,
-    /// No new sessions; existing ones continue.
-    Drain = 1,
-    /// No new sessions, existing ones closed.
-    Maint = 2,
-}
+use crate::transition::{self, Action, Policy};
 
 pub struct ServerState {
     pub backend: String,
@@ -39,46 +43,13 @@ pub struct ServerState {
     role: AtomicU8,
     weight: AtomicU32,
     maxconn: AtomicUsize,
-    machine: Mutex<CheckMachine>,
-    up: AtomicBool,
-    /// A primary that came back waits here until its failback policy allows.
-    failed_back: AtomicBool,
-    admin: AtomicU8,
-    /// Bumped on every transition, so a delayed failback can tell whether
-    /// the server went down again in the meantime.
-    generation: AtomicU64,
+    health: Mutex<Health>,
+    /// [`Health::is_eligible`] as of the last change of `health`.
+    eligible: AtomicBool,
     sessions_token: Mutex<CancellationToken>,
     /// Wakes the check task when a passive error changed the schedule.
     pub reschedule: Notify,
-    pub last_change: Mutex<Instant>,
-    pub last_check: Mutex<Option<String>>,
-    pub sessions: AtomicUsize,
-    pub total_sessions: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-    pub connect_errors: AtomicU64,
-    pub redispatches: AtomicU64,
-    /// Active checks that failed (HAProxy `chkfail`, counted in any state).
-    pub check_failures: AtomicU64,
-    /// UP → DOWN transitions (HAProxy `chkdown`).
-    pub downs: AtomicU64,
-    /// What the node reported at its last passed `rabbitmq` check (see
-    /// [`crate::majority`]).
-    pub cluster: Mutex<Option<NodeReport>>,
-    /// `cluster` is from the latest check (false once a check failed).
-    report_current: AtomicBool,
-    /// The majority does not vouch for this node (`rabbitmq` check); read on
-    /// every server pick, so an atomic beside the reason text.
-    cut_off: AtomicBool,
-    cut_off_reason: Mutex<Option<String>>,
-    /// DOWN → UP transitions.
-    pub ups: AtomicU64,
-    /// The `rabbitmq` check times out while AMQP answers ("no news", see
-    /// [`crate::checker::NO_NEWS_LIMIT`]): health is frozen, and the
-    /// node's last report is too old to judge others by.
-    pub no_news: AtomicBool,
-    /// Resolutions of the server's name that failed.
-    pub dns_failures: AtomicU64,
+    pub counters: ServerCounters,
     /// The address the data path and the checks use (see
     /// [`crate::resolution`], fed by [`crate::dns`]);
     /// a watch so the first connect can wait for the first answer.
@@ -90,58 +61,75 @@ pub struct SessionSlot(Arc<ServerState>);
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
-        self.0.sessions.fetch_sub(1, Ordering::AcqRel);
+        self.0.counters.sessions.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The health record, locked; republishes eligibility when let go, so no
+/// change of health can forget to.
+struct Locked<'a> {
+    health: MutexGuard<'a, Health>,
+    eligible: &'a AtomicBool,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Health;
+    fn deref(&self) -> &Health {
+        &self.health
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Health {
+        &mut self.health
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.eligible
+            .store(self.health.is_eligible(), Ordering::Release);
     }
 }
 
 impl ServerState {
     pub fn new(backend: &str, config: Server, check: &Check) -> Self {
-        let machine = CheckMachine::new(check.params, InitialState::default());
-        let up = machine.is_up();
+        let health = Health::new(
+            CheckMachine::new(check.params, InitialState::default()),
+            Instant::now(),
+        );
         ServerState {
             backend: backend.to_owned(),
             checked: AtomicBool::new(check.kind != CheckKind::None),
             role: AtomicU8::new(role_code(config.role)),
             weight: AtomicU32::new(config.weight),
             maxconn: AtomicUsize::new(config.maxconn),
-            machine: Mutex::new(machine),
-            up: AtomicBool::new(up),
-            failed_back: AtomicBool::new(true),
-            admin: AtomicU8::new(AdminState::Ready as u8),
-            generation: AtomicU64::new(0),
+            eligible: AtomicBool::new(health.is_eligible()),
+            health: Mutex::new(health),
             sessions_token: Mutex::new(CancellationToken::new()),
             reschedule: Notify::new(),
-            last_change: Mutex::new(Instant::now()),
-            last_check: Mutex::new(None),
-            sessions: AtomicUsize::new(0),
-            total_sessions: AtomicU64::new(0),
-            bytes_in: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
-            connect_errors: AtomicU64::new(0),
-            redispatches: AtomicU64::new(0),
-            check_failures: AtomicU64::new(0),
-            downs: AtomicU64::new(0),
-            ups: AtomicU64::new(0),
-            no_news: AtomicBool::new(false),
-            cluster: Mutex::new(None),
-            report_current: AtomicBool::new(false),
-            cut_off: AtomicBool::new(false),
-            cut_off_reason: Mutex::new(None),
-            dns_failures: AtomicU64::new(0),
+            counters: ServerCounters::default(),
             dns: watch::Sender::new(Record::new(&config.address)),
             config,
         }
     }
 
+    fn health(&self) -> Locked<'_> {
+        Locked {
+            health: self.health.lock().expect("health lock"),
+            eligible: &self.eligible,
+        }
+    }
+
+    /// Reads the health record whole.
+    pub fn read<R>(&self, f: impl FnOnce(&Health) -> R) -> R {
+        f(&self.health.lock().expect("health lock"))
+    }
+
     /// HAProxy's word for the server's state: UP, DOWN, DRAIN or MAINT
     /// (an operator state wins over health).
     pub fn state_word(&self) -> &'static str {
-        match self.admin() {
-            AdminState::Maint => "MAINT",
-            AdminState::Drain => "DRAIN",
-            AdminState::Ready if self.is_up() => "UP",
-            AdminState::Ready => "DOWN",
-        }
+        self.read(Health::state_word)
     }
 
     pub fn id(&self) -> String {
@@ -180,30 +168,30 @@ impl ServerState {
         self.maxconn.store(config.maxconn, Ordering::Release);
         self.checked
             .store(check.kind != CheckKind::None, Ordering::Release);
+        let mut health = self.health();
         if old_check.params != check.params {
-            let mut m = self.machine.lock().expect("check machine lock");
-            let initial = if m.is_up() {
+            let initial = if health.machine.is_up() {
                 InitialState::Up
             } else {
                 InitialState::FullyDown
             };
-            *m = CheckMachine::new(check.params, initial);
+            health.machine = CheckMachine::new(check.params, initial);
         }
         if check.kind != CheckKind::Rabbitmq {
             // The cross-check only runs with `rabbitmq` checks: a verdict
             // left from before would never be revisited.
-            self.record_report(None);
-            *self.cluster.lock().expect("cluster lock") = None;
-            self.set_cut_off(None);
+            health.report = None;
+            health.report_current = false;
+            health.cut_off = None;
         }
-        if check.kind == CheckKind::None && !self.is_up() {
+        if check.kind == CheckKind::None && !health.up {
             // Unchecked servers are UP (as at start-up); nothing else
             // would ever bring this one back.
-            *self.machine.lock().expect("check machine lock") =
-                CheckMachine::new(check.params, InitialState::Up);
-            self.up.store(true, Ordering::Release);
-            self.generation.fetch_add(1, Ordering::AcqRel);
-            *self.last_change.lock().expect("last_change lock") = Instant::now();
+            health.machine = CheckMachine::new(check.params, InitialState::Up);
+            health.up = true;
+            health.generation += 1;
+            health.last_change = Instant::now();
+            drop(health);
             tracing::info!(
                 "Server {} is UP, reason: checks disabled by reload.",
                 self.id()
@@ -241,7 +229,7 @@ impl ServerState {
         hold: std::time::Duration,
     ) -> Option<Change> {
         if answer.is_err() {
-            self.dns_failures.fetch_add(1, Ordering::Relaxed);
+            self.counters.dns_failures.fetch_add(1, Ordering::Relaxed);
         }
         let mut change = None;
         self.dns.send_if_modified(|r| {
@@ -253,77 +241,98 @@ impl ServerState {
     }
 
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Acquire)
+        self.read(|h| h.up)
     }
 
     pub fn admin(&self) -> AdminState {
-        match self.admin.load(Ordering::Acquire) {
-            0 => AdminState::Ready,
-            1 => AdminState::Drain,
-            _ => AdminState::Maint,
-        }
+        self.read(|h| h.admin)
     }
 
-    /// May take new sessions: up, failed back, not drained, and not cut off
-    /// from the cluster's majority.
+    /// May take new sessions ([`Health::is_eligible`]); read on every
+    /// server pick, so without the lock.
     pub fn is_eligible(&self) -> bool {
-        self.is_up()
-            && self.failed_back.load(Ordering::Acquire)
-            && self.admin() == AdminState::Ready
-            && !self.cut_off.load(Ordering::Acquire)
+        self.eligible.load(Ordering::Acquire)
     }
 
     /// A `rabbitmq` check finished: with the node's report when it passed
     /// (it becomes the current report), `None` when it failed (the last
     /// report is kept, as stale).
     pub fn record_report(&self, passed: Option<NodeReport>) {
-        let mut cluster = self.cluster.lock().expect("cluster lock");
-        self.report_current
-            .store(passed.is_some(), Ordering::Release);
+        let mut health = self.health();
+        health.report_current = passed.is_some();
         if let Some(report) = passed {
-            *cluster = Some(report);
+            health.report = Some(report);
         }
     }
 
     /// The node's last report and whether it is from the latest check.
     pub fn report(&self) -> (Option<NodeReport>, bool) {
-        let cluster = self.cluster.lock().expect("cluster lock");
-        (cluster.clone(), self.report_current.load(Ordering::Acquire))
+        self.read(|h| (h.report.clone(), h.report_current))
     }
 
     /// Why the majority does not vouch for this node, if it does not.
     pub fn cut_off(&self) -> Option<String> {
-        self.cut_off_reason.lock().expect("cut_off lock").clone()
+        self.read(|h| h.cut_off.clone())
     }
 
-    /// Records the cross-check's verdict; true when it changed.
+    /// Records the cross-check's verdict; true when it changed (cut off
+    /// or not: a new reason alone is no change).
     pub fn set_cut_off(&self, verdict: Option<String>) -> bool {
-        let mut reason = self.cut_off_reason.lock().expect("cut_off lock");
-        let changed = self.cut_off.swap(verdict.is_some(), Ordering::AcqRel) != verdict.is_some();
-        *reason = verdict;
+        let mut health = self.health();
+        let changed = health.cut_off.is_some() != verdict.is_some();
+        health.cut_off = verdict;
         changed
     }
 
+    /// The last check was "no news" ([`crate::no_news`]).
+    pub fn no_news(&self) -> bool {
+        self.read(|h| h.no_news)
+    }
+
+    /// Records whether the check that just finished was "no news", before
+    /// the cross-check reads it.
+    pub fn set_no_news(&self, no_news: bool) {
+        self.health().no_news = no_news;
+    }
+
+    /// Publishes a finished check's reason and duration once its verdict
+    /// is applied: `/status` shows it, and an upgrade's new process reads
+    /// it as "this server's health is known" (runtime.rs).
+    pub fn publish_check(&self, last_check: String) {
+        self.health().last_check = Some(last_check);
+    }
+
+    /// The last check's reason and duration; `None` before the first.
+    pub fn last_check(&self) -> Option<String> {
+        self.read(|h| h.last_check.clone())
+    }
+
+    /// Since the last UP/DOWN transition (or the server's creation).
+    pub fn since_last_change(&self) -> Duration {
+        self.read(|h| h.last_change.elapsed())
+    }
+
     pub fn awaiting_failback(&self) -> bool {
-        self.is_up() && !self.failed_back.load(Ordering::Acquire)
+        self.read(Health::awaiting_failback)
     }
 
     pub fn has_slot(&self) -> bool {
         let maxconn = self.maxconn();
-        maxconn == 0 || self.sessions.load(Ordering::Acquire) < maxconn
+        maxconn == 0 || self.counters.sessions.load(Ordering::Acquire) < maxconn
     }
 
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.read(|h| h.generation)
     }
 
+    /// Steps the check machine, under the health lock.
     pub fn machine<R>(&self, f: impl FnOnce(&mut CheckMachine) -> R) -> R {
-        f(&mut self.machine.lock().expect("check machine lock"))
+        f(&mut self.health().machine)
     }
 
     pub fn claim_slot(self: &Arc<Self>) -> SessionSlot {
-        self.sessions.fetch_add(1, Ordering::AcqRel);
-        self.total_sessions.fetch_add(1, Ordering::Relaxed);
+        self.counters.sessions.fetch_add(1, Ordering::AcqRel);
+        self.counters.total_sessions.fetch_add(1, Ordering::Relaxed);
         SessionSlot(self.clone())
     }
 
@@ -339,43 +348,80 @@ impl ServerState {
             CancellationToken::new(),
         );
         old.cancel();
-        self.sessions.load(Ordering::Acquire)
+        self.counters.sessions.load(Ordering::Acquire)
     }
 
-    pub fn set_admin(&self, state: AdminState) {
-        self.admin.store(state as u8, Ordering::Release);
+    /// Records an operator command; `ready` also opens the failback gate.
+    /// Returns whether the server was eligible before and is now.
+    pub fn set_admin(&self, state: AdminState) -> (bool, bool) {
+        let mut health = self.health();
+        let was_eligible = health.is_eligible();
+        health.admin = state;
         if state == AdminState::Ready {
-            self.failed_back.store(true, Ordering::Release);
+            health.failed_back = true;
         }
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        health.generation += 1;
+        (was_eligible, health.is_eligible())
     }
 
     /// A pending `failback = after` timer (which compares generations)
     /// will find this server changed and do nothing.
     pub fn void_failback_timer(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.health().generation += 1;
     }
 
+    /// Opens the failback gate.
     pub fn open_failback(&self) {
-        self.failed_back.store(true, Ordering::Release);
+        self.health().failed_back = true;
     }
 
-    /// Records a transition's effect on the shared flags.  Returns the
-    /// transition so the caller (the backend) can log it and act on it.
-    pub fn apply(&self, transition: Transition, holds_back_failback: bool) -> Transition {
+    /// Opens the failback gate if the server is still UP and unchanged
+    /// since `generation` (a `failback = after` timer ran out); true when
+    /// it did.
+    pub fn open_failback_since(&self, generation: u64) -> bool {
+        let mut health = self.health();
+        let unchanged = health.generation == generation && health.up;
+        if unchanged {
+            health.failed_back = true;
+        }
+        unchanged
+    }
+
+    /// Records a transition and returns what it implies, for the backend
+    /// to perform in order ([`crate::transition`]).  `by_active_check` is
+    /// false for an error observed on traffic.  Also returns the
+    /// generation the transition made, for a failback timer.
+    pub fn apply(
+        &self,
+        transition: Transition,
+        policy: &Policy,
+        by_active_check: bool,
+    ) -> (Vec<Action>, u64) {
+        let now = Instant::now();
         let up = transition.to == Status::Up;
-        self.up.store(up, Ordering::Release);
+        let mut health = self.health();
+        let decision = transition::decide(
+            transition::Change {
+                transition,
+                role: self.role(),
+                failed_back: health.failed_back,
+                by_active_check,
+                now,
+            },
+            policy,
+        );
+        health.up = up;
+        health.failed_back = decision.failed_back;
+        health.generation += 1;
+        health.last_change = now;
+        let generation = health.generation;
+        drop(health);
         if up {
-            self.ups.fetch_add(1, Ordering::Relaxed);
+            self.counters.ups.fetch_add(1, Ordering::Relaxed);
         } else {
-            self.downs.fetch_add(1, Ordering::Relaxed);
+            self.counters.downs.fetch_add(1, Ordering::Relaxed);
         }
-        if !up && self.role() == Role::Primary && holds_back_failback {
-            self.failed_back.store(false, Ordering::Release);
-        }
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        *self.last_change.lock().expect("last_change lock") = Instant::now();
-        transition
+        (decision.actions, generation)
     }
 }
 
@@ -390,5 +436,75 @@ pub fn describe_cause(cause: Cause) -> &'static str {
     match cause {
         Cause::Check => "health check",
         Cause::ObservedError => "observed layer4 error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Failback;
+
+    fn primary(failback: &str) -> (ServerState, Policy) {
+        // One primary, checked, with the failback policy under test.
+        let config = crate::config::parse(&format!(
+            r#"
+frontend = [{{ name = "amqp", bind = "127.0.0.1:0", backend = "rabbitmq" }}]
+[[backend]]
+name = "rabbitmq"
+failback = "{failback}"
+check = {{ type = "tcp" }}
+server = [{{ name = "rabbit1", address = "127.0.0.1:5672" }}]
+"#
+        ))
+        .expect("a valid config");
+        let backend = &config.backends[0];
+        let server = ServerState::new(&backend.name, backend.servers[0].clone(), &backend.check);
+        (server, Policy::of(backend))
+    }
+
+    fn transition(from: Status, to: Status) -> Transition {
+        Transition {
+            from,
+            to,
+            cause: Cause::Check,
+        }
+    }
+
+    #[test]
+    fn eligibility_follows_every_change_of_health() {
+        let (server, policy) = primary("manual");
+        assert_eq!(policy.failback, Failback::Manual);
+        assert!(server.is_eligible(), "starts UP and ready");
+        server.apply(transition(Status::Up, Status::Down), &policy, true);
+        assert!(!server.is_eligible() && !server.is_up());
+        server.apply(transition(Status::Down, Status::Up), &policy, true);
+        assert!(server.is_up() && server.awaiting_failback());
+        assert!(!server.is_eligible(), "held by the manual failback");
+        assert_eq!(server.set_admin(AdminState::Ready), (false, true));
+        assert!(server.is_eligible());
+        assert!(server.set_cut_off(Some("no majority".into())));
+        assert!(!server.is_eligible());
+        assert!(!server.set_cut_off(Some("still no majority".into())));
+        assert_eq!(server.cut_off().as_deref(), Some("still no majority"));
+        assert!(server.set_cut_off(None));
+        assert!(server.is_eligible());
+        assert_eq!(server.set_admin(AdminState::Drain), (true, false));
+        assert_eq!(server.state_word(), "DRAIN");
+    }
+
+    #[test]
+    fn a_failback_timer_opens_only_an_unchanged_server() {
+        let (server, policy) = primary("after:30s");
+        server.apply(transition(Status::Up, Status::Down), &policy, true);
+        let (actions, generation) =
+            server.apply(transition(Status::Down, Status::Up), &policy, true);
+        assert!(actions
+            .iter()
+            .any(|a| matches!(a, Action::HoldFailback { .. })));
+        server.void_failback_timer();
+        assert!(!server.open_failback_since(generation), "changed since");
+        assert!(!server.is_eligible());
+        assert!(server.open_failback_since(server.generation()));
+        assert!(server.is_eligible());
     }
 }

@@ -107,14 +107,7 @@ address = "{amqp}"
     .unwrap();
     let lb = runtime::start(config).await.unwrap();
     let server = lb.backends()[0].servers[0].clone();
-    let last_check = || {
-        server
-            .last_check
-            .lock()
-            .unwrap()
-            .clone()
-            .unwrap_or_default()
-    };
+    let last_check = || server.last_check().unwrap_or_default();
 
     eventually("a 4.0.5 node checked and UP", || {
         server.is_up() && last_check().contains("check passed")

@@ -105,7 +105,7 @@ fn parsed(text: &str) -> warren_lb::config::Config {
 }
 
 fn last_check(s: &ServerState) -> String {
-    s.last_check.lock().unwrap().clone().unwrap_or_default()
+    s.last_check().unwrap_or_default()
 }
 
 fn server(lb: &Running, i: usize) -> Arc<ServerState> {

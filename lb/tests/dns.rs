@@ -164,11 +164,11 @@ address = "{NAME}:{port}"
     assert_eq!(lb.generation(), 1, "no reload was needed");
 
     // The name stops resolving: its last address is kept for hold_valid.
-    let failures = server.dns_failures.load(Ordering::Relaxed);
+    let failures = server.counters.dns_failures.load(Ordering::Relaxed);
     let gone = Instant::now();
     dns.serve("");
     eventually("a failed resolution", || {
-        server.dns_failures.load(Ordering::Relaxed) > failures
+        server.counters.dns_failures.load(Ordering::Relaxed) > failures
     })
     .await;
     assert_eq!(
@@ -193,12 +193,7 @@ address = "{NAME}:{port}"
         "the address was held only {:?} (hold_valid {HOLD_VALID:?})",
         gone.elapsed()
     );
-    let status = server
-        .last_check
-        .lock()
-        .unwrap()
-        .clone()
-        .unwrap_or_default();
+    let status = server.last_check().unwrap_or_default();
     assert!(
         status.contains("cannot resolve rabbit.warren.test"),
         "the check says why: {status}"

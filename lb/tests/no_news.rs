@@ -90,7 +90,7 @@ address = "{frozen}"
     let servers = lb.backends()[0].servers.clone();
 
     eventually("the silent node to be marked DOWN", || !servers[1].is_up()).await;
-    let reason = servers[1].last_check.lock().unwrap().clone().unwrap();
+    let reason = servers[1].last_check().unwrap();
     assert!(reason.contains("Layer7 timeout"), "{reason}");
     assert!(!reason.contains("no news"), "{reason}");
 
@@ -100,11 +100,14 @@ address = "{frozen}"
         asked.load(Ordering::SeqCst) >= 10
     })
     .await;
-    let reason = servers[0].last_check.lock().unwrap().clone().unwrap();
+    let reason = servers[0].last_check().unwrap();
     assert!(reason.contains("AMQP answers: no news"), "{reason}");
     assert!(servers[0].is_up());
-    assert!(servers[0].no_news.load(Ordering::Relaxed));
-    assert_eq!(servers[0].check_failures.load(Ordering::Relaxed), 0);
-    assert_eq!(servers[0].downs.load(Ordering::Relaxed), 0);
+    assert!(servers[0].no_news());
+    assert_eq!(
+        servers[0].counters.check_failures.load(Ordering::Relaxed),
+        0
+    );
+    assert_eq!(servers[0].counters.downs.load(Ordering::Relaxed), 0);
     lb.shutdown().await;
 }

@@ -86,7 +86,9 @@ async fn large_transfer_with_half_close_in_both_directions() {
     assert_eq!(answer, format!("{} {expect_sum}", payload.len()));
     let s = &lb.backends()[0].servers[0];
     assert_eq!(
-        s.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
+        s.counters
+            .bytes_in
+            .load(std::sync::atomic::Ordering::Relaxed),
         payload.len() as u64
     );
     lb.shutdown().await;

@@ -140,12 +140,7 @@ fn config(kind: &str, servers: &[(&str, SocketAddr, &str)], port: Option<u16>) -
 }
 
 fn last_check(lb: &runtime::Running, i: usize) -> String {
-    lb.backends()[0].servers[i]
-        .last_check
-        .lock()
-        .unwrap()
-        .clone()
-        .unwrap_or_default()
+    lb.backends()[0].servers[i].last_check().unwrap_or_default()
 }
 
 #[tokio::test]
@@ -176,6 +171,7 @@ async fn amqp_check_sends_the_configured_proxy_header_first() {
         assert!(servers[i].is_up(), "{version}: {}", last_check(&lb, i));
         assert_eq!(
             servers[i]
+                .counters
                 .check_failures
                 .load(std::sync::atomic::Ordering::Relaxed),
             0,

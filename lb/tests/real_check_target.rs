@@ -128,9 +128,8 @@ async fn real_rabbitmq_checks_of_nodes_sharing_one_ip_each_reach_their_own_manag
     let node = |n: usize| tb.node(n).name.clone();
     let reported = |i: usize| {
         backend.servers[i]
-            .cluster
-            .lock()
-            .unwrap()
+            .report()
+            .0
             .as_ref()
             .map(|r| r.node.clone())
     };
@@ -165,9 +164,8 @@ async fn real_rabbitmq_checks_of_nodes_sharing_one_ip_each_reach_their_own_manag
         || {
             [0, 2].iter().all(|&i| {
                 backend.servers[i]
-                    .cluster
-                    .lock()
-                    .unwrap()
+                    .report()
+                    .0
                     .as_ref()
                     .is_some_and(|r| r.running.len() == 2)
             })
@@ -177,8 +175,8 @@ async fn real_rabbitmq_checks_of_nodes_sharing_one_ip_each_reach_their_own_manag
     assert!(
         backend.servers[0].is_eligible() && backend.servers[2].is_eligible(),
         "rabbit1: {:?}, rabbit3: {:?}",
-        backend.servers[0].last_check.lock().unwrap(),
-        backend.servers[2].last_check.lock().unwrap()
+        backend.servers[0].last_check(),
+        backend.servers[2].last_check()
     );
     warren_health::probe::amqp(front, Duration::from_secs(5))
         .await

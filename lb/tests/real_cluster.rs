@@ -453,9 +453,8 @@ async fn frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majority(
     // and rabbit1 then legitimately rejoins the majority side.)  A watcher
     // samples far more often than checks run.
     let rabbit1_node = servers[0]
-        .cluster
-        .lock()
-        .unwrap()
+        .report()
+        .0
         .as_ref()
         .map(|r| r.node.clone())
         .expect("rabbit1 passed a check before the freeze");
@@ -464,10 +463,9 @@ async fn frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majority(
         move || {
             let vouched = servers[1..].iter().any(|s| {
                 s.is_up()
-                    && !s.no_news.load(Ordering::Acquire)
-                    && s.cluster
-                        .lock()
-                        .unwrap()
+                    && !s.no_news()
+                    && s.report()
+                        .0
                         .as_ref()
                         .is_some_and(|r| r.running.contains(&rabbit1_node))
             });
@@ -494,12 +492,7 @@ async fn frozen_and_resumed_primary_is_not_used_while_cut_off_from_the_majority(
         "rabbit1 was eligible without a peer seeing it running ({unvouched} of {samples} samples of 10 ms); cut off: {:?}",
         servers[0].cut_off()
     );
-    let reason = servers[0]
-        .last_check
-        .lock()
-        .unwrap()
-        .clone()
-        .unwrap_or_default();
+    let reason = servers[0].last_check().unwrap_or_default();
     println!("rabbit1 while partitioned: {reason}");
 
     // Healing (restart the minority node, it rejoins) brings it back, and
@@ -916,7 +909,7 @@ async fn sessions_on_majority(
     }
     let on_majority: usize = servers[1..]
         .iter()
-        .map(|s| s.sessions.load(Ordering::Acquire))
+        .map(|s| s.counters.sessions.load(Ordering::Acquire))
         .sum();
     assert_eq!(on_majority, 4, "the sessions are on rabbit2/rabbit3");
     sessions
@@ -942,7 +935,7 @@ async fn sessions_answer(sessions: &[Connection]) {
 fn downs(servers: &[Arc<ServerState>]) -> Vec<u64> {
     servers[1..]
         .iter()
-        .map(|s| s.downs.load(Ordering::Relaxed))
+        .map(|s| s.counters.downs.load(Ordering::Relaxed))
         .collect()
 }
 
@@ -1002,7 +995,7 @@ async fn frozen_node_resumed_under_pause_minority_leaves_the_majority_serving(br
         } else {
             "still out after 60 s, restarting it"
         },
-        servers[0].last_check.lock().unwrap().clone(),
+        servers[0].last_check(),
         servers[0].cut_off()
     );
     // Judged once on the window before any restart (the majority listing
@@ -1109,7 +1102,7 @@ async fn partitioned_primary_is_never_used_and_the_majority_keeps_serving(broker
         } else {
             "still out after 60 s, restarting it"
         },
-        servers[0].last_check.lock().unwrap().clone(),
+        servers[0].last_check(),
     );
     let gaps = watch.majority_gaps();
     assert_eq!(
@@ -1143,7 +1136,7 @@ fn still_out_while_partitioned(servers: &[Arc<ServerState>]) {
     assert!(
         !servers[0].is_eligible(),
         "rabbit1 eligible while still partitioned; last check: {:?}",
-        servers[0].last_check.lock().unwrap().clone()
+        servers[0].last_check()
     );
 }
 

@@ -59,10 +59,7 @@ async fn eventually(what: &str, cond: impl FnMut() -> bool) {
 
 fn last_check(lb: &Running, backend: usize) -> String {
     lb.backends()[backend].servers[0]
-        .last_check
-        .lock()
-        .unwrap()
-        .clone()
+        .last_check()
         .unwrap_or_default()
 }
 
@@ -138,7 +135,7 @@ async fn real_proxy_protocol_v1_v2_checks_pass_and_rabbitmq_sees_the_client() {
     for (name, server, i) in [("v2", &v2, 0), ("v1", &v1, 1)] {
         assert!(server.is_up(), "{name}: {}", last_check(&lb, i));
         assert_eq!(
-            server.check_failures.load(Ordering::Relaxed),
+            server.counters.check_failures.load(Ordering::Relaxed),
             0,
             "{name} checks never failed: {}",
             last_check(&lb, i)

@@ -66,7 +66,7 @@ async fn reload_adds_and_removes_servers_while_sessions_stay_open() {
     let old_one = lb.backends()[0].servers[0].clone();
     let old_two = lb.backends()[0].servers[1].clone();
     lb.backends()[0].set_admin(1, AdminState::Drain);
-    let downs_before = old_two.downs.load(Ordering::Relaxed);
+    let downs_before = old_two.counters.downs.load(Ordering::Relaxed);
 
     // one removed, two kept (drained by the operator), three new.
     let r = lb
@@ -97,7 +97,7 @@ async fn reload_adds_and_removes_servers_while_sessions_stay_open() {
     );
     assert_eq!(now[0].servers[0].admin(), AdminState::Drain);
     assert_eq!(
-        now[0].servers[0].downs.load(Ordering::Relaxed),
+        now[0].servers[0].counters.downs.load(Ordering::Relaxed),
         downs_before
     );
     assert!(
@@ -111,7 +111,7 @@ async fn reload_adds_and_removes_servers_while_sessions_stay_open() {
     for s in &mut sessions {
         echoes(s, b"still here").await;
     }
-    assert_eq!(old_one.sessions.load(Ordering::Acquire), 5);
+    assert_eq!(old_one.counters.sessions.load(Ordering::Acquire), 5);
     // The admin API and metrics follow the new generation.
     let base = format!("http://{}", lb.admin.unwrap());
     let status: serde_json::Value = reqwest::get(format!("{base}/status"))
