@@ -172,12 +172,12 @@ async fn amqp_answers(limit: Duration, server: &ServerState) -> bool {
     let header = move |local, server| proxy_protocol::header(version, local, server);
     let preamble: Option<&probe::Preamble> = (version != SendProxy::None).then_some(&header);
     let attempt = async {
-        let target = server.target(server.config.address.port()).await.ok()?;
-        probe::amqp_with_preamble(target, limit, preamble)
+        let address = server.target(server.config.address.port()).await.ok()?;
+        probe::run(&Probe::Amqp { address, preamble }, limit)
             .await
             .ok()
     };
-    matches!(tokio::time::timeout(limit, attempt).await, Ok(Some(())))
+    matches!(tokio::time::timeout(limit, attempt).await, Ok(Some(_)))
 }
 
 /// One run of the configured probe against one server's check `target`;

@@ -31,7 +31,7 @@ pub async fn amqp(addr: SocketAddr, timeout: Duration) -> Result<(), ProbeError>
 /// as the AMQP protocol header.  A listener with `proxy_protocol = true`
 /// drops a connection that does not start with a PROXY header, so the plain
 /// [`amqp`] probe fails against it.
-pub async fn amqp_with_preamble(
+pub(crate) async fn amqp_with_preamble(
     addr: SocketAddr,
     timeout: Duration,
     preamble: Option<&Preamble<'_>>,

@@ -23,7 +23,7 @@ mod testutil;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use amqp::{amqp, amqp_with_preamble};
+pub use amqp::amqp;
 pub use error::{ProbeError, Unresolved};
 pub use http::{http, HttpCheck};
 pub use rabbitmq::{judge, rabbitmq, Answer, NodeReport, RabbitCheck};
