@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 pub mod process;
 pub mod shipped;
+pub mod tls;
 
 /// How long any single expected event may take before a test gives up.
 pub const PATIENCE: Duration = Duration::from_secs(20);
