@@ -6,13 +6,13 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod common;
 use common::process::{lb, Lb};
 use common::tls::{client, connect, peer_serial, serial_text, write_atomically, Pki};
-use common::{named, PATIENCE};
+use common::{echoes, named, PATIENCE};
 
 /// One TLS frontend `tls` (with `extra` in its `[frontend.tls]`), one
 /// plain frontend `plain`, both to `server`.
@@ -75,16 +75,6 @@ async fn greeting(s: &mut (impl AsyncRead + Unpin)) -> std::io::Result<String> {
     }
 }
 
-async fn echoes(s: &mut (impl AsyncRead + AsyncWrite + Unpin), what: &[u8]) {
-    s.write_all(what).await.unwrap();
-    let mut buf = vec![0u8; what.len()];
-    tokio::time::timeout(PATIENCE, s.read_exact(&mut buf))
-        .await
-        .expect("echo in time")
-        .expect("session still open");
-    assert_eq!(buf, what);
-}
-
 /// A TLS client says hello first (the greeting comes after its first
 /// bytes pass `timeout_first_byte`), then checks the greeting and echo.
 async fn tls_session(
@@ -115,7 +105,7 @@ async fn tls_frontend_terminates_and_relays_plaintext_and_the_plain_one_is_uncha
 
     let (name, mut p) = common::who(plain).await;
     assert_eq!(name, "echo");
-    common::echoes(&mut p, b"plain still spliced").await;
+    echoes(&mut p, b"plain still spliced").await;
 
     // A client speaking plain TCP to the TLS frontend gets no server.
     let mut raw = TcpStream::connect(tls).await.unwrap();
