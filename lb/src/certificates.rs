@@ -207,3 +207,82 @@ fn check_chain(path: &Path, chain: &[CertificateDer<'_>], now: i64) -> Result<Le
         not_after: validity.not_after.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+
+    struct Issuer {
+        cert: rcgen::Certificate,
+        key: KeyPair,
+    }
+
+    fn ca(signer: Option<&Issuer>) -> Issuer {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().unwrap();
+        let cert = match signer {
+            None => params.self_signed(&key).unwrap(),
+            Some(s) => params.signed_by(&key, &s.cert, &s.key).unwrap(),
+        };
+        Issuer { cert, key }
+    }
+
+    /// A leaf for localhost signed by `by`; `from_year` = when it starts.
+    fn leaf(by: &Issuer, from_year: Option<i32>) -> (String, String) {
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        if let Some(year) = from_year {
+            params.not_before = rcgen::date_time_ymd(year, 1, 1);
+            params.not_after = rcgen::date_time_ymd(year + 1, 1, 1);
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &by.cert, &by.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn load_texts(dir: &Path, chain: &str, key: &str) -> Result<Loaded, PairError> {
+        let (c, k) = (dir.join("c.pem"), dir.join("k.pem"));
+        std::fs::write(&c, chain).unwrap();
+        std::fs::write(&k, key).unwrap();
+        load(&c, &k, &rustls::crypto::ring::default_provider(), now())
+    }
+
+    #[test]
+    fn a_chain_through_an_intermediate_loads_and_one_that_skips_it_is_broken() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = ca(None);
+        let intermediate = ca(Some(&root));
+        let (cert, key) = leaf(&intermediate, None);
+        let whole = format!("{cert}{}", intermediate.cert.pem());
+        let loaded = load_texts(dir.path(), &whole, &key).unwrap();
+        assert_eq!(loaded.certified.cert.len(), 2);
+        assert!(!loaded.serial.is_empty());
+
+        let skipping = format!("{cert}{}", root.cert.pem());
+        match load_texts(dir.path(), &skipping, &key) {
+            Err(PairError::BrokenChain { index: 1, .. }) => {}
+            other => panic!("expected a broken chain at 1, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_certificate_from_the_future_is_not_valid_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = leaf(&ca(None), Some(2090));
+        let e = load_texts(dir.path(), &cert, &key).unwrap_err();
+        assert!(matches!(e, PairError::NotYetValid { .. }), "{e:?}");
+        assert!(e.to_string().contains("is not valid before"), "{e}");
+    }
+
+    #[test]
+    fn client_roots_need_at_least_one_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not PEM at all\n").unwrap();
+        let e = client_roots(&path).unwrap_err();
+        assert!(matches!(e, PairError::NoCertificate { .. }), "{e:?}");
+        std::fs::write(&path, ca(None).cert.pem()).unwrap();
+        assert_eq!(client_roots(&path).unwrap().len(), 1);
+    }
+}
