@@ -14,6 +14,12 @@
 //!   it (pure), and the resolver task that asks.
 //! * [`majority`]: pure cross-check of the nodes' cluster views.
 //! * [`proxy`], [`relay`]: accepting, connecting with redispatch, relaying.
+//! * [`tls`]: TLS termination on a frontend: its rustls configuration and
+//!   the live rotation of its certificate; [`certificates`]: reading and
+//!   checking a certificate chain and key (for `check-config` too);
+//!   [`client`]: a session's client side, a bare socket or a TLS stream,
+//!   and how each is relayed.
+//! * [`stream_relay`]: the copy relay for TLS clients.
 //! * [`pipes`]: the splice pipes, pooled and leased per chunk.
 //! * [`resource`]: local shortages (EMFILE ...): counted, never a server's fault.
 //! * [`admin`]: the HTTP admin API (healthz, readyz, status, metrics, commands).
@@ -27,7 +33,9 @@ pub mod accept_reserve;
 pub mod admin;
 pub mod backend;
 pub mod balance;
+pub mod certificates;
 pub mod checker;
+pub mod client;
 pub mod config;
 pub mod counters;
 pub mod dns;
@@ -45,5 +53,7 @@ pub mod resolution;
 pub mod resource;
 pub mod runtime;
 pub mod server;
+pub mod stream_relay;
+pub mod tls;
 pub mod transition;
 pub mod upgrade;

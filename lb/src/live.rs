@@ -14,6 +14,7 @@ use crate::config::{Config, Frontend};
 use crate::metrics;
 use crate::pipes::PipePool;
 use crate::resource::{Phase, ResourceErrors};
+use crate::tls::Terminator;
 
 /// One loaded configuration and the run-time state built from it.
 pub struct Generation {
@@ -104,4 +105,6 @@ impl Live {
 pub struct Route {
     pub frontend: Frontend,
     pub backend: Arc<BackendState>,
+    /// The frontend's TLS side for this generation, when it terminates TLS.
+    pub tls: Option<Arc<Terminator>>,
 }

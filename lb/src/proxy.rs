@@ -16,11 +16,13 @@ use tracing::{debug, info, warn};
 use warren_health::resource::{io_local_resource, LocalResource};
 
 use crate::backend::BackendState;
+use crate::client::{Client, OpenError};
 use crate::config::{Frontend, SendProxy};
 use crate::live::{Live, Route};
 use crate::proxy_protocol;
-use crate::relay::{relay, Counters, RelayError};
+use crate::relay::{Counters, RelayError};
 use crate::resource::{accept_failure, AcceptFailure, Phase, PAUSE};
+use crate::tls::Terminator;
 
 /// Dead peers are found by TCP keepalive after about 60 s + 3 × 10 s even
 /// when the application sends nothing (AMQP heartbeats usually beat it).
@@ -74,8 +76,8 @@ pub async fn serve(
                 tokio::spawn(session(
                     client,
                     peer,
+                    (route.frontend, route.tls),
                     route.backend,
-                    route.frontend,
                     (permit, open),
                 ));
             }
@@ -127,8 +129,8 @@ fn held_back_text(held_back: u64) -> String {
 async fn session(
     client: TcpStream,
     peer: SocketAddr,
+    frontend: (Frontend, Option<Arc<Terminator>>),
     backend: Arc<BackendState>,
-    frontend: Frontend,
     (permit, open): (OwnedSemaphorePermit, OpenSession),
 ) {
     let refused_short = serve_client(client, peer, &backend, frontend, &open.0).await;
@@ -149,20 +151,24 @@ async fn serve_client(
     client: TcpStream,
     peer: SocketAddr,
     backend: &Arc<BackendState>,
-    frontend: Frontend,
+    (frontend, tls): (Frontend, Option<Arc<Terminator>>),
     live: &Live,
 ) -> bool {
     tune(&client);
-    if let Some(limit) = frontend.timeout_first_byte {
-        if !first_bytes(&client, limit).await {
-            debug!(
-                "{}: {peer} closed: nothing received within timeout_first_byte {limit:?}",
-                frontend.name
-            );
-            live.first_byte_timeouts.fetch_add(1, Ordering::Relaxed);
+    let destination = client.local_addr().unwrap_or(peer);
+    let client = match Client::open(client, tls.as_ref(), frontend.timeout_first_byte).await {
+        Ok(client) => client,
+        Err(e) => {
+            debug!("{}: {peer} closed: {e}", frontend.name);
+            if matches!(e, OpenError::NothingSent(_)) {
+                live.first_byte_timeouts.fetch_add(1, Ordering::Relaxed);
+            }
             return false;
         }
-    }
+    };
+    // The session needs the terminator no longer: a reload that replaced it
+    // ends its certificate watch even while this session runs.
+    drop(tls);
     let frontend = frontend.name;
     let mut tried = Vec::new();
     loop {
@@ -183,7 +189,6 @@ async fn serve_client(
         match connect(backend, index).await {
             Ok(mut upstream) => {
                 if server.config.send_proxy != SendProxy::None {
-                    let destination = client.local_addr().unwrap_or(peer);
                     let header =
                         proxy_protocol::header(server.config.send_proxy, peer, destination);
                     if let Err(e) = upstream.write_all(&header).await {
@@ -204,7 +209,7 @@ async fn serve_client(
                     downstream: &server.counters.bytes_out,
                 };
                 tokio::select! {
-                    r = relay(client, upstream, backend.config.timeout_idle, counters, &live.pipes) => match r {
+                    r = client.relay(upstream, backend.config.timeout_idle, counters, &live.pipes) => match r {
                         Ok(()) => {}
                         Err(RelayError::Idle(d)) => info!("{frontend}: {peer} closed after {d:?} idle ({})", server.id()),
                         Err(e) => debug!("{frontend}: {peer} session to {} ended: {e}", server.id()),
@@ -248,16 +253,6 @@ async fn serve_client(
             }
         }
     }
-}
-
-/// Waits until the client has sent something (left in the socket for the
-/// relay), at most `limit`; false when it sent nothing or closed.
-async fn first_bytes(client: &TcpStream, limit: Duration) -> bool {
-    let mut byte = [0u8; 1];
-    matches!(
-        tokio::time::timeout(limit, client.peek(&mut byte)).await,
-        Ok(Ok(n)) if n > 0
-    )
 }
 
 /// Why a connect to a server failed: the server's doing (judged by

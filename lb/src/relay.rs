@@ -27,7 +27,7 @@ use crate::pipes::{Lease, PipePool};
 
 /// Per-direction buffer: enough for AMQP frames at full speed, small enough
 /// that ten thousand sessions stay well under a gigabyte.
-const BUFFER: usize = 32 * 1024;
+pub(crate) const BUFFER: usize = 32 * 1024;
 
 /// Byte counters the relay adds to while it runs.
 pub struct Counters<'a> {
@@ -76,6 +76,18 @@ pub async fn relay(
             ),
         )
     };
+    within_idle(both, idle, &last_activity, start).await
+}
+
+/// Runs `both` (the two directions of a session) to its end, or until
+/// `idle` (when set) passes with `last_activity` (nanoseconds after
+/// `start`, stored by the directions at each chunk) unchanged.
+pub(crate) async fn within_idle<T>(
+    both: impl std::future::Future<Output = std::io::Result<T>>,
+    idle: Option<Duration>,
+    last_activity: &AtomicU64,
+    start: Instant,
+) -> Result<(), RelayError> {
     match idle {
         None => both.await.map(|_| ()).map_err(RelayError::from),
         Some(limit) => {

@@ -35,6 +35,7 @@ use crate::backend::BackendState;
 use crate::config::{Address, Admin, Config, Frontend};
 use crate::live::{Generation, Live, Route};
 use crate::server::ServerState;
+use crate::tls::Terminator;
 use crate::upgrade::{self, Inherited, Sockets};
 use crate::{admin, checker, dns, limits, proxy};
 
@@ -205,6 +206,7 @@ async fn launch(
         limits::max_pipes(&config),
     ));
     let resolver = dns_resolver(&config)?;
+    let terminators = terminators(&config, &stop)?;
     let checks = stop.child_token();
     spawn_server_tasks(&backends, &checks, resolver, &config);
     if first_checks_first {
@@ -212,8 +214,8 @@ async fn launch(
     }
     let admin = admin_listener.map(|(bound, bind)| AdminListener::open(bound, bind, &live, &stop));
     let mut listeners = Vec::new();
-    for (f, l) in config.frontends.iter().zip(bound) {
-        listeners.push(open(l, f, &backends, &live, &stop));
+    for ((f, l), tls) in config.frontends.iter().zip(bound).zip(terminators) {
+        listeners.push(open(l, f, tls, &backends, &live, &stop));
     }
     Ok(Running {
         listening: listeners.iter().map(|l| l.local).collect(),
@@ -305,9 +307,29 @@ async fn first_checks(backends: &[Arc<BackendState>], limit: Duration) {
     }
 }
 
+/// The TLS side of each frontend, in file order (`None` for a plain one).
+/// Loading certificates can fail, so this is done before anything changes;
+/// on failure the ones already built are dropped, which ends their watches.
+fn terminators(
+    config: &Config,
+    stop: &CancellationToken,
+) -> anyhow::Result<Vec<Option<Arc<Terminator>>>> {
+    config
+        .frontends
+        .iter()
+        .map(|f| {
+            f.tls
+                .as_ref()
+                .map(|tls| Terminator::start(&f.name, tls, stop).map(Arc::new))
+                .transpose()
+        })
+        .collect()
+}
+
 fn open(
     bound: Bound,
     f: &Frontend,
+    tls: Option<Arc<Terminator>>,
     backends: &[Arc<BackendState>],
     live: &Arc<Live>,
     stop: &CancellationToken,
@@ -325,6 +347,7 @@ fn open(
     let (route, routes) = watch::channel(Route {
         frontend: f.clone(),
         backend,
+        tls,
     });
     let own_stop = stop.child_token();
     let task = tokio::spawn(proxy::serve(
@@ -446,6 +469,9 @@ impl Running {
             }
         }
         let resolver = dns_resolver(&config)?;
+        //    Certificates are read again: a reload presents the files'
+        //    current pair to new handshakes, or fails whole.
+        let mut terminators = terminators(&config, &self.stop)?;
         // The admin API moves only when its bind changed; the new one is
         // bound now, so a taken port fails the reload whole.
         let admin_bind = config.admin.as_ref().map(|a| a.bind);
@@ -524,11 +550,13 @@ impl Running {
         let mut listeners = Vec::new();
         let mut closed = 0;
         for l in inner.listeners.drain(..) {
-            match config.frontends.iter().find(|f| f.bind == l.bind) {
-                Some(f) => {
+            match config.frontends.iter().position(|f| f.bind == l.bind) {
+                Some(i) => {
+                    let f = &config.frontends[i];
                     let _ = l.route.send(Route {
                         frontend: f.clone(),
                         backend: backends[f.backend].clone(),
+                        tls: terminators[i].take(),
                     });
                     listeners.push(l);
                 }
@@ -541,12 +569,14 @@ impl Running {
         }
         let opened = fresh.len();
         for (bind, l) in fresh {
-            let f = config
+            let i = config
                 .frontends
                 .iter()
-                .find(|f| f.bind == bind)
+                .position(|f| f.bind == bind)
                 .expect("bound from this config");
-            listeners.push(open(l, f, &backends, &self.live, &self.stop));
+            let f = &config.frontends[i];
+            let tls = terminators[i].take();
+            listeners.push(open(l, f, tls, &backends, &self.live, &self.stop));
         }
         inner.listeners = listeners;
         if let Some(a) = &config.admin {

@@ -90,6 +90,47 @@ pub struct Frontend {
     /// `maxconn` slots.  `None` = off (protocols where the server speaks
     /// first).
     pub timeout_first_byte: Option<Duration>,
+    /// TLS termination; `None` = plain TCP (the splice relay).
+    pub tls: Option<Tls>,
+}
+
+/// A frontend that terminates TLS: clients handshake with warren-lb, the
+/// servers get the plaintext (docs/tls.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    /// PEM: the server's certificate first, then its intermediates.
+    pub cert: PathBuf,
+    /// PEM: the private key of the first certificate in `cert`.
+    pub key: PathBuf,
+    /// PEM: the CAs a client certificate must chain to; set exactly when
+    /// `verify_client` is not `None`.
+    pub client_ca: Option<PathBuf>,
+    pub verify_client: VerifyClient,
+    /// Protocols offered in ALPN, in preference order; empty = no ALPN.
+    pub alpn: Vec<String>,
+    pub min_version: TlsVersion,
+    /// The handshake must finish within this time, or the client is closed
+    /// before any server is chosen (as `timeout_first_byte` for plain TCP).
+    pub timeout_handshake: Duration,
+}
+
+/// Client certificates (HAProxy's `verify` on a `bind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyClient {
+    /// None asked for.
+    None,
+    /// Asked for; a client without one is let in, a bad one is refused.
+    Optional,
+    /// A client without a certificate signed by `client_ca` is refused at
+    /// the handshake.
+    Required,
+}
+
+/// The oldest TLS version a frontend accepts (rustls has nothing below 1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -56,6 +56,23 @@ pub struct Frontend {
     pub backend: Spanned<String>,
     pub maxconn: Option<Loose>,
     pub timeout_first_byte: Option<Loose>,
+    pub tls: Option<Spanned<Tls>>,
+}
+
+/// TLS termination on a frontend (docs/tls.md). HAProxy's `crt` holds
+/// certificate and key in one file; here they are two, so the keys say
+/// which is which (`cert`, `key`); `client_ca` and `verify_client` are
+/// HAProxy's `ca-file` and `verify`, named for the side they are about.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
+    pub client_ca: Option<Spanned<String>>,
+    pub verify_client: Option<Loose>,
+    pub alpn: Option<Spanned<Vec<Spanned<String>>>>,
+    pub min_version: Option<Loose>,
+    pub timeout_handshake: Option<Loose>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -17,21 +17,24 @@ use warren_health::CheckParams;
 
 use super::model::*;
 use super::raw;
-use super::Problem;
+use super::{Files, Problem};
+use crate::certificates::{self as pair, PairError};
 
 const DEFAULT_FRONTEND_MAXCONN: usize = 10_000;
 const DEFAULT_TIMEOUT_CONNECT: Duration = Duration::from_secs(1);
 const DEFAULT_MGMT_PORT: u16 = 15672;
+const DEFAULT_TIMEOUT_HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// HAProxy spells durations with a unit; a bare `inter = 1` is refused.
 const UNITLESS: Unitless = Unitless::Refused;
 
 struct Validator<'v, 'a> {
     found: &'v mut Validation<'a>,
+    files: Files,
 }
 
-pub(super) fn validate(file: &raw::File, text: &str) -> Result<Config, Vec<Problem>> {
-    Validation::run(text, |found| Validator { found }.config(file))
+pub(super) fn validate(file: &raw::File, text: &str, files: Files) -> Result<Config, Vec<Problem>> {
+    Validation::run(text, |found| Validator { found, files }.config(file))
 }
 
 impl Validator<'_, '_> {
@@ -89,6 +92,10 @@ impl Validator<'_, '_> {
             let timeout_first_byte = self
                 .duration(&f.timeout_first_byte, &format!("{key}.timeout_first_byte"))
                 .filter(|d| !d.is_zero());
+            let tls = f
+                .tls
+                .as_ref()
+                .map(|t| self.tls(t.get_ref(), &format!("{key}.tls")));
             if let (Some(bind), Some(backend)) = (bind, backend) {
                 frontends.push(Frontend {
                     name,
@@ -96,6 +103,7 @@ impl Validator<'_, '_> {
                     backend,
                     maxconn,
                     timeout_first_byte,
+                    tls,
                 });
             }
         }
@@ -115,6 +123,118 @@ impl Validator<'_, '_> {
             resolvers,
             frontends,
             backends,
+        }
+    }
+
+    fn tls(&mut self, t: &raw::Tls, key: &str) -> Tls {
+        let verify_key = format!("{key}.verify_client");
+        // A CA given means clients are to be checked against it; `None`: a
+        // value we do not know, already reported.
+        let verify_client = match (&t.verify_client, &t.client_ca) {
+            (None, Some(_)) => Some(VerifyClient::Required),
+            (None, None) => Some(VerifyClient::None),
+            (Some(_), _) => self.found.choice(
+                &t.verify_client,
+                &verify_key,
+                &[
+                    ("required", VerifyClient::Required),
+                    ("optional", VerifyClient::Optional),
+                    ("none", VerifyClient::None),
+                ],
+            ),
+        };
+        match (verify_client, &t.client_ca, &t.verify_client) {
+            (Some(VerifyClient::None), Some(ca), _) => self.found.problem(
+                ca,
+                &format!("{key}.client_ca"),
+                "only used when verify_client is \"required\" or \"optional\", but it is \"none\"",
+            ),
+            (Some(VerifyClient::Required | VerifyClient::Optional), None, Some(v)) => self.found.problem(
+                v,
+                &verify_key,
+                "client certificates are verified against client_ca: expected client_ca, a PEM file of the CAs that sign them",
+            ),
+            _ => {}
+        }
+        let alpn = match &t.alpn {
+            None => Vec::new(),
+            Some(list) => {
+                if list.get_ref().is_empty() {
+                    self.found.problem(
+                        list,
+                        &format!("{key}.alpn"),
+                        "empty list: expected protocol names such as [\"amqp\"], or leave the key out for no ALPN",
+                    );
+                }
+                for (i, p) in list.get_ref().iter().enumerate() {
+                    if p.get_ref().is_empty() || p.get_ref().len() > 255 {
+                        self.found.problem(
+                            p,
+                            &format!("{key}.alpn[{i}]"),
+                            "expected a protocol name of 1 to 255 bytes",
+                        );
+                    }
+                }
+                list.get_ref().iter().map(|p| p.get_ref().clone()).collect()
+            }
+        };
+        let min_version = self
+            .found
+            .choice(
+                &t.min_version,
+                &format!("{key}.min_version"),
+                &[("1.2", TlsVersion::V1_2), ("1.3", TlsVersion::V1_3)],
+            )
+            .unwrap_or(TlsVersion::V1_2);
+        let timeout_key = format!("{key}.timeout_handshake");
+        let timeout_handshake = self
+            .duration(&t.timeout_handshake, &timeout_key)
+            .unwrap_or(DEFAULT_TIMEOUT_HANDSHAKE);
+        if timeout_handshake.is_zero() {
+            if let Some(v) = &t.timeout_handshake {
+                self.found.problem(
+                    v,
+                    &timeout_key,
+                    "expected a duration above zero, like \"10s\"",
+                );
+            }
+        }
+        let tls = Tls {
+            cert: PathBuf::from(t.cert.get_ref()),
+            key: PathBuf::from(t.key.get_ref()),
+            client_ca: t.client_ca.as_ref().map(|c| PathBuf::from(c.get_ref())),
+            verify_client: verify_client.unwrap_or(VerifyClient::Required),
+            alpn,
+            min_version,
+            timeout_handshake,
+        };
+        if self.files == Files::Check {
+            self.tls_files(t, &tls, key);
+        }
+        tls
+    }
+
+    /// The certificate, key and client CA load and make a pair that can
+    /// serve, by the very rules the listener loads them with.
+    fn tls_files(&mut self, t: &raw::Tls, tls: &Tls, key: &str) {
+        let provider = rustls::crypto::ring::default_provider();
+        if let Err(e) = pair::load(&tls.cert, &tls.key, &provider, pair::now()) {
+            let (at, field) = match &e {
+                PairError::Unreadable { path, .. } if *path == tls.key => (&t.key, "key"),
+                PairError::CertificateAsKey { .. }
+                | PairError::NoKey { .. }
+                | PairError::UnusableKey { .. }
+                | PairError::KeyMismatch { .. } => (&t.key, "key"),
+                _ => (&t.cert, "cert"),
+            };
+            self.found
+                .problem(at, &format!("{key}.{field}"), e.to_string());
+        }
+        if let (Some(path), Some(at)) = (&tls.client_ca, &t.client_ca) {
+            if let Err(e) = pair::client_roots(path) {
+                self.found
+                    .problem(at, &format!("{key}.client_ca"), e.to_string());
+            }
         }
     }
 

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 pub mod process;
 pub mod shipped;
+pub mod tls;
 
 /// How long any single expected event may take before a test gives up.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -77,8 +78,12 @@ pub async fn who(lb: SocketAddr) -> (String, TcpStream) {
     }
 }
 
-/// Sends `what` on an open session and expects it echoed back.
-pub async fn echoes(s: &mut TcpStream, what: &[u8]) {
+/// Sends `what` on an open session (a socket, or a TLS stream) and
+/// expects it echoed back.
+pub async fn echoes(
+    s: &mut (impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin),
+    what: &[u8],
+) {
     s.write_all(what).await.unwrap();
     let mut buf = vec![0u8; what.len()];
     tokio::time::timeout(PATIENCE, s.read_exact(&mut buf))
