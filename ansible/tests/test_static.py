@@ -6,6 +6,7 @@
 - the docs, the example inventory and its vault agree on the variable names
 - drill.yml refuses a fault warren-drill does not have, drill_victim, a missing binary
 - an even number of brokers warns loudly
+- the role defaults carry the tuned check profile of lb/check-profile.toml
 """
 
 import re
@@ -16,6 +17,7 @@ import textwrap
 
 import pytest
 
+import check_profile
 from conftest import ANSIBLE_DIR, ansible_env, run_playbook
 from warren_testkit import require_tool
 from docs_commands import DOCS, sh_blocks
@@ -169,6 +171,13 @@ def test_rendered_lb_config_matches_contract(tmp_path, token):
     # The token is named by its file, never written into lb.toml.
     assert cfg["admin"].get("token_file") == ("/etc/warren/lb-admin-token" if token else None)
     assert "token" not in cfg["admin"]
+
+
+def test_the_role_defaults_carry_the_check_profile():
+    """warren_lb_check_* in the role defaults are lb/check-profile.toml's (written by
+    scripts/check-profile): the rendered lb.toml's [backend.check] has its values."""
+    problems = check_profile.drift("ansible")
+    assert problems == [], f"{problems}: change lb/check-profile.toml, then run scripts/check-profile"
 
 
 def example_inventory_locally(tmp_path, vault_text):
