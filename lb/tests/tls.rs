@@ -229,19 +229,24 @@ async fn serial_now(connector: &tokio_rustls::TlsConnector, addr: SocketAddr) ->
     peer_serial(&connect(connector, addr).await.expect("handshake"))
 }
 
-/// The serial `openssl s_client` sees, when openssl is installed.
-fn openssl_serial(addr: SocketAddr, ca: &Path) -> Option<String> {
+/// The serial `openssl s_client` sees: the operator's own tool, not the
+/// test's rustls client, says which certificate a new handshake gets
+/// (scripts/install-deps installs openssl).
+fn openssl_serial(addr: SocketAddr, ca: &Path) -> String {
     let shell = format!(
         "openssl s_client -connect {addr} -servername localhost -CAfile {} </dev/null 2>/dev/null | openssl x509 -noout -serial",
         ca.display()
     );
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg(shell)
+        .arg(&shell)
         .output()
-        .ok()?;
+        .unwrap_or_else(|e| panic!("cannot run sh for `{shell}`: {e}"));
     let text = String::from_utf8_lossy(&out.stdout);
-    text.trim().strip_prefix("serial=").map(str::to_owned)
+    text.trim()
+        .strip_prefix("serial=")
+        .unwrap_or_else(|| panic!("`{shell}` printed no serial: {text:?}"))
+        .to_owned()
 }
 
 fn rotation_logged(lb: &mut Lb, result: &str) -> serde_json::Value {
@@ -267,9 +272,11 @@ async fn a_changed_certificate_serves_new_handshakes_and_established_sessions_go
     assert_eq!(logged["frontend"], "tls");
     assert_eq!(serial_now(&connector, tls).await, serial_text(2));
     echoes(&mut long, b"across the rotation").await;
-    if let Some(serial) = openssl_serial(tls, &pki.ca_file()) {
-        assert_eq!(serial, serial_text(2), "openssl s_client");
-    }
+    assert_eq!(
+        openssl_serial(tls, &pki.ca_file()),
+        serial_text(2),
+        "openssl s_client"
+    );
 
     // A bad change (a key that is not this certificate's) is refused and
     // logged once; the previous certificate keeps serving.
