@@ -21,6 +21,7 @@ import pytest
 
 from conftest import SCENARIOS, STS, configmap_file, render
 from test_scripts import lay_out, relocate
+from warren_testkit import poll
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 PASSWORD = 'Real"Pa\\ss&|w0rd'
@@ -142,10 +143,15 @@ def test_real_broker_takes_chart_definitions_and_prestop(broker):
     assert "administrator" in (me["tags"] if isinstance(me["tags"], list) else me["tags"].split(","))
     assert http(mgmt, "/api/whoami", password="wrong")[0] == 401
     assert http(mgmt, "/api/whoami", user="guest", password="guest")[0] == 401
-    # the mirrored-mode HA policy
-    status, policies = http(mgmt, "/api/policies/%2F")
-    assert status == 200
-    (policy,) = [p for p in policies if p["name"] == "ha-all"]
+    # the mirrored-mode HA policy. The node imports the definitions file while its
+    # management API already answers (the users before the policies), so the policy is
+    # awaited, not expected at the first answer.
+    def ha_all():
+        status, policies = http(mgmt, "/api/policies/%2F")
+        assert status == 200
+        return [p for p in policies if p["name"] == "ha-all"]
+
+    (policy,) = poll("the ha-all policy from the chart's definitions", ha_all, timeout=60)
     assert policy["definition"] == {"ha-mode": "all", "ha-sync-mode": "automatic"}
     assert policy["apply-to"] == "queues"
     # the plugins of enabled_plugins are running
