@@ -68,58 +68,36 @@ async fn scrape_after_traffic_and_a_mark_down() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(text.contains("# TYPE warren_lb_server_sessions_total counter"));
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_status{{{l},state=\"UP\"}}")),
-        1.0
-    );
-    assert_eq!(
-        get(
-            &v,
-            &format!("warren_lb_server_status{{{l},state=\"DOWN\"}}")
+    let exact = [
+        (format!("warren_lb_server_status{{{l},state=\"UP\"}}"), 1.0),
+        (
+            format!("warren_lb_server_status{{{l},state=\"DOWN\"}}"),
+            0.0,
         ),
-        0.0
-    );
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_status{{{l2},state=\"UP\"}}")),
-        0.0
-    );
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_sessions_total{{{l}}}")),
-        3.0
-    );
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_bytes_in_total{{{l}}}")),
-        15.0
-    );
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_bytes_out_total{{{l}}}")),
-        15.0
-    );
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_check_up_down_total{{{l2}}}")),
-        1.0
-    );
+        (format!("warren_lb_server_status{{{l2},state=\"UP\"}}"), 0.0),
+        (format!("warren_lb_server_sessions_total{{{l}}}"), 3.0),
+        (format!("warren_lb_server_bytes_in_total{{{l}}}"), 15.0),
+        (format!("warren_lb_server_bytes_out_total{{{l}}}"), 15.0),
+        (format!("warren_lb_server_check_up_down_total{{{l2}}}"), 1.0),
+        (format!("warren_lb_server_check_failures_total{{{l}}}"), 0.0),
+        (format!("warren_lb_server_check_up_down_total{{{l}}}"), 0.0),
+        (
+            "warren_lb_backend_active_servers{backend=\"rabbitmq\"}".to_owned(),
+            1.0,
+        ),
+        (
+            "warren_lb_backend_backup_servers{backend=\"rabbitmq\"}".to_owned(),
+            0.0,
+        ),
+    ];
+    for (series, want) in &exact {
+        assert_eq!(get(&v, series), *want, "{series}");
+    }
     assert!(
         get(
             &v,
             &format!("warren_lb_server_check_failures_total{{{l2}}}")
         ) >= 1.0
-    );
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_check_failures_total{{{l}}}")),
-        0.0
-    );
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_check_up_down_total{{{l}}}")),
-        0.0
-    );
-    assert_eq!(
-        get(&v, "warren_lb_backend_active_servers{backend=\"rabbitmq\"}"),
-        1.0
-    );
-    assert_eq!(
-        get(&v, "warren_lb_backend_backup_servers{backend=\"rabbitmq\"}"),
-        0.0
     );
     assert_eq!(get(&v, "warren_lb_config_generation"), 1.0);
     assert!(get(&v, "warren_lb_process_uptime_seconds") > 0.0);
@@ -176,26 +154,22 @@ async fn connect_errors_and_redispatches_are_counted() {
     common::echoes(&mut c, b"x").await;
     let (_, v) = scrape(&base).await;
     let d = r#"backend="b",server="dead""#;
-    assert_eq!(
-        get(
-            &v,
-            &format!("warren_lb_server_connection_errors_total{{{d}}}")
+    let exact = [
+        (
+            format!("warren_lb_server_connection_errors_total{{{d}}}"),
+            1.0,
         ),
-        1.0
-    );
-    assert_eq!(
-        get(
-            &v,
-            &format!("warren_lb_server_redispatch_warnings_total{{{d}}}")
+        (
+            format!("warren_lb_server_redispatch_warnings_total{{{d}}}"),
+            1.0,
         ),
-        1.0
-    );
-    assert_eq!(
-        get(
-            &v,
-            r#"warren_lb_server_sessions_total{backend="b",server="live"}"#
+        (
+            r#"warren_lb_server_sessions_total{backend="b",server="live"}"#.to_owned(),
+            1.0,
         ),
-        1.0
-    );
+    ];
+    for (series, want) in &exact {
+        assert_eq!(get(&v, series), *want, "{series}");
+    }
     lb.shutdown().await;
 }
