@@ -209,12 +209,18 @@ async fn failback_case(
     (lb, addr, primary, primary_addr)
 }
 
+/// The primary listening again on its old port (for the rest of the test),
+/// once its check has seen it UP.
+async fn primary_returns(primary_addr: SocketAddr, primary: &warren_lb::server::ServerState) {
+    named_on(TcpListener::bind(primary_addr).await.unwrap(), "primary");
+    eventually("primary back up", || primary.is_up()).await;
+}
+
 #[tokio::test]
 async fn manual_failback_waits_for_the_operator() {
     let (lb, addr, primary, primary_addr) = failback_case("manual").await;
     let (_, mut on_backup) = who(addr).await;
-    let _back = named_on(TcpListener::bind(primary_addr).await.unwrap(), "primary");
-    eventually("primary back up", || primary.is_up()).await;
+    primary_returns(primary_addr, &primary).await;
     assert!(primary.awaiting_failback());
     assert_eq!(
         who(addr).await.0,
@@ -230,8 +236,7 @@ async fn manual_failback_waits_for_the_operator() {
 #[tokio::test]
 async fn failback_after_a_stable_period() {
     let (lb, addr, primary, primary_addr) = failback_case("after:2s").await;
-    let _back = named_on(TcpListener::bind(primary_addr).await.unwrap(), "primary");
-    eventually("primary back up", || primary.is_up()).await;
+    primary_returns(primary_addr, &primary).await;
     assert_eq!(
         who(addr).await.0,
         "backup",
@@ -245,8 +250,7 @@ async fn failback_after_a_stable_period() {
 #[tokio::test]
 async fn a_reload_holds_a_waiting_primary_under_the_new_failback_policy() {
     let (lb, addr, primary, primary_addr) = failback_case("after:1h").await;
-    let _back = named_on(TcpListener::bind(primary_addr).await.unwrap(), "primary");
-    eventually("primary back up", || primary.is_up()).await;
+    primary_returns(primary_addr, &primary).await;
     assert!(primary.awaiting_failback());
     let backup_addr = match &lb.backends()[0].servers[1].config.address {
         warren_lb::config::Address::Ip(a) => *a,
@@ -267,8 +271,7 @@ async fn a_reload_holds_a_waiting_primary_under_the_new_failback_policy() {
 #[tokio::test]
 async fn immediate_failback_is_the_default() {
     let (lb, addr, primary, primary_addr) = failback_case("immediate").await;
-    let _back = named_on(TcpListener::bind(primary_addr).await.unwrap(), "primary");
-    eventually("primary back up", || primary.is_up()).await;
+    primary_returns(primary_addr, &primary).await;
     assert_eq!(who(addr).await.0, "primary");
     lb.shutdown().await;
 }
