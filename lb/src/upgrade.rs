@@ -227,51 +227,44 @@ mod tests {
         assert!(old.join().unwrap(), "the old process hears `ready`");
     }
 
-    #[test]
-    fn a_message_that_does_not_match_its_sockets_is_a_clear_error() {
+    /// What the new process says when the old one sends `payload` with
+    /// `sockets` listening sockets and `receive` refuses the handover.
+    fn refusal(payload: &'static [u8], sockets: usize) -> String {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("upgrade.sock");
-        let old = old_process(&path, |stream| {
-            let (_, fd) = listener();
-            let payload = br#"{"binds": ["127.0.0.1:5672"], "admin": "127.0.0.1:8404"}"#;
-            let fds = [fd.as_raw_fd()];
+        let old = old_process(&path, move |stream| {
+            let held: Vec<OwnedFd> = (0..sockets).map(|_| listener().1).collect();
+            let fds: Vec<RawFd> = held.iter().map(|fd| fd.as_raw_fd()).collect();
+            let cmsgs = [ControlMessage::ScmRights(&fds)];
             sendmsg::<()>(
                 stream.as_raw_fd(),
                 &[IoSlice::new(payload)],
-                &[ControlMessage::ScmRights(&fds)],
+                if fds.is_empty() { &[] } else { &cmsgs },
                 MsgFlags::empty(),
                 None,
             )
             .unwrap();
         });
         let err = Handover::receive(&path).err().expect("refused");
+        old.join().unwrap();
+        format!("{err:#}")
+    }
+
+    #[test]
+    fn a_message_that_does_not_match_its_sockets_is_a_clear_error() {
+        let payload = br#"{"binds": ["127.0.0.1:5672"], "admin": "127.0.0.1:8404"}"#;
         assert_eq!(
-            format!("{err:#}"),
+            refusal(payload, 1),
             "1 frontend bind(s) and an admin bind but 1 socket(s) received"
         );
-        old.join().unwrap();
     }
 
     #[test]
     fn a_bind_that_is_not_an_address_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("upgrade.sock");
-        let old = old_process(&path, |stream| {
-            let payload = br#"{"binds": [], "admin": "localhost"}"#;
-            sendmsg::<()>(
-                stream.as_raw_fd(),
-                &[IoSlice::new(payload)],
-                &[],
-                MsgFlags::empty(),
-                None,
-            )
-            .unwrap();
-        });
-        let err = Handover::receive(&path).err().expect("refused");
+        let payload = br#"{"binds": [], "admin": "localhost"}"#;
         assert_eq!(
-            format!("{err:#}"),
+            refusal(payload, 0),
             "the admin bind in the handover message: bind \"localhost\": expected an address such as 127.0.0.1:5672: invalid socket address syntax"
         );
-        old.join().unwrap();
     }
 }

@@ -7,32 +7,28 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+mod common;
+use common::config::one_backend;
+
 async fn start(backend: SocketAddr) -> (warren_lb::runtime::Running, String) {
-    let text = format!(
-        r#"
-[admin]
-bind = "127.0.0.1:0"
-token = "s3cret"
-[[frontend]]
-name = "amqp"
-bind = "127.0.0.1:0"
-backend = "rabbitmq"
-[[backend]]
-name = "rabbitmq"
-[backend.check]
-inter = "100ms"
-rise = 1
-fall = 1
-[[backend.server]]
-name = "rabbit1"
-address = "{backend}"
-"#
-    );
-    let lb = warren_lb::runtime::start(warren_lb::config::parse(&text).unwrap())
-        .await
-        .unwrap();
-    let base = format!("http://{}", lb.admin.unwrap());
+    let config = one_backend()
+        .global("[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"s3cret\"")
+        .names("amqp", "rabbitmq")
+        .check("")
+        .server("rabbit1", backend)
+        .parse();
+    let (lb, _) = common::start(config).await;
+    let base = common::admin_url(&lb);
     (lb, base)
+}
+
+async fn get_status(http: &reqwest::Client, url: &str) -> StatusCode {
+    http.get(url).send().await.unwrap().status()
+}
+
+/// An operator command, with the token.
+async fn command(http: &reqwest::Client, url: &str) -> reqwest::Response {
+    http.post(url).bearer_auth("s3cret").send().await.unwrap()
 }
 
 #[tokio::test]
@@ -40,23 +36,13 @@ async fn readyz_status_and_commands() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (lb, base) = start(listener.local_addr().unwrap()).await;
     let http = reqwest::Client::new();
+    let readyz = format!("{base}/readyz");
 
     assert_eq!(
-        http.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        get_status(&http, &format!("{base}/healthz")).await,
         StatusCode::OK
     );
-    assert_eq!(
-        http.get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(get_status(&http, &readyz).await, StatusCode::OK);
     let status: Value = http
         .get(format!("{base}/status"))
         .send()
@@ -77,17 +63,12 @@ async fn readyz_status_and_commands() {
         http.post(&drain).send().await.unwrap().status(),
         StatusCode::UNAUTHORIZED
     );
-    let r = http
-        .post(&drain)
-        .bearer_auth("s3cret")
-        .send()
-        .await
-        .unwrap();
+    let r = command(&http, &drain).await;
     assert_eq!(r.status(), StatusCode::OK);
     let after: Value = r.json().await.unwrap();
     assert_eq!(after["admin"], "drain");
     assert_eq!(after["eligible"], false);
-    let r = http.get(format!("{base}/readyz")).send().await.unwrap();
+    let r = http.get(&readyz).send().await.unwrap();
     assert_eq!(
         r.status(),
         StatusCode::SERVICE_UNAVAILABLE,
@@ -95,19 +76,9 @@ async fn readyz_status_and_commands() {
     );
     assert!(r.text().await.unwrap().contains("rabbitmq"));
 
-    let r = http
-        .post(format!("{base}/servers/rabbitmq/nope/ready"))
-        .bearer_auth("s3cret")
-        .send()
-        .await
-        .unwrap();
+    let r = command(&http, &format!("{base}/servers/rabbitmq/nope/ready")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = http
-        .post(format!("{base}/servers/rabbitmq/rabbit1/reboot"))
-        .bearer_auth("s3cret")
-        .send()
-        .await
-        .unwrap();
+    let r = command(&http, &format!("{base}/servers/rabbitmq/rabbit1/reboot")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(r
         .text()
@@ -115,37 +86,14 @@ async fn readyz_status_and_commands() {
         .unwrap()
         .contains("expected drain, maint or ready"));
 
-    let r = http
-        .post(format!("{base}/servers/rabbitmq/rabbit1/ready"))
-        .bearer_auth("s3cret")
-        .send()
-        .await
-        .unwrap();
+    let r = command(&http, &format!("{base}/servers/rabbitmq/rabbit1/ready")).await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(
-        http.get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(get_status(&http, &readyz).await, StatusCode::OK);
 
     drop(listener); // the check fails: the pool empties
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        == StatusCode::OK
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "readyz never followed the dead server"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    common::eventually_async("readyz to follow the dead server", || async {
+        get_status(&http, &readyz).await != StatusCode::OK
+    })
+    .await;
     lb.shutdown().await;
 }

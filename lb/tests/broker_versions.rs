@@ -9,6 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use common::config::one_backend;
 use common::eventually;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -80,31 +81,13 @@ async fn a_known_line_is_up_and_an_unknown_version_is_down_naming_it() {
     let routes: Routes = Arc::new(Mutex::new(node_of("4.0.5", None)));
     let api = management(routes.clone()).await;
     let amqp = common::named("rabbit").await;
-    let config = warren_lb::config::parse(&format!(
-        r#"
-[[frontend]]
-name = "f"
-bind = "127.0.0.1:0"
-backend = "b"
-[[backend]]
-name = "b"
-[backend.check]
-type = "rabbitmq"
-port = {port}
-username = "u"
-password = "p"
-inter = "100ms"
-timeout = "2s"
-rise = 1
-fall = 1
-[[backend.server]]
-name = "rabbit"
-address = "{amqp}"
-"#,
-        port = api.port(),
-        amqp = amqp.addr
-    ))
-    .unwrap();
+    let config = one_backend()
+        .check(&format!(
+            "type = \"rabbitmq\"\nport = {}\nusername = \"u\"\npassword = \"p\"\ntimeout = \"2s\"",
+            api.port()
+        ))
+        .server("rabbit", amqp.addr)
+        .parse();
     let lb = runtime::start(config).await.unwrap();
     let server = lb.backends()[0].servers[0].clone();
     let last_check = || server.last_check().unwrap_or_default();

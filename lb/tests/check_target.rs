@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use common::config::one_backend;
 use common::{eventually, who};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -68,40 +69,17 @@ async fn closed_port() -> u16 {
 
 /// Two servers on 127.0.0.1 (`one`, then `two`), each with its own server
 /// lines (`check_port = ...`), under `check`.
-fn config(check: &str, one: (SocketAddr, &str), two: (SocketAddr, &str)) -> String {
-    format!(
-        r#"
-[[frontend]]
-name = "f"
-bind = "127.0.0.1:0"
-backend = "b"
-
-[[backend]]
-name = "b"
-balance = "first"
-
-[backend.check]
-{check}
-inter = "100ms"
-rise = 1
-fall = 1
-
-[[backend.server]]
-name = "one"
-address = "{}"
-{}
-
-[[backend.server]]
-name = "two"
-address = "{}"
-{}
-"#,
-        one.0, one.1, two.0, two.1
-    )
-}
-
-fn parsed(text: &str) -> warren_lb::config::Config {
-    warren_lb::config::parse(text).unwrap_or_else(|p| panic!("bad test config: {p:#?}\n{text}"))
+fn config(
+    check: &str,
+    one: (SocketAddr, &str),
+    two: (SocketAddr, &str),
+) -> warren_lb::config::Config {
+    one_backend()
+        .backend_keys("balance = \"first\"")
+        .check(check)
+        .server_with("one", one.0, one.1)
+        .server_with("two", two.0, two.1)
+        .parse()
 }
 
 fn last_check(s: &ServerState) -> String {
@@ -120,14 +98,14 @@ async fn servers_sharing_an_ip_each_check_their_own_http_port_and_a_reload_moves
     let (healthy, healthy_hits) = health_endpoint("127.0.0.1:0", 200).await;
     let (sick, sick_hits) = health_endpoint("127.0.0.1:0", 503).await;
     let check = "type = \"http\"\npath = \"/health\"";
-    let text = |two_port: u16| {
+    let config = |two_port: u16| {
         config(
             check,
             (one.addr, &format!("check_port = {}", healthy.port())),
             (two.addr, &format!("check_port = {two_port}")),
         )
     };
-    let lb = runtime::start(parsed(&text(sick.port()))).await.unwrap();
+    let lb = runtime::start(config(sick.port())).await.unwrap();
     let front = lb.listening[0];
 
     // The fault: two's health endpoint answers 503, and two's check saw it.
@@ -154,7 +132,7 @@ async fn servers_sharing_an_ip_each_check_their_own_http_port_and_a_reload_moves
     // A reload points two's checks at the healthy endpoint: the same
     // server (kept, not replaced) comes UP.
     let kept = server(&lb, 1);
-    let r = lb.reload(parsed(&text(healthy.port()))).await.unwrap();
+    let r = lb.reload(config(healthy.port())).await.unwrap();
     assert_eq!((r.servers_kept, r.servers_added), (2, 0));
     assert!(Arc::ptr_eq(&kept, &server(&lb, 1)), "two keeps its state");
     eventually("two to come UP on its new check port", || {
@@ -173,7 +151,7 @@ async fn tcp_checks_go_to_the_servers_check_addr_and_check_port() {
     // while both servers' own ports accept.
     let (elsewhere, elsewhere_hits) = tcp_endpoint("127.0.0.2:0").await;
     let refused = closed_port().await;
-    let text = config(
+    let config = config(
         "type = \"tcp\"",
         (
             one.addr,
@@ -185,7 +163,7 @@ async fn tcp_checks_go_to_the_servers_check_addr_and_check_port() {
         ),
         (two.addr, &format!("check_port = {refused}")),
     );
-    let lb = runtime::start(parsed(&text)).await.unwrap();
+    let lb = runtime::start(config).await.unwrap();
     eventually("two to be DOWN", || !server(&lb, 1).is_up()).await;
     assert!(
         last_check(&server(&lb, 1)).contains("refused"),

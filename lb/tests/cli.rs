@@ -189,22 +189,25 @@ fn exchange(s: &mut std::net::TcpStream, what: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `lb.toml` holding `config`, and the path for an upgrade socket, in a
+/// fresh directory that lives as long as the returned guard.
+fn upgrade_files(config: &str) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lb.toml");
+    std::fs::write(&file, config).unwrap();
+    let sock = dir.path().join("upgrade.sock");
+    (dir, file, sock)
+}
+
 #[test]
 fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("lb.toml");
-    let sock = dir.path().join("upgrade.sock");
     let backend = echo_server();
     // With an admin API on a fixed port, as every shipped config has: the
     // new process must take it over, not bind it (issue 13, defect 2).
     let admin = free_port();
-    std::fs::write(
-        &file,
-        format!("[admin]\nbind = \"{admin}\"\n[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\ninter = \"200ms\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\n"),
-    )
-    .unwrap();
+    let (_dir, file, sock) = upgrade_files(&format!("[admin]\nbind = \"{admin}\"\n[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\ninter = \"200ms\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\n"));
     let mut old = Lb::serving_upgrades(&file, &sock);
     let addr = old.frontend("f");
     wait_for_socket(&sock);
@@ -329,12 +332,9 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
 fn a_failed_upgrade_leaves_the_old_process_serving_after(
     new_process: impl FnOnce(&std::path::Path, &str, &std::path::Path) -> std::process::ExitStatus,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("lb.toml");
-    let sock = dir.path().join("upgrade.sock");
     let backend = echo_server();
     let frontend = format!("[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\n");
-    std::fs::write(&file, &frontend).unwrap();
+    let (dir, file, sock) = upgrade_files(&frontend);
     let mut old = Lb::serving_upgrades(&file, &sock);
     let addr = old.frontend("f");
     wait_for_socket(&sock);
@@ -492,14 +492,11 @@ fn the_open_files_limit_is_raised_to_what_maxconn_needs() {
 
 #[test]
 fn signals_are_served_while_a_handover_waits_for_the_new_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("lb.toml");
-    let sock = dir.path().join("upgrade.sock");
     let backend = echo_server();
     let config = |server: &str| {
         format!("[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"{server}\"\naddress = \"{backend}\"\n")
     };
-    std::fs::write(&file, config("s")).unwrap();
+    let (_dir, file, sock) = upgrade_files(&config("s"));
     let mut old = Lb::serving_upgrades(&file, &sock);
     old.wait_json("start", |v| v["event"] == "start");
     // A "new process" that takes the sockets and then never says `ready`:
@@ -543,19 +540,12 @@ fn silent_server() -> std::net::SocketAddr {
 fn an_upgrade_never_answers_readyz_before_the_new_process_has_checked() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("lb.toml");
-    let sock = dir.path().join("upgrade.sock");
     let admin = free_port();
     // The only server fails its check, but only after the 1 s timeout: a
     // new process that answered before its first check would say ready
     // (servers start UP) for that second.
     let server = silent_server();
-    std::fs::write(
-        &file,
-        format!("[admin]\nbind = \"{admin}\"\n[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\ntype = \"http\"\ntimeout = \"1s\"\ninter = \"10s\"\n[[backend.server]]\nname = \"s\"\naddress = \"{server}\"\n"),
-    )
-    .unwrap();
+    let (_dir, file, sock) = upgrade_files(&format!("[admin]\nbind = \"{admin}\"\n[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[backend.check]\ntype = \"http\"\ntimeout = \"1s\"\ninter = \"10s\"\n[[backend.server]]\nname = \"s\"\naddress = \"{server}\"\n"));
     let mut old = Lb::serving_upgrades(&file, &sock);
     let down = old.wait_json("s DOWN", |v| v["event"] == "server_state");
     assert_eq!(down["new"], "DOWN", "{down}");

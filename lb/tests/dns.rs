@@ -16,6 +16,7 @@ use warren_lb::resolution::Resolution;
 use warren_lb::runtime;
 
 mod common;
+use common::config::one_backend;
 use common::{echoes, eventually, who};
 
 const NAME: &str = "rabbit.warren.test";
@@ -114,32 +115,16 @@ fn resolved(ip: &str) -> Resolution {
 async fn real_dns_address_change_hold_valid_and_return() {
     let (_one, _two, port) = two_hosts_one_port().await;
     let dns = Dnsmasq::start(&format!("127.0.0.1 {NAME}\n"));
-    let config = warren_lb::config::parse(&format!(
-        r#"
-[resolvers]
-nameservers = ["127.0.0.1:{dns_port}"]
-timeout_resolve = "100ms"
-timeout_retry = "200ms"
-hold_valid = "{hold}s"
-[[frontend]]
-name = "f"
-bind = "127.0.0.1:0"
-backend = "b"
-[[backend]]
-name = "b"
-[backend.check]
-type = "tcp"
-inter = "100ms"
-rise = 1
-fall = 1
-[[backend.server]]
-name = "rabbit"
-address = "{NAME}:{port}"
-"#,
-        dns_port = dns.port,
-        hold = HOLD_VALID.as_secs(),
-    ))
-    .unwrap();
+    let config = one_backend()
+        .global(&format!(
+            "[resolvers]\nnameservers = [\"127.0.0.1:{dns_port}\"]\n\
+             timeout_resolve = \"100ms\"\ntimeout_retry = \"200ms\"\nhold_valid = \"{hold}s\"",
+            dns_port = dns.port,
+            hold = HOLD_VALID.as_secs(),
+        ))
+        .check("type = \"tcp\"")
+        .server("rabbit", format!("{NAME}:{port}"))
+        .parse();
     let lb = runtime::start(config).await.unwrap();
     let addr = lb.listening[0];
     let server = lb.backends()[0].servers[0].clone();

@@ -167,21 +167,6 @@ async fn http_get(url: &str) -> String {
     resp.text().await.unwrap()
 }
 
-/// A TCP echo server on loopback, for the life of the test.
-async fn echo_backend() -> SocketAddr {
-    let listener = warren_lb::runtime::listen("127.0.0.1:0".parse().unwrap(), 4096).unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
 /// What became of a client.
 enum Client {
     /// Relayed: its bytes came back.
@@ -217,7 +202,7 @@ async fn client(lb: SocketAddr, i: usize) -> Client {
 async fn at_the_open_files_limit_excess_clients_are_refused_and_the_server_stays_up() {
     const OPEN_FILES: u64 = 128;
     const CLIENTS: usize = 150;
-    let backend = echo_backend().await;
+    let backend = common::echo().await;
     let mut lb = Balancer::start(backend, Some(OPEN_FILES));
     // The balancer knows it cannot hold maxconn at this limit.
     assert!(
@@ -314,7 +299,7 @@ async fn at_the_open_files_limit_excess_clients_are_refused_and_the_server_stays
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_session_holds_two_descriptors() {
     const SESSIONS: usize = 300;
-    let backend = echo_backend().await;
+    let backend = common::echo().await;
     let lb = Balancer::start(backend, None);
     // One session first, so the pool has had its first pipes.
     let mut warm = TcpStream::connect(lb.frontend).await.unwrap();

@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const PATIENCE: Duration = Duration::from_secs(20);
+mod common;
+use common::config::one_backend;
+use common::PATIENCE;
 
 async fn scrape(base: &str) -> (String, HashMap<String, f64>) {
     let resp = reqwest::get(format!("{base}/metrics")).await.unwrap();
@@ -31,56 +32,23 @@ fn get(values: &HashMap<String, f64>, series: &str) -> f64 {
 #[tokio::test]
 async fn scrape_after_traffic_and_a_mark_down() {
     // s1 echoes; s2 accepts checks until we close it.
-    let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let s1 = echo.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = echo.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
+    let s1 = common::echo().await;
     let doomed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let s2 = doomed.local_addr().unwrap();
-    let text = format!(
-        r#"
-[admin]
-bind = "127.0.0.1:0"
-[[frontend]]
-name = "amqp"
-bind = "127.0.0.1:0"
-backend = "rabbitmq"
-[[backend]]
-name = "rabbitmq"
-balance = "first"
-[backend.check]
-inter = "100ms"
-rise = 1
-fall = 1
-[[backend.server]]
-name = "s1"
-address = "{s1}"
-[[backend.server]]
-name = "s2"
-address = "{s2}"
-role = "backup"
-"#
-    );
-    let lb = warren_lb::runtime::start(warren_lb::config::parse(&text).unwrap())
-        .await
-        .unwrap();
-    let base = format!("http://{}", lb.admin.unwrap());
+    let config = one_backend()
+        .admin()
+        .names("amqp", "rabbitmq")
+        .backend_keys("balance = \"first\"")
+        .check("")
+        .server("s1", s1)
+        .server_with("s2", s2, "role = \"backup\"")
+        .parse();
+    let (lb, _) = common::start(config).await;
+    let base = common::admin_url(&lb);
 
     for _ in 0..3 {
         let mut c = TcpStream::connect(lb.listening[0]).await.unwrap();
-        c.write_all(b"hello").await.unwrap();
-        let mut buf = [0u8; 5];
-        tokio::time::timeout(PATIENCE, c.read_exact(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(&buf, b"hello");
+        common::echoes(&mut c, b"hello").await;
     }
     drop(doomed); // s2's checks now fail: marked down
     let l = r#"backend="rabbitmq",server="s1""#;
@@ -100,58 +68,36 @@ role = "backup"
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(text.contains("# TYPE warren_lb_server_sessions_total counter"));
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_status{{{l},state=\"UP\"}}")),
-        1.0
-    );
-    assert_eq!(
-        get(
-            &v,
-            &format!("warren_lb_server_status{{{l},state=\"DOWN\"}}")
+    let exact = [
+        (format!("warren_lb_server_status{{{l},state=\"UP\"}}"), 1.0),
+        (
+            format!("warren_lb_server_status{{{l},state=\"DOWN\"}}"),
+            0.0,
         ),
-        0.0
-    );
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_status{{{l2},state=\"UP\"}}")),
-        0.0
-    );
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_sessions_total{{{l}}}")),
-        3.0
-    );
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_bytes_in_total{{{l}}}")),
-        15.0
-    );
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_bytes_out_total{{{l}}}")),
-        15.0
-    );
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_check_up_down_total{{{l2}}}")),
-        1.0
-    );
+        (format!("warren_lb_server_status{{{l2},state=\"UP\"}}"), 0.0),
+        (format!("warren_lb_server_sessions_total{{{l}}}"), 3.0),
+        (format!("warren_lb_server_bytes_in_total{{{l}}}"), 15.0),
+        (format!("warren_lb_server_bytes_out_total{{{l}}}"), 15.0),
+        (format!("warren_lb_server_check_up_down_total{{{l2}}}"), 1.0),
+        (format!("warren_lb_server_check_failures_total{{{l}}}"), 0.0),
+        (format!("warren_lb_server_check_up_down_total{{{l}}}"), 0.0),
+        (
+            "warren_lb_backend_active_servers{backend=\"rabbitmq\"}".to_owned(),
+            1.0,
+        ),
+        (
+            "warren_lb_backend_backup_servers{backend=\"rabbitmq\"}".to_owned(),
+            0.0,
+        ),
+    ];
+    for (series, want) in &exact {
+        assert_eq!(get(&v, series), *want, "{series}");
+    }
     assert!(
         get(
             &v,
             &format!("warren_lb_server_check_failures_total{{{l2}}}")
         ) >= 1.0
-    );
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_check_failures_total{{{l}}}")),
-        0.0
-    );
-    assert_eq!(
-        get(&v, &format!("warren_lb_server_check_up_down_total{{{l}}}")),
-        0.0
-    );
-    assert_eq!(
-        get(&v, "warren_lb_backend_active_servers{backend=\"rabbitmq\"}"),
-        1.0
-    );
-    assert_eq!(
-        get(&v, "warren_lb_backend_backup_servers{backend=\"rabbitmq\"}"),
-        0.0
     );
     assert_eq!(get(&v, "warren_lb_config_generation"), 1.0);
     assert!(get(&v, "warren_lb_process_uptime_seconds") > 0.0);
@@ -194,70 +140,36 @@ async fn connect_errors_and_redispatches_are_counted() {
     let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dead_addr = dead.local_addr().unwrap();
     drop(dead);
-    let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let live = echo.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = echo.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
+    let live = common::echo().await;
     // No active check: only the data path can notice the dead server.
-    let text = format!(
-        r#"
-[admin]
-bind = "127.0.0.1:0"
-[[frontend]]
-name = "f"
-bind = "127.0.0.1:0"
-backend = "b"
-[[backend]]
-name = "b"
-balance = "first"
-observe = "none"
-[[backend.server]]
-name = "dead"
-address = "{dead_addr}"
-[[backend.server]]
-name = "live"
-address = "{live}"
-"#
-    );
-    let lb = warren_lb::runtime::start(warren_lb::config::parse(&text).unwrap())
-        .await
-        .unwrap();
-    let base = format!("http://{}", lb.admin.unwrap());
+    let config = one_backend()
+        .admin()
+        .backend_keys("balance = \"first\"\nobserve = \"none\"")
+        .server("dead", dead_addr)
+        .server("live", live)
+        .parse();
+    let (lb, _) = common::start(config).await;
+    let base = common::admin_url(&lb);
     let mut c = TcpStream::connect(lb.listening[0]).await.unwrap();
-    c.write_all(b"x").await.unwrap();
-    let mut buf = [0u8; 1];
-    tokio::time::timeout(PATIENCE, c.read_exact(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
+    common::echoes(&mut c, b"x").await;
     let (_, v) = scrape(&base).await;
     let d = r#"backend="b",server="dead""#;
-    assert_eq!(
-        get(
-            &v,
-            &format!("warren_lb_server_connection_errors_total{{{d}}}")
+    let exact = [
+        (
+            format!("warren_lb_server_connection_errors_total{{{d}}}"),
+            1.0,
         ),
-        1.0
-    );
-    assert_eq!(
-        get(
-            &v,
-            &format!("warren_lb_server_redispatch_warnings_total{{{d}}}")
+        (
+            format!("warren_lb_server_redispatch_warnings_total{{{d}}}"),
+            1.0,
         ),
-        1.0
-    );
-    assert_eq!(
-        get(
-            &v,
-            r#"warren_lb_server_sessions_total{backend="b",server="live"}"#
+        (
+            r#"warren_lb_server_sessions_total{backend="b",server="live"}"#.to_owned(),
+            1.0,
         ),
-        1.0
-    );
+    ];
+    for (series, want) in &exact {
+        assert_eq!(get(&v, series), *want, "{series}");
+    }
     lb.shutdown().await;
 }

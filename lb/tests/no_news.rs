@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use common::config::one_backend;
 use common::eventually;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -59,33 +60,14 @@ async fn amqp_port(answers: bool) -> SocketAddr {
 async fn management_timeout_with_amqp_answering_keeps_health_and_a_silent_node_fails() {
     let (management, asked) = hanging_management().await;
     let (healthy, frozen) = (amqp_port(true).await, amqp_port(false).await);
-    let config = warren_lb::config::parse(&format!(
-        r#"
-[[frontend]]
-name = "f"
-bind = "127.0.0.1:0"
-backend = "b"
-[[backend]]
-name = "b"
-[backend.check]
-type = "rabbitmq"
-port = {port}
-username = "u"
-password = "p"
-inter = "100ms"
-timeout = "300ms"
-rise = 1
-fall = 1
-[[backend.server]]
-name = "healthy"
-address = "{healthy}"
-[[backend.server]]
-name = "frozen"
-address = "{frozen}"
-"#,
-        port = management.port()
-    ))
-    .unwrap();
+    let config = one_backend()
+        .check(&format!(
+            "type = \"rabbitmq\"\nport = {}\nusername = \"u\"\npassword = \"p\"\ntimeout = \"300ms\"",
+            management.port()
+        ))
+        .server("healthy", healthy)
+        .server("frozen", frozen)
+        .parse();
     let lb = runtime::start(config).await.unwrap();
     let servers = lb.backends()[0].servers.clone();
 

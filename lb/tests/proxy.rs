@@ -7,44 +7,31 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use warren_lb::runtime::{self, Running};
+use warren_lb::runtime::Running;
 use warren_lb::server::AdminState;
 
 mod common;
-use common::{eventually, named, named_on, who, PATIENCE};
+use common::config::{one_backend, OneBackend};
+use common::{closes, eventually, named, named_on, start, who, PATIENCE};
 
-fn config(balance: &str, extra: &str, check: &str, servers: &[(&str, SocketAddr, &str)]) -> String {
-    let mut c = format!(
-        r#"
-[[frontend]]
-name = "f"
-bind = "127.0.0.1:0"
-backend = "b"
+/// Checks that mark a server that stops listening DOWN within a beat.
+const FAST_TCP_CHECK: &str = "type = \"tcp\"\ntimeout = \"500ms\"";
 
-[[backend]]
-name = "b"
-balance = "{balance}"
-{extra}
-{check}
-"#
-    );
-    for (name, addr, role) in servers {
-        c.push_str(&format!(
-            "[[backend.server]]\nname = \"{name}\"\naddress = \"{addr}\"\nrole = \"{role}\"\n"
-        ));
-    }
-    c
+/// `balance` over the one server `s` at `addr`, with no active check.
+fn one_server(balance: &str, addr: SocketAddr) -> OneBackend {
+    one_backend()
+        .backend_keys(&format!("balance = \"{balance}\""))
+        .server("s", addr)
 }
 
-const FAST_TCP_CHECK: &str =
-    "[backend.check]\ntype = \"tcp\"\ninter = \"100ms\"\nrise = 1\nfall = 1\ntimeout = \"500ms\"\n";
-
-async fn start(text: &str) -> (Running, SocketAddr) {
-    let config =
-        warren_lb::config::parse(text).unwrap_or_else(|p| panic!("bad test config: {p:#?}"));
-    let running = runtime::start(config).await.unwrap();
-    let addr = running.listening[0];
-    (running, addr)
+/// `first` over the primary `p` and the backup `b`, with fast TCP checks
+/// and the failover policy in `keys` (backend keys).
+fn primary_and_backup(keys: &str, p: SocketAddr, b: SocketAddr) -> OneBackend {
+    one_backend()
+        .backend_keys(&format!("balance = \"first\"\n{keys}"))
+        .check(FAST_TCP_CHECK)
+        .server_with("p", p, "role = \"primary\"")
+        .server_with("b", b, "role = \"backup\"")
 }
 
 #[tokio::test]
@@ -70,7 +57,7 @@ async fn large_transfer_with_half_close_in_both_directions() {
         }
         s.write_all(format!("{n} {sum}").as_bytes()).await.unwrap();
     });
-    let (lb, addr) = start(&config("first", "", "", &[("s", backend, "primary")])).await;
+    let (lb, addr) = start(one_server("first", backend).parse()).await;
     let payload: Vec<u8> = (0..32 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     let expect_sum = payload
         .iter()
@@ -97,7 +84,7 @@ async fn large_transfer_with_half_close_in_both_directions() {
 #[tokio::test]
 async fn many_concurrent_clients_each_get_their_own_bytes_back() {
     let b = named("echo").await;
-    let (lb, addr) = start(&config("roundrobin", "", "", &[("s", b.addr, "primary")])).await;
+    let (lb, addr) = start(one_server("roundrobin", b.addr).parse()).await;
     let clients: Vec<_> = (0..300)
         .map(|i| {
             tokio::spawn(async move {
@@ -126,7 +113,7 @@ async fn a_backend_that_does_not_read_pushes_back_on_the_client() {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         drop(s);
     });
-    let (lb, addr) = start(&config("first", "", "", &[("s", backend, "primary")])).await;
+    let (lb, addr) = start(one_server("first", backend).parse()).await;
     let mut c = TcpStream::connect(addr).await.unwrap();
     let chunk = vec![7u8; 1 << 20];
     let mut written = 0usize;
@@ -152,13 +139,7 @@ async fn a_backend_that_does_not_read_pushes_back_on_the_client() {
 async fn backup_takes_traffic_only_when_the_primary_is_gone_and_clients_see_no_error() {
     let p = named("primary").await;
     let b = named("backup").await;
-    let (lb, addr) = start(&config(
-        "first",
-        "",
-        FAST_TCP_CHECK,
-        &[("p", p.addr, "primary"), ("b", b.addr, "backup")],
-    ))
-    .await;
+    let (lb, addr) = start(primary_and_backup("", p.addr, b.addr).parse()).await;
     for _ in 0..5 {
         assert_eq!(who(addr).await.0, "primary");
     }
@@ -177,24 +158,11 @@ async fn backup_takes_traffic_only_when_the_primary_is_gone_and_clients_see_no_e
 async fn sessions_to_a_server_marked_down_are_closed() {
     let p = named("primary").await;
     let b = named("backup").await;
-    let (lb, addr) = start(&config(
-        "first",
-        "",
-        FAST_TCP_CHECK,
-        &[("p", p.addr, "primary"), ("b", b.addr, "backup")],
-    ))
-    .await;
+    let (lb, addr) = start(primary_and_backup("", p.addr, b.addr).parse()).await;
     let (name, mut session) = who(addr).await;
     assert_eq!(name, "primary");
     p.stop_listening(); // the check now fails; the session itself is healthy
-    let mut buf = [0u8; 16];
-    let n = tokio::time::timeout(PATIENCE, session.read(&mut buf))
-        .await
-        .expect("session closed in time");
-    assert!(
-        matches!(n, Ok(0) | Err(_)),
-        "expected the session to be shut down, read {n:?}"
-    );
+    closes(&mut session, "the session to a server marked down").await;
     lb.shutdown().await;
 }
 
@@ -202,13 +170,8 @@ async fn sessions_to_a_server_marked_down_are_closed() {
 async fn without_shutdown_sessions_a_session_outlives_its_server_being_marked_down() {
     let p = named("primary").await;
     let b = named("backup").await;
-    let text = config(
-        "first",
-        "on_marked_down = \"none\"",
-        FAST_TCP_CHECK,
-        &[("p", p.addr, "primary"), ("b", b.addr, "backup")],
-    );
-    let (lb, addr) = start(&text).await;
+    let config = primary_and_backup("on_marked_down = \"none\"", p.addr, b.addr);
+    let (lb, addr) = start(config.parse()).await;
     let (_, mut session) = who(addr).await;
     p.stop_listening();
     let primary = lb.backends()[0].servers[0].clone();
@@ -218,6 +181,13 @@ async fn without_shutdown_sessions_a_session_outlives_its_server_being_marked_do
     session.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"still here");
     lb.shutdown().await;
+}
+
+/// [`primary_and_backup`] with the failback `policy`, and backup sessions
+/// shut down when the primary returns.
+fn failback_config(policy: &str, p: SocketAddr, b: SocketAddr) -> warren_lb::config::Config {
+    let policy = format!("failback = \"{policy}\"\non_marked_up = \"shutdown-backup-sessions\"");
+    primary_and_backup(&policy, p, b).parse()
 }
 
 async fn failback_case(
@@ -231,13 +201,7 @@ async fn failback_case(
     let p = named("primary").await;
     let b = named("backup").await;
     let primary_addr = p.addr;
-    let text = config(
-        "first",
-        &format!("failback = \"{policy}\"\non_marked_up = \"shutdown-backup-sessions\""),
-        FAST_TCP_CHECK,
-        &[("p", p.addr, "primary"), ("b", b.addr, "backup")],
-    );
-    let (lb, addr) = start(&text).await;
+    let (lb, addr) = start(failback_config(policy, p.addr, b.addr)).await;
     assert_eq!(who(addr).await.0, "primary");
     p.stop_listening();
     assert_eq!(who(addr).await.0, "backup");
@@ -245,12 +209,18 @@ async fn failback_case(
     (lb, addr, primary, primary_addr)
 }
 
+/// The primary listening again on its old port (for the rest of the test),
+/// once its check has seen it UP.
+async fn primary_returns(primary_addr: SocketAddr, primary: &warren_lb::server::ServerState) {
+    named_on(TcpListener::bind(primary_addr).await.unwrap(), "primary");
+    eventually("primary back up", || primary.is_up()).await;
+}
+
 #[tokio::test]
 async fn manual_failback_waits_for_the_operator() {
     let (lb, addr, primary, primary_addr) = failback_case("manual").await;
     let (_, mut on_backup) = who(addr).await;
-    let _back = named_on(TcpListener::bind(primary_addr).await.unwrap(), "primary");
-    eventually("primary back up", || primary.is_up()).await;
+    primary_returns(primary_addr, &primary).await;
     assert!(primary.awaiting_failback());
     assert_eq!(
         who(addr).await.0,
@@ -259,22 +229,14 @@ async fn manual_failback_waits_for_the_operator() {
     );
     lb.backends()[0].set_admin(0, AdminState::Ready);
     assert_eq!(who(addr).await.0, "primary");
-    let mut buf = [0u8; 1];
-    let n = tokio::time::timeout(PATIENCE, on_backup.read(&mut buf))
-        .await
-        .unwrap();
-    assert!(
-        matches!(n, Ok(0) | Err(_)),
-        "backup sessions are closed on failback"
-    );
+    closes(&mut on_backup, "backup sessions are closed on failback").await;
     lb.shutdown().await;
 }
 
 #[tokio::test]
 async fn failback_after_a_stable_period() {
     let (lb, addr, primary, primary_addr) = failback_case("after:2s").await;
-    let _back = named_on(TcpListener::bind(primary_addr).await.unwrap(), "primary");
-    eventually("primary back up", || primary.is_up()).await;
+    primary_returns(primary_addr, &primary).await;
     assert_eq!(
         who(addr).await.0,
         "backup",
@@ -288,22 +250,13 @@ async fn failback_after_a_stable_period() {
 #[tokio::test]
 async fn a_reload_holds_a_waiting_primary_under_the_new_failback_policy() {
     let (lb, addr, primary, primary_addr) = failback_case("after:1h").await;
-    let _back = named_on(TcpListener::bind(primary_addr).await.unwrap(), "primary");
-    eventually("primary back up", || primary.is_up()).await;
+    primary_returns(primary_addr, &primary).await;
     assert!(primary.awaiting_failback());
     let backup_addr = match &lb.backends()[0].servers[1].config.address {
         warren_lb::config::Address::Ip(a) => *a,
         other => panic!("test backends listen on IPs, not {other}"),
     };
-    let reload = |policy: &str| {
-        let text = config(
-            "first",
-            &format!("failback = \"{policy}\"\non_marked_up = \"shutdown-backup-sessions\""),
-            FAST_TCP_CHECK,
-            &[("p", primary_addr, "primary"), ("b", backup_addr, "backup")],
-        );
-        warren_lb::config::parse(&text).unwrap()
-    };
+    let reload = |policy: &str| failback_config(policy, primary_addr, backup_addr);
     // manual: still held, now until an operator says so.
     lb.reload(reload("manual")).await.unwrap();
     assert!(primary.awaiting_failback());
@@ -318,8 +271,7 @@ async fn a_reload_holds_a_waiting_primary_under_the_new_failback_policy() {
 #[tokio::test]
 async fn immediate_failback_is_the_default() {
     let (lb, addr, primary, primary_addr) = failback_case("immediate").await;
-    let _back = named_on(TcpListener::bind(primary_addr).await.unwrap(), "primary");
-    eventually("primary back up", || primary.is_up()).await;
+    primary_returns(primary_addr, &primary).await;
     assert_eq!(who(addr).await.0, "primary");
     lb.shutdown().await;
 }
@@ -327,7 +279,7 @@ async fn immediate_failback_is_the_default() {
 #[tokio::test]
 async fn silent_and_garbage_clients_do_not_affect_others() {
     let b = named("echo").await;
-    let (lb, addr) = start(&config("first", "", "", &[("s", b.addr, "primary")])).await;
+    let (lb, addr) = start(one_server("first", b.addr).parse()).await;
     let mut idle = Vec::new();
     for _ in 0..50 {
         idle.push(TcpStream::connect(addr).await.unwrap());
@@ -351,47 +303,28 @@ async fn no_server_available_closes_the_client_instead_of_hanging() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let (lb, addr) = start(&config(
-        "first",
-        "",
-        FAST_TCP_CHECK,
-        &[("s", dead, "primary")],
-    ))
-    .await;
+    let config = one_server("first", dead).check(FAST_TCP_CHECK);
+    let (lb, addr) = start(config.parse()).await;
     let mut c = TcpStream::connect(addr).await.unwrap();
-    let mut buf = [0u8; 1];
-    let n = tokio::time::timeout(PATIENCE, c.read(&mut buf))
-        .await
-        .expect("closed in time");
-    assert!(matches!(n, Ok(0) | Err(_)));
+    closes(&mut c, "a client with no server to go to").await;
     lb.shutdown().await;
 }
 
 #[tokio::test]
 async fn idle_timeout_closes_quiet_sessions_when_set() {
     let b = named("echo").await;
-    let (lb, addr) = start(&config(
-        "first",
-        "timeout_idle = \"300ms\"",
-        "",
-        &[("s", b.addr, "primary")],
-    ))
-    .await;
+    let config = one_server("first", b.addr).backend_keys("timeout_idle = \"300ms\"");
+    let (lb, addr) = start(config.parse()).await;
     let (_, mut s) = who(addr).await;
-    let mut buf = [0u8; 1];
-    let n = tokio::time::timeout(PATIENCE, s.read(&mut buf))
-        .await
-        .expect("closed in time");
-    assert!(matches!(n, Ok(0) | Err(_)));
+    closes(&mut s, "a quiet session past timeout_idle").await;
     lb.shutdown().await;
 }
 
 #[tokio::test]
 async fn frontend_maxconn_holds_new_clients_in_the_backlog() {
     let b = named("echo").await;
-    let text = config("first", "", "", &[("s", b.addr, "primary")])
-        .replace("backend = \"b\"", "backend = \"b\"\nmaxconn = 2");
-    let (lb, addr) = start(&text).await;
+    let config = one_server("first", b.addr).frontend_keys("maxconn = 2");
+    let (lb, addr) = start(config.parse()).await;
     let (_, first) = who(addr).await;
     let (_, _second) = who(addr).await;
     let mut third = TcpStream::connect(addr).await.unwrap(); // accepted by the kernel only
@@ -428,11 +361,9 @@ async fn idle_clients_are_closed_after_timeout_first_byte_without_reaching_a_ser
             });
         }
     });
-    let text = config("first", "", "", &[("s", backend, "primary")]).replace(
-        "backend = \"b\"",
-        "backend = \"b\"\nmaxconn = 4\ntimeout_first_byte = \"300ms\"",
-    );
-    let (lb, addr) = start(&text).await;
+    let config =
+        one_server("first", backend).frontend_keys("maxconn = 4\ntimeout_first_byte = \"300ms\"");
+    let (lb, addr) = start(config.parse()).await;
     let mut established = TcpStream::connect(addr).await.unwrap();
     common::echoes(&mut established, b"AMQP\0\0\x09\x01").await;
 
@@ -446,11 +377,7 @@ async fn idle_clients_are_closed_after_timeout_first_byte_without_reaching_a_ser
     let mut late = TcpStream::connect(addr).await.unwrap();
     common::echoes(&mut late, b"ping").await;
     for mut s in idle {
-        let mut buf = [0u8; 1];
-        let n = tokio::time::timeout(PATIENCE, s.read(&mut buf))
-            .await
-            .expect("the idle client is closed in time");
-        assert!(matches!(n, Ok(0) | Err(_)), "closed, not served: {n:?}");
+        closes(&mut s, "an idle client is closed, not served").await;
     }
     assert_eq!(
         accepted.load(std::sync::atomic::Ordering::SeqCst),
@@ -515,10 +442,10 @@ async fn proxy_aware() -> SocketAddr {
 async fn send_proxy_v1_and_v2_announce_the_real_client() {
     for version in ["v1", "v2"] {
         let backend = proxy_aware().await;
-        let text = format!(
-            "[[frontend]]\nname = \"f\"\nbind = \"127.0.0.1:0\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\n[[backend.server]]\nname = \"s\"\naddress = \"{backend}\"\nsend_proxy = \"{version}\"\n"
-        );
-        let (lb, addr) = start(&text).await;
+        let config = one_backend()
+            .server_with("s", backend, &format!("send_proxy = \"{version}\""))
+            .parse();
+        let (lb, addr) = start(config).await;
         let (announced, mut s) = who(addr).await;
         assert_eq!(
             announced,

@@ -10,43 +10,22 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use warren_lb::runtime::{self, Running};
 use warren_lb::server::AdminState;
 
 mod common;
-use common::{echoes, who, PATIENCE};
+use common::config::one_backend;
+use common::{closes, echo, echoes, start, who, PATIENCE};
 
 fn config(global: &str, servers: &[(&str, SocketAddr)]) -> warren_lb::config::Config {
-    let mut c = format!(
-        r#"
-{global}
-[admin]
-bind = "127.0.0.1:0"
-[[frontend]]
-name = "f"
-bind = "127.0.0.1:0"
-backend = "b"
-[[backend]]
-name = "b"
-balance = "first"
-[backend.check]
-inter = "100ms"
-rise = 1
-fall = 1
-"#
-    );
-    for (name, addr) in servers {
-        c.push_str(&format!(
-            "[[backend.server]]\nname = \"{name}\"\naddress = \"{addr}\"\n"
-        ));
-    }
-    warren_lb::config::parse(&c).unwrap_or_else(|p| panic!("bad test config: {p:#?}"))
-}
-
-async fn start(config: warren_lb::config::Config) -> (Running, SocketAddr) {
-    let running = runtime::start(config).await.unwrap();
-    let addr = running.listening[0];
-    (running, addr)
+    let config = one_backend()
+        .global(global)
+        .admin()
+        .backend_keys("balance = \"first\"")
+        .check("");
+    servers
+        .iter()
+        .fold(config, |config, (name, addr)| config.server(name, addr))
+        .parse()
 }
 
 #[tokio::test]
@@ -162,11 +141,7 @@ async fn hard_stop_after_closes_sessions_of_a_removed_server() {
     // Drained, not cut: the old session still works after the reload ...
     echoes(&mut session, b"alive").await;
     assert_eq!(who(addr).await.0, "two");
-    let mut buf = [0u8; 8];
-    let n = tokio::time::timeout(PATIENCE, session.read(&mut buf))
-        .await
-        .expect("closed at the deadline");
-    assert!(matches!(n, Ok(0) | Err(_)), "expected a close, got {n:?}");
+    closes(&mut session, "the drained session at hard_stop_after").await;
     // ... until hard_stop_after (a lower bound only: never flaky).
     assert!(
         reloaded.elapsed() >= Duration::from_millis(250),
@@ -292,21 +267,6 @@ async fn reload_moves_the_admin_api_and_a_taken_admin_port_fails_it() {
     .await;
     assert_eq!(who(addr).await.0, "one");
     lb.shutdown().await;
-}
-
-/// A backend that only echoes.
-async fn echo() -> SocketAddr {
-    let listener = warren_lb::runtime::listen("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 //! by a rotation and by a reload, the old certificate serving on.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -46,6 +46,16 @@ send_proxy = "{send_proxy}"
         cert.display(),
         key.display()
     )
+}
+
+/// A test CA in a fresh directory (kept as long as the returned guard),
+/// with the balancer's certificate (serial 1) installed as `lb.crt` and
+/// `lb.key`.
+fn pki_with_lb_certificate() -> (tempfile::TempDir, Pki, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (cert, key) = pki.install("lb", &pki.leaf(1));
+    (dir, pki, cert, key)
 }
 
 fn start(dir: &Path, text: &str) -> (Lb, SocketAddr, SocketAddr) {
@@ -92,9 +102,7 @@ async fn tls_session(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_frontend_terminates_and_relays_plaintext_and_the_plain_one_is_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let (cert, key) = pki.install("lb", &pki.leaf(1));
+    let (dir, pki, cert, key) = pki_with_lb_certificate();
     let echo = named("echo").await;
     let (_lb, tls, plain) = start(dir.path(), &config(&cert, &key, "", echo.addr, "none"));
 
@@ -118,9 +126,7 @@ async fn tls_frontend_terminates_and_relays_plaintext_and_the_plain_one_is_uncha
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_protocol_goes_to_the_server_after_the_handshake() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let (cert, key) = pki.install("lb", &pki.leaf(1));
+    let (dir, pki, cert, key) = pki_with_lb_certificate();
     let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (_lb, tls, _) = start(
         dir.path(),
@@ -157,9 +163,7 @@ async fn proxy_protocol_goes_to_the_server_after_the_handshake() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_and_first_byte_timeouts_close_silent_clients() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let (cert, key) = pki.install("lb", &pki.leaf(1));
+    let (dir, pki, cert, key) = pki_with_lb_certificate();
     let echo = named("echo").await;
     let text = config(
         &cert,
@@ -194,9 +198,7 @@ async fn handshake_and_first_byte_timeouts_close_silent_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_refuses_a_client_without_a_certificate_and_serves_one_with() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let (cert, key) = pki.install("lb", &pki.leaf(1));
+    let (dir, pki, cert, key) = pki_with_lb_certificate();
     let echo = named("echo").await;
     let extra = format!(
         "client_ca = \"{}\"\nverify_client = \"required\"",
@@ -257,9 +259,7 @@ fn rotation_logged(lb: &mut Lb, result: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_certificate_serves_new_handshakes_and_established_sessions_go_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let (cert, key) = pki.install("lb", &pki.leaf(1));
+    let (dir, pki, cert, key) = pki_with_lb_certificate();
     let echo = named("echo").await;
     let (mut lb, tls, _) = start(dir.path(), &config(&cert, &key, "", echo.addr, "none"));
     let connector = client(&pki.ca_file(), None);

@@ -1,5 +1,6 @@
-//! Helpers shared by the in-process integration tests: backends that say
-//! who they are, and waiting for conditions with a deadline.
+//! Helpers shared by the in-process integration tests: the configs they
+//! write, backends that say who they are or echo, starting a balancer in
+//! process, and waiting for conditions with a deadline.
 
 #![allow(dead_code)] // each test file uses its own subset
 
@@ -10,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+pub mod config;
 pub mod process;
 pub mod shipped;
 pub mod tls;
@@ -55,6 +57,44 @@ impl Named {
     }
 }
 
+/// A backend that only echoes, for the life of the test.  Its backlog
+/// holds the fd-limit and reload-under-load tests' bursts of clients.
+pub async fn echo() -> SocketAddr {
+    let listener = warren_lb::runtime::listen("127.0.0.1:0".parse().unwrap(), 4096).unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Parses a test's config text; one that does not parse fails the test
+/// naming every problem and showing the text.
+pub fn parse(text: &str) -> warren_lb::config::Config {
+    warren_lb::config::parse(text).unwrap_or_else(|p| panic!("bad test config: {p:#?}\n{text}"))
+}
+
+/// Starts a balancer in process; returns it and its first frontend's
+/// address.
+pub async fn start(config: warren_lb::config::Config) -> (warren_lb::runtime::Running, SocketAddr) {
+    let running = warren_lb::runtime::start(config).await.unwrap();
+    let addr = running.listening[0];
+    (running, addr)
+}
+
+/// The base URL of a running balancer's admin API.
+pub fn admin_url(lb: &warren_lb::runtime::Running) -> String {
+    format!(
+        "http://{}",
+        lb.admin.expect("the config has an [admin] section")
+    )
+}
+
 /// Connects through the balancer and returns the greeting's server name.
 pub async fn who(lb: SocketAddr) -> (String, TcpStream) {
     let mut s = TcpStream::connect(lb).await.unwrap();
@@ -91,6 +131,19 @@ pub async fn echoes(
         .expect("echo in time")
         .expect("session still open");
     assert_eq!(buf, what);
+}
+
+/// Expects the balancer to close an open session (`what` says why it
+/// should) within [`PATIENCE`], without a byte more.
+pub async fn closes(s: &mut TcpStream, what: &str) {
+    let mut byte = [0u8; 1];
+    let n = tokio::time::timeout(PATIENCE, s.read(&mut byte))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not closed in time"));
+    assert!(
+        matches!(n, Ok(0) | Err(_)),
+        "{what}: expected a close, read {n:?}"
+    );
 }
 
 /// Polls `cond` until it holds; fails the test after [`PATIENCE`].
