@@ -59,20 +59,29 @@ def test_setup_writes_cookie_and_definitions(tmp_path, mode, password):
     assert (tmp_path / "etc" / "enabled_plugins").exists()
 
 
-def run_prestop(tmp_path, r, skip: str = "", fail_wait: bool = False):
+def run_prestop(tmp_path, r, skip: str = "", fail_wait: bool = False, drain_fails: str = "",
+                expect_rc: int = 0):
+    """The calls preStop makes of a stub rabbitmq-upgrade. drain_fails: what the stub's
+    first drain prints on stderr before it exits 69 (later drains pass)."""
     lay_out(tmp_path, r, "pw")
     log = tmp_path / "calls.log"
     stub = tmp_path / "bin" / "rabbitmq-upgrade"
+    first_drain_fails = (
+        f'if [ "$1" = drain ] && [ ! -e {tmp_path}/drained-once ]; then\n'
+        f'  touch {tmp_path}/drained-once; echo {drain_fails!r} >&2; exit 69\nfi\n'
+    )
     stub.write_text(
         "#!/bin/sh\n"
         f'echo "$*" >> {log}\n'
         + ('case "$1" in await_*) exit 1;; esac\n' if fail_wait else "")
+        + (first_drain_fails if drain_fails else "")
         + "exit 0\n"
     )
     stub.chmod(0o755)
     (tmp_path / "pod-info" / "skip-prestop-checks").write_text(skip)
     env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}")
-    subprocess.run(["sh", str(tmp_path / "config" / "prestop.sh")], check=True, env=env, timeout=30)
+    p = subprocess.run(["sh", str(tmp_path / "config" / "prestop.sh")], env=env, timeout=30)
+    assert p.returncode == expect_rc
     return [line.split() for line in log.read_text().splitlines()]
 
 
@@ -103,6 +112,17 @@ def test_prestop_quorum_on_3_13_still_waits_for_mirrors(tmp_path):
 def test_prestop_still_drains_when_a_wait_times_out(tmp_path):
     calls = run_prestop(tmp_path, render(), fail_wait=True)
     assert calls[-1][0] == "drain"
+
+
+def test_prestop_drains_again_after_a_noproc_race(tmp_path):
+    noproc = "Error: {:noproc, {:gen_server, :call, [#PID<12337.3141.0>, {:shutdown, 'Node was put into maintenance mode'}, :infinity]}}"
+    calls = run_prestop(tmp_path, render(), drain_fails=noproc)
+    assert [c[0] for c in calls][-2:] == ["drain", "drain"]
+
+
+def test_prestop_fails_on_any_other_drain_error(tmp_path):
+    calls = run_prestop(tmp_path, render(), drain_fails="Error: unable to perform an operation on node", expect_rc=1)
+    assert [c[0] for c in calls].count("drain") == 1
 
 
 def test_prestop_skip_annotation(tmp_path):
