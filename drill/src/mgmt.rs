@@ -156,7 +156,9 @@ pub fn parse_connections(v: &serde_json::Value, prefix: &str) -> Vec<(String, St
         .unwrap_or_default()
 }
 
-fn enc(s: &str) -> String {
+/// Percent-encodes one URL path segment or userinfo part (RFC 3986
+/// unreserved characters stay): vhost `/` becomes `%2F`.
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut o = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -284,7 +286,11 @@ impl Mgmt {
 
     pub async fn queue(&self, vhost: &str, name: &str) -> Result<QueueInfo> {
         let v = self
-            .get(&format!("/api/queues/{}/{}", enc(vhost), enc(name)))
+            .get(&format!(
+                "/api/queues/{}/{}",
+                percent_encode(vhost),
+                percent_encode(name)
+            ))
             .await?;
         Ok(parse_queue(&v))
     }
@@ -293,7 +299,14 @@ impl Mgmt {
         let nodes: Vec<NodeInfo> =
             serde_json::from_value(self.get_from(base, "/api/nodes").await?)?;
         let q = self
-            .get_from(base, &format!("/api/queues/{}/{}", enc(vhost), enc(queue)))
+            .get_from(
+                base,
+                &format!(
+                    "/api/queues/{}/{}",
+                    percent_encode(vhost),
+                    percent_encode(queue)
+                ),
+            )
             .await
             .ok()
             .map(|v| parse_queue(&v));
@@ -318,7 +331,11 @@ impl Mgmt {
     /// Ready and unacknowledged counts of a queue as the first answering node reports them.
     pub async fn queue_counts(&self, vhost: &str, name: &str) -> Result<(u64, u64)> {
         let v = self
-            .get(&format!("/api/queues/{}/{}", enc(vhost), enc(name)))
+            .get(&format!(
+                "/api/queues/{}/{}",
+                percent_encode(vhost),
+                percent_encode(name)
+            ))
             .await?;
         parse_queue_counts(&v).context("queue without messages_ready/messages_unacknowledged")
     }
@@ -468,7 +485,7 @@ mod tests {
 
     #[test]
     fn vhost_encoding() {
-        assert_eq!(enc("/"), "%2F");
-        assert_eq!(enc("a b"), "a%20b");
+        assert_eq!(percent_encode("/"), "%2F");
+        assert_eq!(percent_encode("a b"), "a%20b");
     }
 }

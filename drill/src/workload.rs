@@ -3,6 +3,7 @@
 
 use crate::accounting::{ConnRecord, Delivery, Event, Foreign, History, Publish};
 use crate::event::EventKind;
+use crate::mgmt::percent_encode;
 use anyhow::{Context, Result};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use lapin::{
@@ -70,8 +71,8 @@ impl WorkloadConfig {
         };
         format!(
             "amqp://{}:{}@{}/{}?heartbeat={}&connection_timeout=3000",
-            pct(&self.user),
-            pct(&self.password),
+            percent_encode(&self.user),
+            percent_encode(&self.password),
             self.endpoint,
             vhost,
             self.heartbeat_s
@@ -87,18 +88,6 @@ impl WorkloadConfig {
         }
         t
     }
-}
-
-fn pct(s: &str) -> String {
-    let mut o = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            o.push(b as char);
-        } else {
-            o.push_str(&format!("%{b:02X}"));
-        }
-    }
-    o
 }
 
 /// Thread-safe store of everything the workload saw, plus live counters.

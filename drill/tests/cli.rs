@@ -2,98 +2,69 @@
 
 use std::process::Command;
 
-fn drill() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_warren-drill"))
+/// Runs `warren-drill ARGS`, asserts that it refused them (exit code 2),
+/// and returns what it said on stderr.
+fn refused(args: Vec<String>) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_warren-drill"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "exit code for {args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A run whose endpoint answers nothing, before the options under test.
+const RUN: [&str; 3] = ["run", "--endpoint", "127.0.0.1:1"];
+
+fn run_with(extra: &[&str]) -> Vec<String> {
+    RUN.iter().chain(extra).map(|s| s.to_string()).collect()
 }
 
 #[test]
 fn unknown_target_is_refused() {
-    let out = drill()
-        .args(["run", "--endpoint", "127.0.0.1:1", "--target", "mars"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(run_with(&["--target", "mars"]));
     assert!(err.contains("invalid value 'mars'"), "{err}");
     assert!(err.contains("local") && err.contains("compose"), "{err}");
 }
 
 #[test]
 fn compose_needs_project_and_mgmt() {
-    let out = drill()
-        .args(["run", "--endpoint", "127.0.0.1:1", "--target", "compose"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(run_with(&["--target", "compose"]));
     assert!(err.contains("--mgmt"), "{err}");
-    let out = drill()
-        .args([
-            "run",
-            "--endpoint",
-            "127.0.0.1:1",
-            "--target",
-            "compose",
-            "--mgmt",
-            "http://127.0.0.1:1",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(run_with(&[
+        "--target",
+        "compose",
+        "--mgmt",
+        "http://127.0.0.1:1",
+    ]));
     assert!(err.contains("--project"), "{err}");
 }
 
 #[test]
 fn local_without_testbed_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let out = drill()
-        .args([
-            "run",
-            "--endpoint",
-            "127.0.0.1:1",
-            "--target",
-            "local",
-            "--testbed-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let dir = dir.path().to_str().unwrap();
+    let err = refused(run_with(&["--target", "local", "--testbed-dir", dir]));
     assert!(err.contains("is the test bed up"), "{err}");
 }
 
-/// A run against the ssh target whose endpoints answer nothing.
-const SSH_RUN: &[&str] = &[
-    "run",
-    "--endpoint",
-    "127.0.0.1:1",
-    "--target",
-    "ssh",
-    "--mgmt",
-    "http://127.0.0.1:1",
-];
+/// The ssh target's options, with endpoints that answer nothing.
+const SSH: [&str; 4] = ["--target", "ssh", "--mgmt", "http://127.0.0.1:1"];
 
 #[test]
 fn ssh_needs_hosts() {
-    let out = drill().args(SSH_RUN).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--ssh-host"));
+    let err = refused(run_with(&SSH));
+    assert!(err.contains("--ssh-host"), "{err}");
 }
 
 /// The ssh options are checked before anything runs, with what was expected.
 #[test]
 fn bad_ssh_options_are_refused() {
     let run = |extra: &[&str]| {
-        let out = drill()
-            .args(SSH_RUN)
-            .args(["--ssh-host", "mq1=ops@10.0.0.11"])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{extra:?}");
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        let mut args = run_with(&SSH);
+        args.extend(["--ssh-host", "mq1=ops@10.0.0.11"].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        refused(args)
     };
     let e = run(&["--ssh-identity", "/nonexistent/id_ed25519"]);
     assert!(
@@ -113,36 +84,17 @@ fn bad_ssh_options_are_refused() {
 
 #[test]
 fn ssh_options_need_the_ssh_target_and_reports_need_a_directory() {
-    let out = drill()
-        .args([
-            "run",
-            "--endpoint",
-            "127.0.0.1:1",
-            "--ssh-option",
-            "Port=22",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let e = String::from_utf8_lossy(&out.stderr);
+    let e = refused(run_with(&["--ssh-option", "Port=22"]));
     assert!(
         e.contains("--ssh-option is only used with --target ssh"),
         "{e}"
     );
-    let out = drill()
-        .args([
-            "run",
-            "--endpoint",
-            "127.0.0.1:1",
-            "--fault",
-            "none",
-            "--json",
-            "/nonexistent-dir/report.json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let e = String::from_utf8_lossy(&out.stderr);
+    let e = refused(run_with(&[
+        "--fault",
+        "none",
+        "--json",
+        "/nonexistent-dir/report.json",
+    ]));
     assert!(
         e.contains("--json /nonexistent-dir/report.json") && e.contains("does not exist"),
         "{e}"

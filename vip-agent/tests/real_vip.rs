@@ -65,6 +65,24 @@ fn reach(t: &Topo, from: usize) -> bool {
 }
 
 /// Wait until exactly host `h` holds the VIP, and it stays so for a few adverts.
+/// A tracker that fails while `flag` exists, with the given weight (0: the
+/// instance goes FAULT; negative: its priority drops by that much).
+fn flag_track(flag: &std::path::Path, weight: i32) -> String {
+    format!(
+        r#"
+[[instance.track]]
+type = "exec"
+command = ["/bin/sh", "-c", "test ! -e {}"]
+interval = "100ms"
+timeout = "2s"
+rise = 1
+fall = 1
+weight = {weight}
+"#,
+        flag.display()
+    )
+}
+
 fn expect_only(t: &Topo, h: usize, what: &str) {
     wait_for(what, DEADLINE, || t.holders() == vec![h]);
     for _ in 0..10 {
@@ -132,19 +150,7 @@ fn real_sigterm_releases_vip_and_backup_takes_over() {
 fn real_tracker_weight_zero_faults_and_releases_vip() {
     let t = Topo::new(2);
     let flag = t.path("lb-down");
-    let track = format!(
-        r#"
-[[instance.track]]
-type = "exec"
-command = ["/bin/sh", "-c", "test ! -e {}"]
-interval = "100ms"
-timeout = "2s"
-rise = 1
-fall = 1
-weight = 0
-"#,
-        flag.display()
-    );
+    let track = flag_track(&flag, 0);
     let state = t.path("a.state");
     let extra = format!("state_file = \"{}\"", state.display());
     let _a = t.warren(1, "a", &warren_cfg(&t, 150, 3, ADV, &extra, &track));
@@ -163,19 +169,7 @@ weight = 0
 fn real_tracker_negative_weight_hands_over() {
     let t = Topo::new(2);
     let flag = t.path("lb-down");
-    let track = format!(
-        r#"
-[[instance.track]]
-type = "exec"
-command = ["/bin/sh", "-c", "test ! -e {}"]
-interval = "100ms"
-timeout = "2s"
-rise = 1
-fall = 1
-weight = -60
-"#,
-        flag.display()
-    );
+    let track = flag_track(&flag, -60);
     let _a = t.warren(1, "a", &warren_cfg(&t, 150, 3, ADV, "", &track));
     let _b = t.warren(2, "b", &warren_cfg(&t, 100, 3, ADV, "", ""));
     expect_only(&t, 1, "host 1 master at priority 150");

@@ -287,6 +287,12 @@ impl Machine {
             self.go(State::Fault, out);
             return;
         }
+        self.start_up(now, out);
+    }
+
+    /// The start-up branch of RFC 5798 §6.4.1, taken on leaving Initialize
+    /// and (keepalived) on leaving Fault.
+    fn start_up(&mut self, now: Duration, out: &mut Vec<Action>) {
         if self.owner() {
             // RFC 5798 §6.4.1: "If the Priority = 255" (the address owner): advertise,
             // gratuitous ARP, set the Adver_Timer, transition to {Master}.
@@ -322,15 +328,20 @@ impl Machine {
         self.arm(now + self.master_down_interval(), out);
     }
 
+    /// A master steps down at once: the Adver_Timer cancelled, an
+    /// ADVERTISEMENT with Priority = 0 (so a backup takes over after only
+    /// Skew_Time, RFC 5798 §6.4.3 Shutdown) and the addresses released.
+    fn resign(&mut self, out: &mut Vec<Action>) {
+        self.cancel(out);
+        out.push(Action::SendAdvert { priority: 0 });
+        out.push(Action::RemoveVips);
+    }
+
     fn shutdown(&mut self, out: &mut Vec<Action>) {
         match self.state {
             // RFC 5798 §6.4.3: "If a Shutdown event is received": cancel the Adver_Timer,
             // send an ADVERTISEMENT with Priority = 0, transition to {Initialize}.
-            State::Master => {
-                self.cancel(out);
-                out.push(Action::SendAdvert { priority: 0 });
-                out.push(Action::RemoveVips);
-            }
+            State::Master => self.resign(out),
             // RFC 5798 §6.4.2: "If a Shutdown event is received": cancel the
             // Master_Down_Timer, transition to {Initialize} (Fault: the same, keepalived).
             State::Backup | State::Fault => self.cancel(out),
@@ -345,9 +356,7 @@ impl Machine {
             // keepalived: a master entering Fault resigns as on Shutdown (RFC 5798
             // §6.4.3): priority 0 lets a backup take over after only Skew_Time.
             State::Master => {
-                self.cancel(out);
-                out.push(Action::SendAdvert { priority: 0 });
-                out.push(Action::RemoveVips);
+                self.resign(out);
                 self.go(State::Fault, out);
             }
             State::Backup => {
@@ -362,12 +371,7 @@ impl Machine {
         if self.state == State::Fault && !self.faulty() {
             // keepalived: leaving Fault is a fresh start-up, as RFC 5798 §6.4.1.
             self.master_adver_interval = self.params.advert_interval;
-            if self.owner() {
-                self.become_master(now, out);
-            } else {
-                self.become_backup(now, self.params.advert_interval, out);
-                self.preempt_after = now + self.params.preempt_delay;
-            }
+            self.start_up(now, out);
         }
     }
 

@@ -151,19 +151,7 @@ impl Topo {
     }
 
     pub fn has_addr(&self, i: usize, addr: Ipv4Addr) -> bool {
-        let out = sh(&[
-            "ip",
-            "-n",
-            self.ns(i),
-            "-4",
-            "-o",
-            "addr",
-            "show",
-            "dev",
-            "eth0",
-        ]);
-        let needle = format!("inet {addr}/");
-        String::from_utf8_lossy(&out.stdout).contains(&needle)
+        self.addrs(i).contains(&addr)
     }
 
     /// Every IPv4 address on host i's eth0, one entry per kernel address record (so an
