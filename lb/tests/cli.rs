@@ -3,7 +3,7 @@
 //! itself is tested in process in lifecycle.rs).
 
 mod common;
-use common::process::{admin_fetch, admin_get, free_port, lb, wait_for_socket, Lb};
+use common::process::{admin_fetch, admin_get, free_port, lb, readyz_poller, wait_for_socket, Lb};
 
 #[test]
 fn check_config_accepts_a_valid_file() {
@@ -243,20 +243,7 @@ fn upgrade_hands_the_listener_over_without_refusing_or_cutting() {
     // The admin API, polled all through the handover: every request is
     // answered, and ready.
     let polls = Arc::new(AtomicU64::new(0));
-    let poller = {
-        let (stop, polls) = (stop.clone(), polls.clone());
-        std::thread::spawn(move || {
-            let mut failures = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                match admin_get(admin, "/readyz") {
-                    Ok(200) => {}
-                    other => failures.push(format!("{other:?}")),
-                }
-                polls.fetch_add(1, Ordering::Relaxed);
-            }
-            failures
-        })
-    };
+    let poller = readyz_poller(admin, stop.clone(), polls.clone());
     let started = std::time::Instant::now();
     let mut new = Lb::upgrade_to(&file, &sock);
     new.wait_json("the new process taking over", |v| {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use lapin::{Connection, ConnectionProperties};
 
 mod common;
-use common::process::{admin_fetch, admin_get, wait_for_socket, Lb};
+use common::process::{admin_fetch, readyz_poller, wait_for_socket, Lb};
 use common::shipped::Shipped;
 use warren_testkit::{Broker, Testbed};
 
@@ -201,20 +201,7 @@ impl Watch {
         let stop = Arc::new(AtomicBool::new(false));
         let polls = Arc::new(AtomicU64::new(0));
         let connects = Arc::new(AtomicU64::new(0));
-        let poller = {
-            let (stop, polls) = (stop.clone(), polls.clone());
-            std::thread::spawn(move || {
-                let mut failures = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    match admin_get(admin, "/readyz") {
-                        Ok(200) => {}
-                        other => failures.push(format!("/readyz: {other:?}")),
-                    }
-                    polls.fetch_add(1, Ordering::Relaxed);
-                }
-                failures
-            })
-        };
+        let poller = readyz_poller(admin, stop.clone(), polls.clone());
         let connector = {
             let (stop, connects) = (stop.clone(), connects.clone());
             std::thread::spawn(move || {

@@ -228,3 +228,25 @@ pub fn admin_fetch(admin: std::net::SocketAddr, path: &str) -> Result<(u16, Stri
         .unwrap_or_default();
     Ok((code, body))
 }
+
+/// Polls `GET /readyz` on the admin API from a thread until `stop`, counting
+/// each answer in `polls`; the thread returns every answer that was not 200
+/// (what an upgrade or reload must never show).
+pub fn readyz_poller(
+    admin: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    polls: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let mut failures = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            match admin_get(admin, "/readyz") {
+                Ok(200) => {}
+                other => failures.push(format!("/readyz: {other:?}")),
+            }
+            polls.fetch_add(1, Ordering::Relaxed);
+        }
+        failures
+    })
+}
