@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 use warren_lb::runtime;
 
 mod common;
+use common::config::rabbitmq_check;
 use common::eventually_within;
 use warren_testkit::{Broker, Testbed};
 
@@ -80,17 +81,8 @@ timeout_first_byte = "5s"
 [[backend]]
 name = "rabbitmq"
 balance = "first"
-
-[backend.check]
-type = "rabbitmq"
-inter = "500ms"
-fastinter = "200ms"
-rise = 2
-fall = 2
-timeout = "1s"
-username = "{user}"
-password = "{password}"
-"#
+{}"#,
+        rabbitmq_check(user, password)
     );
     for (i, (amqp, management)) in servers.iter().enumerate() {
         let n = i + 1;

@@ -27,6 +27,7 @@ use warren_lb::runtime::{self, Running};
 use warren_lb::server::ServerState;
 
 mod common;
+use common::config::rabbitmq_check;
 use warren_testkit::{Broker, Testbed};
 
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -112,19 +113,8 @@ backend = "rabbitmq"
 name = "rabbitmq"
 balance = "first"
 failback = "{failback}"
-
-[backend.check]
-type = "rabbitmq"
-inter = "500ms"
-fastinter = "200ms"
-rise = 2
-fall = 2
-timeout = "1s"
-username = "{}"
-password = "{}"
-"#,
-        tb.state().user,
-        tb.state().password
+{}"#,
+        rabbitmq_check(&tb.state().user, &tb.state().password)
     );
     for n in 1..=3 {
         let role = if n == 1 { "primary" } else { "backup" };

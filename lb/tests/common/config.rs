@@ -118,3 +118,21 @@ impl OneBackend {
         super::parse(&self.toml())
     }
 }
+
+/// The `[backend.check]` table of the real-cluster tests: the `rabbitmq`
+/// check, a round every 500 ms (200 ms while changing), rise and fall 2.
+pub fn rabbitmq_check(user: &str, password: &str) -> String {
+    format!(
+        r#"
+[backend.check]
+type = "rabbitmq"
+inter = "500ms"
+fastinter = "200ms"
+rise = 2
+fall = 2
+timeout = "1s"
+username = "{user}"
+password = "{password}"
+"#
+    )
+}
