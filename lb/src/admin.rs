@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::accept_reserve::{self, Reserve};
 use crate::backend::BackendState;
 use crate::config::{Admin, CheckKind, Role};
-use crate::live::Live;
+use crate::live::{Generation, Live};
 use crate::resolution::Resolution;
 use crate::resource::Phase;
 use crate::server::{AdminState, ServerState};
@@ -158,8 +158,39 @@ async fn status(State(s): State<Shared>) -> Json<Value> {
             "accept": s.live.resource_errors.count(Phase::Accept),
             "connect": s.live.resource_errors.count(Phase::Connect),
         },
+        "frontends": frontends_status(&generation),
         "backends": backends,
     }))
+}
+
+/// Each frontend, and for a TLS one the certificate new handshakes get.
+fn frontends_status(generation: &Generation) -> Vec<Value> {
+    let now = crate::certificates::now();
+    generation
+        .config
+        .frontends
+        .iter()
+        .zip(&generation.tls)
+        .map(|(f, tls)| {
+            let tls = tls.as_ref().map(|t| {
+                let leaf = t.leaf();
+                json!({
+                    "cert": leaf.file,
+                    "serial": leaf.serial,
+                    "subject": leaf.subject,
+                    "not_before": leaf.not_before_rfc3339(),
+                    "not_after": leaf.not_after_rfc3339(),
+                    "expires_in_seconds": leaf.not_after - now,
+                })
+            });
+            json!({
+                "name": f.name,
+                "bind": f.bind.to_string(),
+                "backend": generation.backends[f.backend].config.name,
+                "tls": tls,
+            })
+        })
+        .collect()
 }
 
 pub fn backend_status(b: &BackendState) -> Value {

@@ -23,11 +23,43 @@ use x509_parser::time::ASN1Time;
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub certified: Arc<CertifiedKey>,
-    /// The leaf's serial number, hex with colons (as `openssl x509 -serial`
-    /// shows it, with separators), for the log line of a rotation.
+    pub leaf: Leaf,
+}
+
+/// What the log line of a rotation, `/status` and `/metrics` say of the
+/// certificate in service: read once, when the pair is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaf {
+    /// The `cert` file it was read from.
+    pub file: PathBuf,
+    /// The serial number, hex with colons (as `openssl x509 -serial` shows
+    /// it, with separators).
     pub serial: String,
-    /// When the leaf expires, as the certificate says it.
-    pub not_after: String,
+    /// The subject's distinguished name (`CN=lb.example`).
+    pub subject: String,
+    /// notBefore and notAfter, seconds since the Unix epoch.
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+impl Leaf {
+    /// notAfter as RFC 3339 UTC (`2027-01-01T00:00:00Z`).
+    pub fn not_after_rfc3339(&self) -> String {
+        rfc3339(self.not_after)
+    }
+    /// notBefore as RFC 3339 UTC.
+    pub fn not_before_rfc3339(&self) -> String {
+        rfc3339(self.not_before)
+    }
+}
+
+fn rfc3339(unix: i64) -> String {
+    let t = if unix >= 0 {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix as u64)
+    } else {
+        std::time::UNIX_EPOCH - std::time::Duration::from_secs(unix.unsigned_abs())
+    };
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// Why a file cannot serve; each names the file it is about.
@@ -92,8 +124,7 @@ pub fn load(
     }
     Ok(Loaded {
         certified: Arc::new(certified),
-        serial: leaf.serial,
-        not_after: leaf.not_after,
+        leaf,
     })
 }
 
@@ -154,12 +185,6 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, PairError> {
     }
 }
 
-/// What the log says about a leaf.
-struct Leaf {
-    serial: String,
-    not_after: String,
-}
-
 /// The leaf is valid at `now` and each certificate is signed by the next
 /// (the last may be signed by a CA the clients hold, so it is not checked).
 fn check_chain(path: &Path, chain: &[CertificateDer<'_>], now: i64) -> Result<Leaf, PairError> {
@@ -203,8 +228,11 @@ fn check_chain(path: &Path, chain: &[CertificateDer<'_>], now: i64) -> Result<Le
         }
     }
     Ok(Leaf {
+        file: path.to_owned(),
         serial: leaf.raw_serial_as_string(),
-        not_after: validity.not_after.to_string(),
+        subject: leaf.subject().to_string(),
+        not_before: validity.not_before.timestamp(),
+        not_after: validity.not_after.timestamp(),
     })
 }
 
@@ -257,7 +285,7 @@ mod tests {
         let whole = format!("{cert}{}", intermediate.cert.pem());
         let loaded = load_texts(dir.path(), &whole, &key).unwrap();
         assert_eq!(loaded.certified.cert.len(), 2);
-        assert!(!loaded.serial.is_empty());
+        assert!(!loaded.leaf.serial.is_empty());
 
         let skipping = format!("{cert}{}", root.cert.pem());
         match load_texts(dir.path(), &skipping, &key) {

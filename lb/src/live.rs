@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime};
 
 use crate::backend::BackendState;
+use crate::certificates::Leaf;
 use crate::config::{Config, Frontend};
 use crate::metrics;
 use crate::pipes::PipePool;
@@ -22,6 +23,22 @@ pub struct Generation {
     pub number: u64,
     pub config: Config,
     pub backends: Vec<Arc<BackendState>>,
+    /// Each frontend's TLS side, in file order (`None` for a plain one):
+    /// what `/status` and `/metrics` read the certificate in service from.
+    pub tls: Vec<Option<Arc<Terminator>>>,
+}
+
+impl Generation {
+    /// Each TLS frontend's name and the leaf of the certificate its new
+    /// handshakes present now.
+    pub fn certificates(&self) -> Vec<(&str, Arc<Leaf>)> {
+        self.config
+            .frontends
+            .iter()
+            .zip(&self.tls)
+            .filter_map(|(f, t)| t.as_ref().map(|t| (f.name.as_str(), t.leaf())))
+            .collect()
+    }
 }
 
 /// What the admin API, the listeners and the reload share.
@@ -51,12 +68,18 @@ pub struct Live {
 impl Live {
     /// A process that has just started: generation 1 of `config`, with
     /// the splice pipe pool sized to at most `max_pipes`.
-    pub fn new(config: Config, backends: Vec<Arc<BackendState>>, max_pipes: usize) -> Live {
+    pub fn new(
+        config: Config,
+        backends: Vec<Arc<BackendState>>,
+        tls: Vec<Option<Arc<Terminator>>>,
+        max_pipes: usize,
+    ) -> Live {
         Live {
             current: RwLock::new(Arc::new(Generation {
                 number: 1,
                 config,
                 backends,
+                tls,
             })),
             started: Instant::now(),
             started_at: SystemTime::now(),
@@ -83,6 +106,7 @@ impl Live {
         let generation = self.current();
         metrics::render(
             &generation.backends,
+            &generation.certificates(),
             &metrics::Process {
                 uptime: self.started.elapsed(),
                 started_at: self.started_at,

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use warren_health::prometheus::{Exposition, Series};
 
 use crate::backend::BackendState;
+use crate::certificates::Leaf;
 use crate::counters::SERVER_COUNTERS;
 use crate::server::ServerState;
 
@@ -58,8 +59,13 @@ const SERVER_METRICS: &[Series<ServerState, f64>] = &[
     ),
 ];
 
-/// Renders the whole scrape.
-pub fn render(backends: &[Arc<BackendState>], process: &Process) -> String {
+/// Renders the whole scrape; `certificates` are the TLS frontends' names
+/// with the leaf each presents.
+pub fn render(
+    backends: &[Arc<BackendState>],
+    certificates: &[(&str, Arc<Leaf>)],
+    process: &Process,
+) -> String {
     let mut out = Exposition::with_capacity(4096);
     let started = process
         .started_at
@@ -223,5 +229,42 @@ pub fn render(backends: &[Arc<BackendState>], process: &Process) -> String {
             }
         }
     }
+    certificate_series(&mut out, certificates);
     out.finish()
+}
+
+/// When each TLS frontend's certificate in service expires, and since when
+/// it is valid, as Unix timestamps (as blackbox_exporter's
+/// `probe_ssl_earliest_cert_expiry` and cert-manager's
+/// `certmanager_certificate_expiration_timestamp_seconds`), so an alert is
+/// `warren_lb_frontend_certificate_expiry_seconds - time() < 14 * 86400`.
+/// The serial label changes with a rotation, so the new certificate is a
+/// new series and the old one's ends.
+fn certificate_series(out: &mut Exposition, certificates: &[(&str, Arc<Leaf>)]) {
+    if certificates.is_empty() {
+        return;
+    }
+    type Stamp = (&'static str, &'static str, fn(&Leaf) -> i64);
+    const STAMPS: [Stamp; 2] = [
+        (
+            "warren_lb_frontend_certificate_expiry_seconds",
+            "notAfter of the certificate the frontend presents to new clients, seconds since the Unix epoch.",
+            |l| l.not_after,
+        ),
+        (
+            "warren_lb_frontend_certificate_not_before_seconds",
+            "notBefore of the certificate the frontend presents to new clients, seconds since the Unix epoch.",
+            |l| l.not_before,
+        ),
+    ];
+    for (name, help, value) in STAMPS {
+        out.family(name, "gauge", help);
+        for (frontend, leaf) in certificates {
+            out.sample(
+                name,
+                &[("frontend", frontend), ("serial", &leaf.serial)],
+                value(leaf),
+            );
+        }
+    }
 }

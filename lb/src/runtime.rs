@@ -200,13 +200,14 @@ async fn launch(
         .map(BackendState::new)
         .collect();
     let stop = CancellationToken::new();
+    let terminators = terminators(&config, &stop)?;
     let live = Arc::new(Live::new(
         config.clone(),
         backends.clone(),
+        terminators.clone(),
         limits::max_pipes(&config),
     ));
     let resolver = dns_resolver(&config)?;
-    let terminators = terminators(&config, &stop)?;
     let checks = stop.child_token();
     spawn_server_tasks(&backends, &checks, resolver, &config);
     if first_checks_first {
@@ -532,6 +533,7 @@ impl Running {
             number: old.number + 1,
             config: config.clone(),
             backends: backends.clone(),
+            tls: terminators.clone(),
         });
         self.live.install(generation.clone());
         //    A primary held back for failback is now held by the new

@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod common;
-use common::process::{lb, Lb};
+use common::process::{admin_fetch, free_port, lb, Lb};
 use common::tls::{client, connect, peer_serial, serial_text, write_atomically, Pki};
 use common::{echoes, named, PATIENCE};
 
@@ -257,20 +257,92 @@ fn rotation_logged(lb: &mut Lb, result: &str) -> serde_json::Value {
     })
 }
 
+/// What the admin API says of frontend `tls`'s certificate: `/status`'s
+/// serial (as openssl prints it) and notAfter, and the expiry gauge's
+/// serial label and value.
+fn certificate_reported(admin: SocketAddr) -> (String, String, String, i64) {
+    let status = admin_fetch(admin, "/status").unwrap().1;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let frontend = status["frontends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "tls")
+        .unwrap_or_else(|| panic!("no frontend tls in {status}"));
+    let tls = &frontend["tls"];
+    assert!(
+        status["frontends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "plain" && f["tls"].is_null()),
+        "the plain frontend has no certificate: {status}"
+    );
+    let openssl_style = |s: &str| s.replace(':', "").to_uppercase();
+    let metrics = admin_fetch(admin, "/metrics").unwrap().1;
+    let gauge: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("warren_lb_frontend_certificate_expiry_seconds{"))
+        .collect();
+    assert_eq!(
+        gauge.len(),
+        1,
+        "one expiry series per TLS frontend: {gauge:?}"
+    );
+    let (labels, value) = gauge[0].rsplit_once(' ').unwrap();
+    let serial_label = labels
+        .split("serial=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no serial label in {labels}"));
+    assert!(labels.contains("frontend=\"tls\""), "{labels}");
+    (
+        openssl_style(tls["serial"].as_str().unwrap()),
+        tls["not_after"].as_str().unwrap().to_owned(),
+        openssl_style(serial_label),
+        value.parse().unwrap(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_certificate_serves_new_handshakes_and_established_sessions_go_on() {
     let (dir, pki, cert, key) = pki_with_lb_certificate();
     let echo = named("echo").await;
-    let (mut lb, tls, _) = start(dir.path(), &config(&cert, &key, "", echo.addr, "none"));
+    let admin = free_port();
+    let text = format!(
+        "[admin]\nbind = \"{admin}\"\n{}",
+        config(&cert, &key, "", echo.addr, "none")
+    );
+    let (mut lb, tls, _) = start(dir.path(), &text);
     let connector = client(&pki.ca_file(), None);
     let mut long = tls_session(&connector, tls).await;
     assert_eq!(peer_serial(&long), serial_text(1));
+    assert_eq!(
+        certificate_reported(admin),
+        (
+            serial_text(1),
+            "2031-01-01T00:00:00Z".to_owned(),
+            serial_text(1),
+            Pki::not_after(1)
+        ),
+        "/status and /metrics name the certificate in service"
+    );
 
     // Rotation from the files.
     pki.install("lb", &pki.leaf(2));
     let logged = rotation_logged(&mut lb, "ok");
     assert_eq!(logged["frontend"], "tls");
     assert_eq!(serial_now(&connector, tls).await, serial_text(2));
+    assert_eq!(
+        certificate_reported(admin),
+        (
+            serial_text(2),
+            "2032-01-01T00:00:00Z".to_owned(),
+            serial_text(2),
+            Pki::not_after(2)
+        ),
+        "after the rotation, /status and /metrics name the new certificate"
+    );
     echoes(&mut long, b"across the rotation").await;
     assert_eq!(
         openssl_serial(tls, &pki.ca_file()),
@@ -290,6 +362,11 @@ async fn a_changed_certificate_serves_new_handshakes_and_established_sessions_go
         "{refused}"
     );
     assert_eq!(serial_now(&connector, tls).await, serial_text(2));
+    assert_eq!(
+        certificate_reported(admin).0,
+        serial_text(2),
+        "a refused rotation leaves the old certificate in /status"
+    );
     // ... and a reload with it is refused as a whole.
     lb.signal("HUP");
     let reload = lb.wait_json("reload", |v| v["event"] == "reload");
@@ -302,6 +379,11 @@ async fn a_changed_certificate_serves_new_handshakes_and_established_sessions_go
     let reload = lb.wait_json("reload", |v| v["event"] == "reload");
     assert_eq!(reload["result"], "ok", "{reload}");
     assert_eq!(serial_now(&connector, tls).await, serial_text(3));
+    assert_eq!(
+        certificate_reported(admin).2,
+        serial_text(3),
+        "the reloaded generation's certificate in /metrics"
+    );
     echoes(&mut long, b"across the reload").await;
     assert_eq!(
         peer_serial(&long),

@@ -20,16 +20,22 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::rotating::RotatingCert;
 use super::watch;
-use crate::certificates as pair;
+use crate::certificates::{self as pair, Leaf};
 use crate::config::{Tls, TlsVersion, VerifyClient};
 
 pub struct Terminator {
     pub acceptor: TlsAcceptor,
     pub timeout_handshake: Duration,
+    current: Arc<RotatingCert>,
     _watch: DropGuard,
 }
 
 impl Terminator {
+    /// The leaf of the certificate new handshakes present now.
+    pub fn leaf(&self) -> Arc<Leaf> {
+        self.current.leaf()
+    }
+
     /// Loads `tls`'s files and starts watching them; `stop` ends the watch
     /// with the process.
     pub fn start(
@@ -43,7 +49,7 @@ impl Terminator {
         let loaded_content = watch::fingerprint(&tls.cert, &tls.key);
         let loaded = pair::load(&tls.cert, &tls.key, &provider, pair::now())
             .with_context(|| format!("frontend '{frontend}': TLS"))?;
-        let current = Arc::new(RotatingCert::new(loaded.certified));
+        let current = Arc::new(RotatingCert::new(loaded));
         let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version {
             TlsVersion::V1_2 => &[&TLS13, &TLS12],
             TlsVersion::V1_3 => &[&TLS13],
@@ -73,13 +79,14 @@ impl Terminator {
         tokio::spawn(watch::run(
             frontend.to_owned(),
             tls.clone(),
-            current,
+            current.clone(),
             watch::Settle::new(loaded_content),
             own_stop.clone(),
         ));
         Ok(Terminator {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             timeout_handshake: tls.timeout_handshake,
+            current,
             _watch: own_stop.drop_guard(),
         })
     }

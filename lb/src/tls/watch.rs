@@ -108,16 +108,17 @@ pub async fn run(
         }
         match pair::load(&tls.cert, &tls.key, &provider, pair::now()) {
             Ok(loaded) => {
-                current.install(loaded.certified);
+                let leaf = loaded.leaf.clone();
+                current.install(loaded);
                 info!(
                     event = "tls_rotation",
                     result = "ok",
                     frontend = %frontend,
-                    serial = %loaded.serial,
+                    serial = %leaf.serial,
                     "frontend '{frontend}': new certificate from {} (serial {}, expires {}); new handshakes present it",
                     tls.cert.display(),
-                    loaded.serial,
-                    loaded.not_after
+                    leaf.serial,
+                    leaf.not_after_rfc3339()
                 );
             }
             Err(e) => warn!(

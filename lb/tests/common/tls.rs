@@ -50,9 +50,17 @@ impl Pki {
         self.dir.join("ca.pem")
     }
 
-    /// A certificate for `localhost` with `serial`, valid now.
+    /// A certificate for `localhost` with `serial`, valid now: from
+    /// 2025-01-01 until [`Pki::not_after`]`(serial)`.
     pub fn leaf(&self, serial: u64) -> Issued {
         self.issue(serial, false)
+    }
+
+    /// When [`Pki::leaf`]`(serial)` expires, seconds since the Unix epoch:
+    /// 1 January of the year 2030 + `serial`, so that every serial has its
+    /// own expiry.
+    pub fn not_after(serial: u64) -> i64 {
+        rcgen::date_time_ymd(2030 + serial as i32, 1, 1).unix_timestamp()
     }
 
     /// Like [`Pki::leaf`], but it expired in 2020.
@@ -66,6 +74,9 @@ impl Pki {
         if expired {
             params.not_before = rcgen::date_time_ymd(2019, 1, 1);
             params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        } else {
+            params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2030 + serial as i32, 1, 1);
         }
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
