@@ -19,6 +19,7 @@ mod rabbitmq;
 mod tcp;
 #[cfg(test)]
 mod testutil;
+mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use error::{ProbeError, Unresolved};
 pub use http::{http, HttpCheck};
 pub use rabbitmq::{judge, rabbitmq, Answer, NodeReport, RabbitCheck};
 pub use tcp::{tcp, Preamble};
+pub use tls::{CheckTls, ClientCert, Verify};
 
 use crate::config::Address;
 
