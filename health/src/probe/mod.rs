@@ -52,6 +52,8 @@ pub enum Probe<'a> {
     Amqp {
         address: SocketAddr,
         preamble: Option<&'a Preamble<'a>>,
+        /// The AMQP header inside TLS (the `amqps` listener, 5671).
+        tls: Option<&'a CheckTls>,
     },
     /// One HTTP GET with an expected status (and body).
     Http(HttpCheck),
@@ -70,7 +72,11 @@ pub async fn run(probe: &Probe<'_>, timeout: Duration) -> Result<Option<NodeRepo
         Probe::Tcp { address, preamble } => tcp::tcp_to(address, timeout, *preamble)
             .await
             .map(|()| None),
-        Probe::Amqp { address, preamble } => amqp::amqp_with_preamble(*address, timeout, *preamble)
+        Probe::Amqp {
+            address,
+            preamble,
+            tls,
+        } => amqp::amqp_with_preamble(*address, timeout, *preamble, *tls)
             .await
             .map(|()| None),
         Probe::Http(check) => http(check, timeout).await.map(|()| None),

@@ -58,6 +58,11 @@ impl Ca {
 /// A TLS server on 127.0.0.1 presenting `leaf`; it completes handshakes
 /// and closes.
 async fn server(leaf: ClientCert) -> SocketAddr {
+    server_answering(leaf, Vec::new()).await
+}
+
+/// [`server`] that writes `answer` inside TLS after the handshake.
+async fn server_answering(leaf: ClientCert, answer: Vec<u8>) -> SocketAddr {
     let config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
@@ -70,9 +75,13 @@ async fn server(leaf: ClientCert) -> SocketAddr {
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((s, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
+            let (acceptor, answer) = (acceptor.clone(), answer.clone());
             tokio::spawn(async move {
-                let _ = acceptor.accept(s).await;
+                use tokio::io::AsyncWriteExt;
+                if let Ok(mut s) = acceptor.accept(s).await {
+                    let _ = s.write_all(&answer).await;
+                    let _ = s.flush().await;
+                }
             });
         }
     });
@@ -184,4 +193,25 @@ fn presented_names_lose_their_debug_wrapping() {
     assert_eq!(super::bare_name(r#"DnsName("rabbit.test")"#), "rabbit.test");
     assert_eq!(super::bare_name("IpAddress(10.0.0.1)"), "10.0.0.1");
     assert_eq!(super::bare_name("rabbit.test"), "rabbit.test");
+}
+
+#[tokio::test]
+async fn the_amqp_probe_speaks_amqp_inside_tls() {
+    use crate::probe::amqp::{amqp_with_preamble, tests::connection_start_frame};
+    let t = std::time::Duration::from_secs(5);
+    let ca = Ca::new("brokers CA");
+    let address =
+        server_answering(ca.leaf(&["rabbit.test"], false), connection_start_frame()).await;
+    let right = CheckTls::new(ca.roots(), Verify::Required, sni("rabbit.test"), None).unwrap();
+    amqp_with_preamble(address, t, None, Some(&right))
+        .await
+        .unwrap();
+    let wrong = CheckTls::new(ca.roots(), Verify::Required, sni("other.test"), None).unwrap();
+    let e = amqp_with_preamble(address, t, None, Some(&wrong))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "certificate is for rabbit.test, not other.test"
+    );
 }
