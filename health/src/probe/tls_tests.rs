@@ -215,3 +215,46 @@ async fn the_amqp_probe_speaks_amqp_inside_tls() {
         "certificate is for rabbit.test, not other.test"
     );
 }
+
+#[tokio::test]
+async fn the_client_certificate_is_presented_for_mtls() {
+    let ca = Ca::new("brokers CA");
+    let leaf = ca.leaf(&["rabbit.test"], false);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(ca.roots()),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(clients)
+        .with_single_cert(leaf.chain, leaf.key)
+        .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    // Accepts one connection per check below; the verdict is the server's.
+    let server = tokio::spawn(async move {
+        let mut verdicts = Vec::new();
+        for _ in 0..2 {
+            let (s, _) = listener.accept().await.unwrap();
+            verdicts.push(acceptor.accept(s).await.is_ok());
+        }
+        verdicts
+    });
+    let client = ca.leaf(&["warren-lb"], false);
+    let with = CheckTls::new(
+        ca.roots(),
+        Verify::Required,
+        sni("rabbit.test"),
+        Some(client),
+    )
+    .unwrap();
+    let _ = handshake(&with, address).await;
+    let without = CheckTls::new(ca.roots(), Verify::Required, sni("rabbit.test"), None).unwrap();
+    let _ = handshake(&without, address).await;
+    assert_eq!(server.await.unwrap(), vec![true, false]);
+}
