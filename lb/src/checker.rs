@@ -173,9 +173,16 @@ async fn amqp_answers(limit: Duration, server: &ServerState) -> bool {
     let preamble: Option<&probe::Preamble> = (version != SendProxy::None).then_some(&header);
     let attempt = async {
         let address = server.target(server.config.address.port()).await.ok()?;
-        probe::run(&Probe::Amqp { address, preamble }, limit)
-            .await
-            .ok()
+        probe::run(
+            &Probe::Amqp {
+                address,
+                preamble,
+                tls: None,
+            },
+            limit,
+        )
+        .await
+        .ok()
     };
     matches!(tokio::time::timeout(limit, attempt).await, Ok(Some(_)))
 }
@@ -225,6 +232,7 @@ pub async fn probe_once(
         CheckKind::Amqp => Probe::Amqp {
             address: endpoint,
             preamble,
+            tls: None,
         },
         CheckKind::Http {
             path,

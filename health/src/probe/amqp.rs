@@ -5,11 +5,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
 
 use super::error::{l4_error, ProbeError};
 use super::tcp::{connect, preamble_bytes, Preamble};
+use super::tls::CheckTls;
 
 /// The AMQP 0-9-1 protocol header.
 pub(crate) const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
@@ -23,33 +24,53 @@ const MAX_PAYLOAD: u32 = 64 * 1024;
 /// channel 0 carrying `Connection.Start` (class 10, method 10) with version
 /// 0-9, ended by the frame-end octet 0xCE, all within `timeout`.
 pub async fn amqp(addr: SocketAddr, timeout: Duration) -> Result<(), ProbeError> {
-    amqp_with_preamble(addr, timeout, None).await
+    amqp_with_preamble(addr, timeout, None, None).await
 }
 
 /// [`amqp`], but when `preamble` is given its bytes (for the socket's local
 /// address and `addr`: a PROXY protocol header) go first, in the same write
 /// as the AMQP protocol header.  A listener with `proxy_protocol = true`
 /// drops a connection that does not start with a PROXY header, so the plain
-/// [`amqp`] probe fails against it.
+/// [`amqp`] probe fails against it.  With `tls` the preamble goes in the
+/// clear (the PROXY header precedes TLS), then the handshake, then the AMQP
+/// header inside TLS.
 pub(crate) async fn amqp_with_preamble(
     addr: SocketAddr,
     timeout: Duration,
     preamble: Option<&Preamble<'_>>,
+    tls: Option<&CheckTls>,
 ) -> Result<(), ProbeError> {
     let deadline = Instant::now() + timeout;
     let mut s = connect(addr, deadline).await?;
     let mut hello = preamble_bytes(&s, addr, preamble)?;
-    hello.extend_from_slice(PROTOCOL_HEADER);
-    let res = match timeout_at(deadline, exchange(&mut s, &hello)).await {
-        Err(_) => Err(ProbeError::L6Timeout),
-        Ok(r) => r,
+    // Close at once whatever the outcome; the broker logs the aborted
+    // handshake, nothing more.
+    let Some(tls) = tls else {
+        hello.extend_from_slice(PROTOCOL_HEADER);
+        return within(deadline, exchange(&mut s, &hello)).await;
     };
-    // Close at once; the broker logs the aborted handshake, nothing more.
-    drop(s);
-    res
+    within(deadline, async {
+        s.write_all(&hello).await.map_err(|e| l4_error(&e))?;
+        let mut s = tls.handshake(s, addr).await?;
+        exchange(&mut s, PROTOCOL_HEADER).await
+    })
+    .await
 }
 
-async fn exchange(s: &mut tokio::net::TcpStream, hello: &[u8]) -> Result<(), ProbeError> {
+/// The exchange, or "Layer6 timeout" at the deadline.
+async fn within(
+    deadline: Instant,
+    exchange: impl std::future::Future<Output = Result<(), ProbeError>>,
+) -> Result<(), ProbeError> {
+    timeout_at(deadline, exchange)
+        .await
+        .unwrap_or(Err(ProbeError::L6Timeout))
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    hello: &[u8],
+) -> Result<(), ProbeError> {
     s.write_all(hello).await.map_err(|e| l4_error(&e))?;
     let mut head = [0u8; 7];
     read_exact(s, &mut head).await?;
@@ -99,7 +120,7 @@ fn not_start(detail: String) -> ProbeError {
     ProbeError::L6Rsp(format!("not an AMQP Connection.Start ({detail})"))
 }
 
-async fn read_exact(s: &mut tokio::net::TcpStream, buf: &mut [u8]) -> Result<(), ProbeError> {
+async fn read_exact<S: AsyncRead + Unpin>(s: &mut S, buf: &mut [u8]) -> Result<(), ProbeError> {
     match s.read_exact(buf).await {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(ProbeError::L6Rsp(
@@ -324,7 +345,9 @@ pub(crate) mod tests {
     async fn preamble_goes_before_the_protocol_header() {
         let addr = proxy_fake().await;
         let preamble = crate::probe::tcp::tests::v1;
-        amqp_with_preamble(addr, T, Some(&preamble)).await.unwrap();
+        amqp_with_preamble(addr, T, Some(&preamble), None)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -337,7 +360,9 @@ pub(crate) mod tests {
         );
         // A wrong preamble (other addresses) is dropped too.
         let wrong = |_: SocketAddr, _: SocketAddr| b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n".to_vec();
-        assert!(amqp_with_preamble(addr, T, Some(&wrong)).await.is_err());
+        assert!(amqp_with_preamble(addr, T, Some(&wrong), None)
+            .await
+            .is_err());
     }
 
     #[tokio::test]
@@ -346,7 +371,9 @@ pub(crate) mod tests {
         // proxy_protocol does: a preamble there fails the check.
         let addr = fake(connection_start_frame()).await;
         let preamble = crate::probe::tcp::tests::v1;
-        assert!(amqp_with_preamble(addr, T, Some(&preamble)).await.is_err());
+        assert!(amqp_with_preamble(addr, T, Some(&preamble), None)
+            .await
+            .is_err());
     }
 
     #[tokio::test]

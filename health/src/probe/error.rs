@@ -51,6 +51,12 @@ pub enum ProbeError {
         host: String,
         failures: Vec<(SocketAddr, ProbeError)>,
     },
+    /// The TLS handshake with the server failed; the reason names the
+    /// certificate problem ("certificate expired on ...", "certificate not
+    /// trusted (unknown issuer)", "certificate is for A, not B") or says
+    /// "handshake failed: ...".
+    #[error("{0}")]
+    Tls(String),
     /// The `exec` command did not finish within the timeout (it is killed).
     #[error("exec timeout")]
     ExecTimeout,

@@ -19,6 +19,7 @@ mod rabbitmq;
 mod tcp;
 #[cfg(test)]
 mod testutil;
+mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use error::{ProbeError, Unresolved};
 pub use http::{http, HttpCheck};
 pub use rabbitmq::{judge, rabbitmq, Answer, NodeReport, RabbitCheck};
 pub use tcp::{tcp, Preamble};
+pub use tls::{CheckTls, ClientCert, Verify};
 
 use crate::config::Address;
 
@@ -50,6 +52,8 @@ pub enum Probe<'a> {
     Amqp {
         address: SocketAddr,
         preamble: Option<&'a Preamble<'a>>,
+        /// The AMQP header inside TLS (the `amqps` listener, 5671).
+        tls: Option<&'a CheckTls>,
     },
     /// One HTTP GET with an expected status (and body).
     Http(HttpCheck),
@@ -68,7 +72,11 @@ pub async fn run(probe: &Probe<'_>, timeout: Duration) -> Result<Option<NodeRepo
         Probe::Tcp { address, preamble } => tcp::tcp_to(address, timeout, *preamble)
             .await
             .map(|()| None),
-        Probe::Amqp { address, preamble } => amqp::amqp_with_preamble(*address, timeout, *preamble)
+        Probe::Amqp {
+            address,
+            preamble,
+            tls,
+        } => amqp::amqp_with_preamble(*address, timeout, *preamble, *tls)
             .await
             .map(|()| None),
         Probe::Http(check) => http(check, timeout).await.map(|()| None),
