@@ -237,7 +237,7 @@ pub fn render(
 /// it is valid, as Unix timestamps (as blackbox_exporter's
 /// `probe_ssl_earliest_cert_expiry` and cert-manager's
 /// `certmanager_certificate_expiration_timestamp_seconds`), so an alert is
-/// `warren_lb_frontend_certificate_expiry_seconds - time() < 14 * 86400`.
+/// `warren_lb_frontend_certificate_expiry_timestamp_seconds - time() < 14 * 86400`.
 /// The serial label changes with a rotation, so the new certificate is a
 /// new series and the old one's ends.
 fn certificate_series(out: &mut Exposition, certificates: &[(&str, Arc<Leaf>)]) {
@@ -247,12 +247,12 @@ fn certificate_series(out: &mut Exposition, certificates: &[(&str, Arc<Leaf>)]) 
     type Stamp = (&'static str, &'static str, fn(&Leaf) -> i64);
     const STAMPS: [Stamp; 2] = [
         (
-            "warren_lb_frontend_certificate_expiry_seconds",
+            "warren_lb_frontend_certificate_expiry_timestamp_seconds",
             "notAfter of the certificate the frontend presents to new clients, seconds since the Unix epoch.",
             |l| l.not_after,
         ),
         (
-            "warren_lb_frontend_certificate_not_before_seconds",
+            "warren_lb_frontend_certificate_not_before_timestamp_seconds",
             "notBefore of the certificate the frontend presents to new clients, seconds since the Unix epoch.",
             |l| l.not_before,
         ),

@@ -282,7 +282,7 @@ fn certificate_reported(admin: SocketAddr) -> (String, String, String, i64) {
     let metrics = admin_fetch(admin, "/metrics").unwrap().1;
     let gauge: Vec<&str> = metrics
         .lines()
-        .filter(|l| l.starts_with("warren_lb_frontend_certificate_expiry_seconds{"))
+        .filter(|l| l.starts_with("warren_lb_frontend_certificate_expiry_timestamp_seconds{"))
         .collect();
     assert_eq!(
         gauge.len(),
