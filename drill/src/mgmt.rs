@@ -156,6 +156,15 @@ pub fn parse_connections(v: &serde_json::Value, prefix: &str) -> Vec<(String, St
         .unwrap_or_default()
 }
 
+/// The management API path of queue `name` in `vhost`.
+fn queue_path(vhost: &str, name: &str) -> String {
+    format!(
+        "/api/queues/{}/{}",
+        percent_encode(vhost),
+        percent_encode(name)
+    )
+}
+
 /// Percent-encodes one URL path segment or userinfo part (RFC 3986
 /// unreserved characters stay): vhost `/` becomes `%2F`.
 pub(crate) fn percent_encode(s: &str) -> String {
@@ -285,13 +294,7 @@ impl Mgmt {
     }
 
     pub async fn queue(&self, vhost: &str, name: &str) -> Result<QueueInfo> {
-        let v = self
-            .get(&format!(
-                "/api/queues/{}/{}",
-                percent_encode(vhost),
-                percent_encode(name)
-            ))
-            .await?;
+        let v = self.get(&queue_path(vhost, name)).await?;
         Ok(parse_queue(&v))
     }
 
@@ -299,14 +302,7 @@ impl Mgmt {
         let nodes: Vec<NodeInfo> =
             serde_json::from_value(self.get_from(base, "/api/nodes").await?)?;
         let q = self
-            .get_from(
-                base,
-                &format!(
-                    "/api/queues/{}/{}",
-                    percent_encode(vhost),
-                    percent_encode(queue)
-                ),
-            )
+            .get_from(base, &queue_path(vhost, queue))
             .await
             .ok()
             .map(|v| parse_queue(&v));
@@ -330,13 +326,7 @@ impl Mgmt {
 
     /// Ready and unacknowledged counts of a queue as the first answering node reports them.
     pub async fn queue_counts(&self, vhost: &str, name: &str) -> Result<(u64, u64)> {
-        let v = self
-            .get(&format!(
-                "/api/queues/{}/{}",
-                percent_encode(vhost),
-                percent_encode(name)
-            ))
-            .await?;
+        let v = self.get(&queue_path(vhost, name)).await?;
         parse_queue_counts(&v).context("queue without messages_ready/messages_unacknowledged")
     }
 
