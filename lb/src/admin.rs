@@ -167,13 +167,9 @@ async fn status(State(s): State<Shared>) -> Json<Value> {
 fn frontends_status(generation: &Generation) -> Vec<Value> {
     let now = crate::certificates::now();
     generation
-        .config
-        .frontends
-        .iter()
-        .zip(&generation.tls)
-        .map(|(f, tls)| {
-            let tls = tls.as_ref().map(|t| {
-                let leaf = t.leaf();
+        .frontends()
+        .map(|(f, leaf)| {
+            let tls = leaf.map(|leaf| {
                 json!({
                     "cert": leaf.file,
                     "serial": leaf.serial,

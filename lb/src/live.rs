@@ -29,14 +29,20 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// Each TLS frontend's name and the leaf of the certificate its new
-    /// handshakes present now.
-    pub fn certificates(&self) -> Vec<(&str, Arc<Leaf>)> {
+    /// Each frontend, with the leaf of the certificate its new handshakes
+    /// present now when it terminates TLS.
+    pub fn frontends(&self) -> impl Iterator<Item = (&Frontend, Option<Arc<Leaf>>)> {
         self.config
             .frontends
             .iter()
             .zip(&self.tls)
-            .filter_map(|(f, t)| t.as_ref().map(|t| (f.name.as_str(), t.leaf())))
+            .map(|(f, t)| (f, t.as_ref().map(|t| t.leaf())))
+    }
+
+    /// Each TLS frontend's name and the leaf of its certificate in service.
+    pub fn certificates(&self) -> Vec<(&str, Arc<Leaf>)> {
+        self.frontends()
+            .filter_map(|(f, leaf)| leaf.map(|l| (f.name.as_str(), l)))
             .collect()
     }
 }
