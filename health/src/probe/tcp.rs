@@ -152,21 +152,29 @@ pub(crate) mod tests {
         .into_bytes()
     }
 
-    #[tokio::test]
-    async fn preamble_is_written_first_and_names_both_ends() {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// A server that reports, for each connection, everything the probe
+    /// sent up to its close, with the probe's address and its own.
+    async fn recording_server() -> (
+        SocketAddr,
+        tokio::sync::mpsc::UnboundedReceiver<(Vec<u8>, SocketAddr, SocketAddr)>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let addr = serve(move |mut s| {
             let tx = tx.clone();
             async move {
                 use tokio::io::AsyncReadExt;
-                // Everything the probe sent, up to its close.
                 let mut got = Vec::new();
                 let _ = s.read_to_end(&mut got).await;
-                let expected = v1(s.peer_addr().unwrap(), s.local_addr().unwrap());
-                let _ = tx.send((got, expected));
+                let _ = tx.send((got, s.peer_addr().unwrap(), s.local_addr().unwrap()));
             }
         })
         .await;
+        (addr, rx)
+    }
+
+    #[tokio::test]
+    async fn preamble_is_written_first_and_names_both_ends() {
+        let (addr, mut rx) = recording_server().await;
         let calls = std::sync::Mutex::new(Vec::new());
         let preamble = |local: SocketAddr, server: SocketAddr| {
             calls.lock().unwrap().push((local, server));
@@ -175,7 +183,8 @@ pub(crate) mod tests {
         tcp_with_preamble(addr, Duration::from_secs(5), Some(&preamble))
             .await
             .unwrap();
-        let (got, expected) = rx.recv().await.unwrap();
+        let (got, probe, server) = rx.recv().await.unwrap();
+        let expected = v1(probe, server);
         assert_eq!(
             String::from_utf8_lossy(&got),
             String::from_utf8_lossy(&expected),
@@ -190,19 +199,9 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn without_preamble_nothing_is_written() {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let addr = serve(move |mut s| {
-            let tx = tx.clone();
-            async move {
-                use tokio::io::AsyncReadExt;
-                let mut got = Vec::new();
-                let _ = s.read_to_end(&mut got).await;
-                let _ = tx.send(got);
-            }
-        })
-        .await;
+        let (addr, mut rx) = recording_server().await;
         tcp(addr, Duration::from_secs(5)).await.unwrap();
-        assert_eq!(rx.recv().await.unwrap(), b"");
+        assert_eq!(rx.recv().await.unwrap().0, b"");
     }
 
     #[tokio::test]
