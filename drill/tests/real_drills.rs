@@ -1,17 +1,19 @@
 //! Real drills: a 3-node RabbitMQ cluster (scripts/testbed, network namespaces)
 //! behind warren-lb ($WARREN_LB_BIN), hurt by warren-drill. Root only; nextest
 //! runs `real_*` tests two at a time (.config/nextest.toml's `real` group),
-//! each on a test bed of its own.
+//! each on a test bed of its own. warren-lb runs with a config a deployment
+//! ships (warren-testkit's `shipped`), so its check profile is the one judged.
 //!
 //! Each test starts its own test bed and load balancer and tears both down in
 //! Drop guards, also when it fails.
 
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use warren_testkit::shipped::Shipped;
 use warren_testkit::{Broker, Testbed};
 
 fn drill_bin() -> PathBuf {
@@ -45,14 +47,6 @@ impl Drop for Lb {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// True once an AMQP server answers the protocol header through `addr`.
 fn amqp_answers(addr: SocketAddr) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
@@ -66,46 +60,18 @@ fn amqp_answers(addr: SocketAddr) -> bool {
     matches!(s.read(&mut b), Ok(1) if b[0] == 1)
 }
 
-fn start_lb(bed: &Testbed) -> Lb {
-    let port = free_port();
-    let mut servers = String::new();
-    for n in &bed.state().nodes {
-        servers += &format!(
-            "\n[[backend.server]]\nname = \"rabbit{}\"\naddress = \"{}\"\nrole = \"primary\"\n",
-            n.index,
-            n.amqp_addr()
-        );
-    }
-    let cfg = format!(
-        r#"[[frontend]]
-name = "amqp"
-bind = "127.0.0.1:{port}"
-backend = "rabbitmq"
-
-[[backend]]
-name = "rabbitmq"
-balance = "first"
-redispatch = true
-observe = "layer4"
-on_error = "mark-down"
-on_marked_down = "shutdown-sessions"
-timeout_connect = "1s"
-timeout_idle = "0s"
-
-[backend.check]
-type = "rabbitmq"
-inter = "500ms"
-fastinter = "200ms"
-downinter = "500ms"
-rise = 2
-fall = 2
-timeout = "1s"
-port = 15672
-username = "admin"
-password = "{}"
-{servers}"#,
-        bed.state().password
-    );
+/// warren-lb with the config `deployment` ships (compose, helm, ansible:
+/// its check profile, roles, timeouts and [admin]), pointed at the bed's
+/// nodes: the drills judge what users run, not a test's own tuning.
+fn start_lb(bed: &Testbed, deployment: &'static str) -> Lb {
+    let shipped_dir = bed.dir().join("shipped");
+    std::fs::create_dir_all(&shipped_dir).unwrap();
+    let shipped = Shipped::render(deployment, &shipped_dir);
+    let password_file = bed.dir().join("lb-check-password");
+    std::fs::write(&password_file, format!("{}\n", bed.state().password)).unwrap();
+    let servers: Vec<SocketAddr> = bed.state().nodes.iter().map(|n| n.amqp_addr()).collect();
+    let local = shipped.localize(&servers, &bed.state().user, &password_file);
+    let cfg = local.text;
     let path = bed.dir().join("lb.toml");
     std::fs::write(&path, cfg).unwrap();
     let log = bed.dir().join("lb.log");
@@ -120,7 +86,7 @@ password = "{}"
         .expect("start warren-lb");
     let lb = Lb {
         child,
-        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        addr: local.frontends[0],
         log,
     };
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -272,22 +238,24 @@ fn expect_refused_with_wrong_password(bed: &Testbed, lb: &Lb) {
 /// accounting), stop of the leader's node and a rolling restart each lose
 /// nothing; and the
 /// checker can fail: auto-ack consumers that lose their in-memory backlog
-/// when the node they read from dies are reported as loss.
+/// when the node they read from dies are reported as loss. warren-lb runs
+/// with the config compose ships (on 4.0: Helm's; the mirrored drills:
+/// Ansible's).
 #[test]
 fn real_quorum_drills() {
-    quorum_drills(Broker::V3_10);
+    quorum_drills(Broker::V3_10, "compose");
 }
 
 /// The same drills on RabbitMQ 4.0 (trixie's 4.0.5), where quorum queues
 /// are the only replicated kind.
 #[test]
 fn real_quorum_drills_on_4_0() {
-    quorum_drills(Broker::V4_0);
+    quorum_drills(Broker::V4_0, "helm");
 }
 
-fn quorum_drills(broker: Broker) {
+fn quorum_drills(broker: Broker, deployment: &'static str) {
     let bed = Testbed::up(broker, &["--mode", "quorum"]);
-    let lb = start_lb(&bed);
+    let lb = start_lb(&bed, deployment);
     expect_refused_with_wrong_password(&bed, &lb);
     expect_pass(&bed, &lb, "quorum", "crash");
     expect_pass(&bed, &lb, "quorum", "freeze");
@@ -388,7 +356,7 @@ fn expect_invalid_when_the_fault_misses_the_master(bed: &Testbed, lb: &Lb, mode:
 #[test]
 fn real_mirrored_drills() {
     let bed = Testbed::up(Broker::V3_10, &["--mode", "mirrored"]);
-    let lb = start_lb(&bed);
+    let lb = start_lb(&bed, "ansible");
     expect_invalid_when_the_fault_misses_the_master(&bed, &lb, "mirrored");
     expect_pass(&bed, &lb, "mirrored", "crash");
     let r = expect_pass(&bed, &lb, "mirrored", "rolling-restart");

@@ -2,7 +2,7 @@
 //! (compose, Helm, Ansible: `[admin]`, the `rabbitmq` check, their
 //! timeouts and limits), against the real RabbitMQ cluster of
 //! `scripts/testbed`.  Only the servers' addresses, the binds' ports and
-//! the check's credentials are the test's (common/shipped.rs).
+//! the check's credentials are the test's (warren-testkit's `shipped`).
 //!
 //! One test per deployment, each running the whole life of a warren-lb:
 //! start, SIGHUP reload, `--upgrade-from` handover to a new process, and
@@ -21,7 +21,7 @@ use lapin::{Connection, ConnectionProperties};
 
 mod common;
 use common::process::{admin_fetch, readyz_poller, wait_for_socket, Lb};
-use common::shipped::Shipped;
+use warren_testkit::shipped::Shipped;
 use warren_testkit::{Broker, Testbed};
 
 /// A real cluster takes longer than the in-process tests' patience.

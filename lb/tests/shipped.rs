@@ -3,7 +3,7 @@
 //! every other setting (what the real lifecycle tests rely on).
 
 mod common;
-use common::shipped::{Shipped, DEPLOYMENTS, TEST_ADMIN_TOKEN};
+use warren_testkit::shipped::{Shipped, DEPLOYMENTS, TEST_ADMIN_TOKEN};
 
 /// The table without the keys [`Shipped::localize`] may change.
 fn without_locations(mut t: toml::Table) -> toml::Table {

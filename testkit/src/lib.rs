@@ -10,12 +10,17 @@
 //! A test holds a [`Testbed`] for as long as it needs the cluster; dropping
 //! it runs `scripts/testbed down`, also when the test panics.
 //!
+//! [`shipped`] renders the warren-lb configs compose, Helm and Ansible ship
+//! and points them at a test's servers, for the tests that must run with
+//! what the deployments generate (lifecycle, drills).
+//!
 //! [`toml_examples`] reads the TOML examples out of a Markdown document for
 //! the docs tests of warren-lb and warren-vip.
 
 mod bed;
 mod broker;
 mod docs;
+pub mod shipped;
 mod state;
 
 pub use bed::Testbed;

@@ -13,7 +13,6 @@ use tokio::task::JoinHandle;
 
 pub mod config;
 pub mod process;
-pub mod shipped;
 pub mod tls;
 
 /// How long any single expected event may take before a test gives up.

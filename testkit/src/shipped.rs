@@ -1,5 +1,6 @@
 //! The warren-lb configs the deployments ship (compose, Helm, Ansible),
-//! pointed at a test's own servers.
+//! pointed at a test's own servers: what the lifecycle tests of warren-lb
+//! and the real drills of warren-drill run with ("test with what you ship").
 //!
 //! `scripts/lib/render-lb-configs` renders each deployment's config with
 //! its defaults, by the deployment's own tooling.  [`Shipped::localize`]
@@ -66,7 +67,7 @@ impl Shipped {
     /// `password_file`, holding [`TEST_ADMIN_TOKEN`]).
     pub fn localize(&self, servers: &[SocketAddr], user: &str, password_file: &Path) -> Localized {
         let mut t = self.table.clone();
-        let admin = super::process::free_port();
+        let admin = free_loopback_addr();
         let admin_table = t
             .get_mut("admin")
             .and_then(|a| a.as_table_mut())
@@ -80,7 +81,7 @@ impl Shipped {
         }
         let mut frontends = Vec::new();
         for f in tables(&mut t, "frontend", self.deployment) {
-            let bind = super::process::free_port();
+            let bind = free_loopback_addr();
             f.insert("bind".into(), bind.to_string().into());
             frontends.push(bind);
         }
@@ -122,4 +123,11 @@ fn tables<'a>(t: &'a mut toml::Table, key: &str, deployment: &str) -> Vec<&'a mu
         .iter_mut()
         .map(|v| v.as_table_mut().expect("an array of tables"))
         .collect()
+}
+
+/// A loopback address with a port no one listens on right now.
+fn free_loopback_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
 }
