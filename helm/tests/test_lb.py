@@ -1,5 +1,6 @@
 """warren-lb: Deployment, Service and its TOML config (the team's config contract)."""
 
+import subprocess
 import tomllib
 
 import pytest
@@ -120,20 +121,25 @@ def test_helm_test_hook_runs_a_drill_through_the_lb(scenario):
     assert args[args.index("--queue-type") + 1] == qt
 
 
-@pytest.mark.parametrize("name", ["default", "five-nodes-no-persistence", "loadbalancer"])
-def test_lb_config_accepted_by_warren_lb_check_config(tmp_path, name):
-    """Cross-check against the real parser: `warren-lb check-config FILE`.
+def check_config(tmp_path, text, files=()):
+    """`warren-lb check-config` on a rendered warren-lb.toml whose mounted secrets
+    (and `files`: (path in the pod, local file) pairs) are replaced by local files.
     A missing warren-lb build fails the test (it must not pass as a skipped check);
     scripts/test builds it and exports WARREN_LB_BIN."""
-    import subprocess
-
     binary = warren_binary("WARREN_LB_BIN", "warren-lb")
-    text = configmap_file(render(SCENARIOS[name]), f"{LB}-config", "warren-lb.toml")
     pw, token = tmp_path / "admin_password", tmp_path / "lb_admin_token"
     pw.write_text("secret-password")
     token.write_text("generated-admin-token-0123456789")
+    for path, local in (("/run/secrets/warren/admin_password", pw),
+                        ("/run/secrets/warren/lb_admin_token", token), *files):
+        text = text.replace(path, str(local))
     cfg = tmp_path / "warren-lb.toml"
-    text = text.replace("/run/secrets/warren/admin_password", str(pw))
-    cfg.write_text(text.replace("/run/secrets/warren/lb_admin_token", str(token)))
-    p = subprocess.run([binary, "check-config", str(cfg)], capture_output=True, text=True, timeout=60)
+    cfg.write_text(text)
+    return subprocess.run([binary, "check-config", str(cfg)], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("name", ["default", "five-nodes-no-persistence", "loadbalancer"])
+def test_lb_config_accepted_by_warren_lb_check_config(tmp_path, name):
+    """Cross-check against the real parser: `warren-lb check-config FILE`."""
+    p = check_config(tmp_path, configmap_file(render(SCENARIOS[name]), f"{LB}-config", "warren-lb.toml"))
     assert p.returncode == 0, f"warren-lb rejected the chart's config:\n{p.stdout}\n{p.stderr}"

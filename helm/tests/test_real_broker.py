@@ -7,6 +7,7 @@ alone on loopback ports, with a private epmd, and everything is stopped by pid/p
 group afterwards, also on failure."""
 
 import base64
+import contextlib
 import glob
 import json
 import os
@@ -33,12 +34,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http(port, path, user="admin", password=PASSWORD, method="GET"):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+def http(port, path, user="admin", password=PASSWORD, method="GET", tls=None):
+    """A management API call; with `tls` (an ssl.SSLContext) over HTTPS to localhost."""
+    scheme, host = ("https", "localhost") if tls else ("http", "127.0.0.1")
+    req = urllib.request.Request(f"{scheme}://{host}:{port}{path}", method=method)
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     req.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
+        with urllib.request.urlopen(req, timeout=5, context=tls) as resp:
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as e:
         return e.code, None
@@ -59,39 +62,51 @@ def stop_group(proc, timeout=60, sig=signal.SIGTERM):
         proc.wait(timeout=10)
 
 
-@pytest.fixture
-def broker(tmp_path):
+# The pod's listeners, moved to free loopback ports: rabbitmq.conf key -> the lines
+# that replace it for port P.
+LOOPBACK = {
+    "listeners.tcp.default": lambda p: [f"listeners.tcp.default = 127.0.0.1:{p}"],
+    "listeners.ssl.default": lambda p: [f"listeners.ssl.default = 127.0.0.1:{p}"],
+    "management.tcp.port": lambda p: ["management.tcp.ip = 127.0.0.1", f"management.tcp.port = {p}"],
+    "management.ssl.port": lambda p: ["management.ssl.ip = 127.0.0.1", f"management.ssl.port = {p}"],
+    "prometheus.tcp.port": lambda p: ["prometheus.tcp.ip = 127.0.0.1", f"prometheus.tcp.port = {p}"],
+    "prometheus.ssl.port": lambda p: ["prometheus.ssl.ip = 127.0.0.1", f"prometheus.ssl.port = {p}"],
+}
+
+
+@contextlib.contextmanager
+def booted(tmp_path, values, tls=None):
+    """The apt rabbitmq-server started by the chart's start.sh from the files the chart
+    renders for `values` (setup.sh run first), on loopback ports. `tls`: an
+    ssl.SSLContext trusting the CA of the certificates already in tmp_path/tls, used
+    to await the HTTPS management API when the render has no plain one."""
     if not (os.path.exists(SERVER) and glob.glob("/usr/lib/rabbitmq/lib/rabbitmq_server-*")):
         pytest.fail(f"Debian's rabbitmq-server is not installed ({SERVER} or its lib dir is "
                     "missing): scripts/install-deps installs it")
-    r = render(SCENARIOS["mirrored"])
+    r = render(values)
     lay_out(tmp_path, r, PASSWORD)
     subprocess.run(["sh", str(tmp_path / "config" / "setup.sh")], check=True, timeout=30)
 
-    amqp, mgmt, prom, dist, epmd_port = (free_port() for _ in range(5))
-    conf = []
+    ports, conf = {}, []
     for line in (tmp_path / "etc" / "rabbitmq.conf").read_text().splitlines():
         key = line.split("=", 1)[0].strip()
-        if key.startswith("cluster_formation.") or key in (
-            "listeners.tcp.default",
-            "management.tcp.port",
-            "prometheus.tcp.port",
-        ):
-            continue  # no API server here; loopback ports instead of the pod's
+        if key.startswith("cluster_formation."):
+            continue  # no API server here
+        if key in LOOPBACK:
+            ports[key] = free_port()
+            conf += LOOPBACK[key](ports[key])
+            continue
         conf.append(line)
-    conf += [
-        f"listeners.tcp.default = 127.0.0.1:{amqp}",
-        "management.tcp.ip = 127.0.0.1",
-        f"management.tcp.port = {mgmt}",
-        "prometheus.tcp.ip = 127.0.0.1",
-        f"prometheus.tcp.port = {prom}",
-    ]
     (tmp_path / "etc" / "rabbitmq.conf").write_text("\n".join(conf) + "\n")
     (tmp_path / "log").mkdir()
+    dist, epmd_port = free_port(), free_port()
+    mgmt = ports.get("management.tcp.port") or ports["management.ssl.port"]
 
     env = dict(
         os.environ,
         HOME=str(tmp_path / "data"),
+        # the real CLI scripts, not Debian's /usr/sbin wrappers (they switch user and HOME)
+        PATH=f"/usr/lib/rabbitmq/bin:{os.environ['PATH']}",
         RABBITMQ_CONFIG_FILE=str(tmp_path / "etc" / "rabbitmq.conf"),
         RABBITMQ_ENABLED_PLUGINS_FILE=str(tmp_path / "etc" / "enabled_plugins"),
         RABBITMQ_MNESIA_BASE=str(tmp_path / "data" / "mnesia"),
@@ -104,35 +119,33 @@ def broker(tmp_path):
     env.pop("RABBITMQ_USE_LONGNAME", None)
     epmd = subprocess.Popen(["epmd", "-port", str(epmd_port)], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # wait for our epmd, or the node would spawn a detached one of its own
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", epmd_port), timeout=1).close()
-            break
-        except OSError:
-            assert epmd.poll() is None and time.monotonic() < deadline, "epmd did not start"
-            time.sleep(0.1)
     log = open(tmp_path / "server.log", "w")
-    node = subprocess.Popen(["sh", str(tmp_path / "config" / "start.sh")], env=env,
-                            start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+    node = None
     try:
-        deadline = time.monotonic() + 180
-        while True:
+        # wait for our epmd, or the node would spawn a detached one of its own
+        poll("our epmd", lambda: epmd.poll() is None and socket.create_connection(
+            ("127.0.0.1", epmd_port), timeout=1).close() is None, timeout=30, interval=0.1)
+        node = subprocess.Popen(["sh", str(tmp_path / "config" / "start.sh")], env=env,
+                                start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+
+        def up():
             assert node.poll() is None, "broker exited:\n" + (tmp_path / "server.log").read_text()[-4000:]
-            try:
-                status, _ = http(mgmt, "/api/overview")
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "broker not up:\n" + (tmp_path / "server.log").read_text()[-4000:]
-            time.sleep(0.5)
-        yield {"tmp": tmp_path, "env": env, "mgmt": mgmt, "amqp": amqp, "render": r}
+            return http(mgmt, "/api/overview", tls=tls)[0] == 200
+
+        poll("the broker's management API", up, timeout=180, interval=0.5)
+        yield {"tmp": tmp_path, "env": env, "mgmt": mgmt, "ports": ports, "render": r}
     finally:
-        stop_group(node, sig=signal.SIGKILL)  # a throw-away node: no need for a clean stop
+        if node is not None:
+            stop_group(node, sig=signal.SIGKILL)  # a throw-away node: no need for a clean stop
         log.close()
         stop_group(epmd, timeout=10)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    with booted(tmp_path, SCENARIOS["mirrored"]) as b:
+        b["amqp"] = b["ports"]["listeners.tcp.default"]
+        yield b
 
 
 def test_real_broker_takes_chart_definitions_and_prestop(broker):
@@ -163,9 +176,7 @@ def test_real_broker_takes_chart_definitions_and_prestop(broker):
     (tmp / "pod-info" / "skip-prestop-checks").write_text("")
     script = configmap_file(broker["render"], f"{STS}-config", "prestop.sh").replace("T=3000", "T=60")
     (tmp / "prestop-real.sh").write_text(relocate(script, tmp))
-    # the real CLI scripts, not Debian's /usr/sbin wrappers (they switch user and HOME)
-    env = dict(broker["env"], PATH=f"/usr/lib/rabbitmq/bin:{os.environ['PATH']}")
-    p = subprocess.run(["sh", str(tmp / "prestop-real.sh")], env=env,
+    p = subprocess.run(["sh", str(tmp / "prestop-real.sh")], env=broker["env"],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "gave up" not in p.stdout, p.stdout

@@ -24,8 +24,11 @@ def validate_service_monitor(obj):
     assert set(spec) <= {"namespaceSelector", "selector", "endpoints", "jobLabel"}
     assert spec["selector"]["matchExpressions"]
     for ep in spec["endpoints"]:
-        assert set(ep) <= {"port", "path", "interval", "scheme"}
+        assert set(ep) <= {"port", "path", "interval", "scheme", "tlsConfig"}
         assert ep["port"] and ep["path"].startswith("/")
+        if "tlsConfig" in ep:
+            assert ep["scheme"] == "https"
+            assert set(ep["tlsConfig"]) <= {"ca", "serverName", "insecureSkipVerify"}
 
 
 def test_every_object_validates(scenario):

@@ -18,6 +18,7 @@ def relocate(text: str, root) -> str:
         ("/etc/rabbitmq", "etc"),
         ("/var/lib/rabbitmq", "data"),
         ("/etc/pod-info", "pod-info"),
+        ("/etc/warren/tls", "tls"),
     ):
         text = text.replace(path, str(root / sub))
     return text
@@ -25,7 +26,7 @@ def relocate(text: str, root) -> str:
 
 def lay_out(tmp_path, r, password: str, cookie: str = "C" * 64):
     for d in ("config", "secret", "etc", "data", "pod-info", "bin"):
-        (tmp_path / d).mkdir()
+        (tmp_path / d).mkdir(exist_ok=True)
     cm = r.get("ConfigMap", f"{STS}-config")["data"]
     for key, text in cm.items():
         (tmp_path / "config" / key).write_text(relocate(text, tmp_path))

@@ -139,7 +139,44 @@ all stop with the same reason.
 {{- if and $v.tests.enabled $v.lb.enabled -}}
 {{- $_ := include "warren.image" (dict "image" $v.tests.image "what" "tests.image") -}}
 {{- end -}}
+{{- include "warren.tls.validate" . -}}
 {{- end -}}
+
+{{/*
+TLS values: one source of certificates, named once. The certificate files come either
+from a cert-manager Certificate the chart creates or from a Secret the user manages;
+two sources would leave it unclear which certificate the brokers present.
+*/}}
+{{- define "warren.tls.validate" -}}
+{{- $t := .Values.tls -}}
+{{- $issuer := $t.certManager.issuerRef | default dict -}}
+{{- if $t.enabled -}}
+{{- if and $issuer $t.existingSecret -}}
+{{- fail (printf "tls: both tls.certManager.issuerRef (%s) and tls.existingSecret (%q) are set: the brokers' certificate must come from exactly one of them (unset one)" (toJson $issuer) $t.existingSecret) -}}
+{{- end -}}
+{{- if not (or $issuer $t.existingSecret) -}}
+{{- fail "tls.enabled=true needs the brokers' certificate from exactly one of: tls.certManager.issuerRef (a cert-manager Issuer/ClusterIssuer, e.g. --set tls.certManager.issuerRef.name=my-ca) or tls.existingSecret (a Secret with tls.crt, tls.key and ca.crt)" -}}
+{{- end -}}
+{{- if and $issuer (not $issuer.name) -}}
+{{- fail (printf "tls.certManager.issuerRef needs a name (got %s): the cert-manager Issuer or ClusterIssuer that signs the brokers' certificate" (toJson $issuer)) -}}
+{{- end -}}
+{{- else if $t.only -}}
+{{- fail "tls.only=true needs tls.enabled=true: closing the plain listeners without TLS ones would leave no listener" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Secret holding tls.crt, tls.key and ca.crt. */}}
+{{- define "warren.tls.secretName" -}}
+{{- if .Values.tls.existingSecret -}}
+{{- .Values.tls.existingSecret -}}
+{{- else -}}
+{{- printf "%s-tls" (include "warren.broker.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the TLS Secret is mounted (a directory, never subPath: the kubelet only
+updates whole-volume mounts when the Secret changes). */}}
+{{- define "warren.tls.dir" -}}/etc/warren/tls{{- end -}}
 
 {{/* Anti-affinity block; call with (dict "ctx" $ "component" "broker" "mode" "hard" "topologyKey" "...") */}}
 {{- define "warren.antiAffinity" -}}
@@ -182,4 +219,21 @@ seccompProfile:
 {{- fail (printf "cannot read the memory quantity %q (use e.g. 2Gi, 512Mi, 2G)" $s) -}}
 {{- end -}}
 {{- mulf $num (get $mult $unit) | int64 -}}
+{{- end -}}
+
+
+{{/*
+NetworkPolicy port entries for one service of the brokers: its plain port unless
+tls.only, its TLS port with tls.enabled. Call with (dict "ctx" $ "plain" 5672 "tls" 5671).
+*/}}
+{{- define "warren.np.ports" -}}
+{{- $t := .ctx.Values.tls -}}
+{{- if not $t.only }}
+- protocol: TCP
+  port: {{ .plain }}
+{{- end }}
+{{- if $t.enabled }}
+- protocol: TCP
+  port: {{ .tls }}
+{{- end }}
 {{- end -}}
