@@ -15,7 +15,7 @@ use crate::config::{Config, Frontend};
 use crate::metrics;
 use crate::pipes::PipePool;
 use crate::resource::{Phase, ResourceErrors};
-use crate::tls::Terminator;
+use crate::tls::{Rotations, Terminator};
 
 /// One loaded configuration and the run-time state built from it.
 pub struct Generation {
@@ -69,6 +69,8 @@ pub struct Live {
     pub resource_errors: ResourceErrors,
     /// The splice relay's pipes, shared by every session.
     pub pipes: PipePool,
+    /// Certificate changes the TLS frontends' file watches picked up.
+    pub tls_rotations: Arc<Rotations>,
 }
 
 impl Live {
@@ -78,6 +80,7 @@ impl Live {
         config: Config,
         backends: Vec<Arc<BackendState>>,
         tls: Vec<Option<Arc<Terminator>>>,
+        tls_rotations: Arc<Rotations>,
         max_pipes: usize,
     ) -> Live {
         Live {
@@ -95,6 +98,7 @@ impl Live {
             first_byte_timeouts: AtomicU64::new(0),
             resource_errors: ResourceErrors::default(),
             pipes: PipePool::new(max_pipes),
+            tls_rotations,
         }
     }
 
@@ -110,6 +114,7 @@ impl Live {
 
     pub fn metrics(&self) -> String {
         let generation = self.current();
+        let (tls_rotations_ok, tls_rotations_failed) = self.tls_rotations.counts();
         metrics::render(
             &generation.backends,
             &generation.certificates(),
@@ -125,6 +130,8 @@ impl Live {
                 resource_errors_connect: self.resource_errors.count(Phase::Connect),
                 pipes_used: self.pipes.used(),
                 pipes_free: self.pipes.free(),
+                tls_rotations_ok,
+                tls_rotations_failed,
             },
         )
     }

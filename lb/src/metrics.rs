@@ -35,6 +35,8 @@ pub struct Process {
     pub resource_errors_connect: u64,
     pub pipes_used: usize,
     pub pipes_free: usize,
+    pub tls_rotations_ok: u64,
+    pub tls_rotations_failed: u64,
 }
 
 /// Per-server series beside the [`SERVER_COUNTERS`]: name, type, help, value.
@@ -155,6 +157,21 @@ pub fn render(
         "warren_lb_config_reloads_total",
         &[("result", "failed")],
         process.reloads_failed,
+    );
+    out.family(
+        "warren_lb_tls_rotations_total",
+        "counter",
+        "Certificate changes the TLS frontends' file watches found, by result: loaded (ok) or refused, the previous certificate serving on (failed). A reload's loads count as reloads.",
+    );
+    out.sample(
+        "warren_lb_tls_rotations_total",
+        &[("result", "ok")],
+        process.tls_rotations_ok,
+    );
+    out.sample(
+        "warren_lb_tls_rotations_total",
+        &[("result", "failed")],
+        process.tls_rotations_failed,
     );
 
     out.family(

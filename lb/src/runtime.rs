@@ -35,7 +35,7 @@ use crate::backend::BackendState;
 use crate::config::{Address, Admin, Config, Frontend};
 use crate::live::{Generation, Live, Route};
 use crate::server::ServerState;
-use crate::tls::Terminator;
+use crate::tls::{Rotations, Terminator};
 use crate::upgrade::{self, Inherited, Sockets};
 use crate::{admin, checker, dns, limits, proxy};
 
@@ -200,11 +200,13 @@ async fn launch(
         .map(BackendState::new)
         .collect();
     let stop = CancellationToken::new();
-    let terminators = terminators(&config, &stop)?;
+    let rotations = Arc::new(Rotations::default());
+    let terminators = terminators(&config, &rotations, &stop)?;
     let live = Arc::new(Live::new(
         config.clone(),
         backends.clone(),
         terminators.clone(),
+        rotations,
         limits::max_pipes(&config),
     ));
     let resolver = dns_resolver(&config)?;
@@ -313,6 +315,7 @@ async fn first_checks(backends: &[Arc<BackendState>], limit: Duration) {
 /// on failure the ones already built are dropped, which ends their watches.
 fn terminators(
     config: &Config,
+    rotations: &Arc<Rotations>,
     stop: &CancellationToken,
 ) -> anyhow::Result<Vec<Option<Arc<Terminator>>>> {
     config
@@ -321,7 +324,7 @@ fn terminators(
         .map(|f| {
             f.tls
                 .as_ref()
-                .map(|tls| Terminator::start(&f.name, tls, stop).map(Arc::new))
+                .map(|tls| Terminator::start(&f.name, tls, rotations, stop).map(Arc::new))
                 .transpose()
         })
         .collect()
@@ -472,7 +475,7 @@ impl Running {
         let resolver = dns_resolver(&config)?;
         //    Certificates are read again: a reload presents the files'
         //    current pair to new handshakes, or fails whole.
-        let mut terminators = terminators(&config, &self.stop)?;
+        let mut terminators = terminators(&config, &self.live.tls_rotations, &self.stop)?;
         // The admin API moves only when its bind changed; the new one is
         // bound now, so a taken port fails the reload whole.
         let admin_bind = config.admin.as_ref().map(|a| a.bind);

@@ -304,6 +304,21 @@ fn certificate_reported(admin: SocketAddr) -> (String, String, String, i64) {
     )
 }
 
+/// `warren_lb_tls_rotations_total` by result: (ok, failed).
+fn rotations_counted(admin: SocketAddr) -> (u64, u64) {
+    let metrics = admin_fetch(admin, "/metrics").unwrap().1;
+    let count = |result: &str| {
+        let series = format!("warren_lb_tls_rotations_total{{result=\"{result}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .unwrap_or_else(|| panic!("no {series} in /metrics"))
+            .parse()
+            .unwrap()
+    };
+    (count("ok"), count("failed"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_certificate_serves_new_handshakes_and_established_sessions_go_on() {
     let (dir, pki, cert, key) = pki_with_lb_certificate();
@@ -366,6 +381,11 @@ async fn a_changed_certificate_serves_new_handshakes_and_established_sessions_go
         certificate_reported(admin).0,
         serial_text(2),
         "a refused rotation leaves the old certificate in /status"
+    );
+    assert_eq!(
+        rotations_counted(admin),
+        (1, 1),
+        "one change loaded and one refused, each counted once"
     );
     // ... and a reload with it is refused as a whole.
     lb.signal("HUP");

@@ -9,9 +9,13 @@
 //!   rule, and the task around it).
 //! * [`terminator`]: a frontend's TLS server configuration, its rotating
 //!   certificate and its watch, built per generation.
+//! * [`rotations`]: the process-wide count of the changes the watches
+//!   loaded or refused.
 
 pub mod rotating;
+pub mod rotations;
 pub mod terminator;
 pub mod watch;
 
+pub use rotations::Rotations;
 pub use terminator::Terminator;

@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::rotating::RotatingCert;
+use super::rotations::Rotations;
 use super::watch;
 use crate::certificates::{self as pair, Leaf};
 use crate::config::{Tls, TlsVersion, VerifyClient};
@@ -41,6 +42,7 @@ impl Terminator {
     pub fn start(
         frontend: &str,
         tls: &Tls,
+        rotations: &Arc<Rotations>,
         stop: &CancellationToken,
     ) -> anyhow::Result<Terminator> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -81,6 +83,7 @@ impl Terminator {
             tls.clone(),
             current.clone(),
             watch::Settle::new(loaded_content),
+            rotations.clone(),
             own_stop.clone(),
         ));
         Ok(Terminator {

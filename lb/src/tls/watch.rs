@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::rotating::RotatingCert;
+use super::rotations::Rotations;
 use crate::certificates as pair;
 use crate::config::Tls;
 
@@ -93,6 +94,7 @@ pub async fn run(
     tls: Tls,
     current: Arc<RotatingCert>,
     mut settle: Settle,
+    rotations: Arc<Rotations>,
     stop: CancellationToken,
 ) {
     let provider = rustls::crypto::ring::default_provider();
@@ -110,6 +112,7 @@ pub async fn run(
             Ok(loaded) => {
                 let leaf = loaded.leaf.clone();
                 current.install(loaded);
+                rotations.record(true);
                 info!(
                     event = "tls_rotation",
                     result = "ok",
@@ -121,13 +124,16 @@ pub async fn run(
                     leaf.not_after_rfc3339()
                 );
             }
-            Err(e) => warn!(
-                event = "tls_rotation",
-                result = "failed",
-                frontend = %frontend,
-                error = %e,
-                "frontend '{frontend}': changed certificate not loaded, the previous one keeps serving: {e}"
-            ),
+            Err(e) => {
+                rotations.record(false);
+                warn!(
+                    event = "tls_rotation",
+                    result = "failed",
+                    frontend = %frontend,
+                    error = %e,
+                    "frontend '{frontend}': changed certificate not loaded, the previous one keeps serving: {e}"
+                )
+            }
         }
     }
 }
