@@ -96,12 +96,16 @@ def make_cert(work):
 
 def raise_nofile(need):
     """Soft open-files limit to the hard one; as root, the hard one too when
-    it is below `need` (children inherit both: the servers and HAProxy)."""
+    it is below `need` and the process may (CAP_SYS_RESOURCE); children
+    inherit both: the servers and the proxies."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard < need and os.geteuid() == 0:
-        hard = need
     if hard < need:
-        raise Fail(f"hard open-files limit {hard} < {need} needed (run as root to raise it)")
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, need))
+            return
+        except (ValueError, OSError):
+            raise Fail(f"hard open-files limit {hard} < {need} needed, and this process may not raise it "
+                       "(root with CAP_SYS_RESOURCE may); use fewer sessions") from None
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
