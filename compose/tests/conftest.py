@@ -182,10 +182,19 @@ class Stack:
         return [(c.get("client_properties", {}).get("connection_name", ""), c.get("ssl"), c.get("port"))
                 for c in self.mgmt("/connections?columns=client_properties,ssl,port", node=node)]
 
+    def amqps(self, host, name, **kw):
+        """A pika connection over AMQPS to host:5671, verified with the CA."""
+        import pika
+        return pika.BlockingConnection(pika.ConnectionParameters(
+            host=host, port=5671, credentials=pika.PlainCredentials("admin", self.password),
+            ssl_options=pika.SSLOptions(self.tls_context(), server_hostname=host),
+            client_properties={"connection_name": name}, connection_attempts=5, retry_delay=2,
+            socket_timeout=10, blocked_connection_timeout=30, **kw))
+
     def renew_and_check(self, node):
         """compose/warren-tls renew NODE on the running stack: new handshakes
-        with NODE present the new serial, the broker was not restarted, and a
-        TLS session opened before the renewal is still served."""
+        with NODE present the new serial, the broker was not restarted, and an
+        AMQPS session opened before the renewal is still served."""
         host = f"{self.net}.{10 + int(node[-1])}"
         c = self.container(node)
 
@@ -193,8 +202,8 @@ class Stack:
             return run(["docker", "inspect", "-f", "{{.State.StartedAt}} {{.RestartCount}}", c]).stdout.strip()
         before, started_before = self.served_serial(host), started()
         assert before == self.file_serial(node)
-        raw = socket.create_connection((host, 15671), timeout=10)
-        old = self.tls_context().wrap_socket(raw, server_hostname=host)
+        # heartbeat 0: the blocking client sends none while it waits for the renewal
+        old = self.amqps(host, f"warrentest-renew-{node}", heartbeat=0)
         try:
             p = run([os.path.join(ROOT, "compose", "warren-tls"), "renew", node], env=self.env, timeout=300)
             assert "PEM cache cleared" in p.stderr, p.stderr
@@ -203,10 +212,11 @@ class Stack:
             assert self.served_serial(host) == after
             assert self.served_serial(host, 15671) == after  # management HTTPS too
             assert started() == started_before, "the broker was restarted"
-            # the session from before the renewal still answers (HTTP/1.1 keep-alive)
-            old.sendall(f"GET /api/overview HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-            assert old.recv(64).startswith(b"HTTP/1.1 401"), "the old TLS session did not answer"
-            assert old.getpeercert()["serialNumber"].upper() == before
+            # the session from before the renewal is still served
+            ch = old.channel()
+            q = ch.queue_declare("", exclusive=True).method.queue
+            ch.basic_publish("", q, b"after renewal")
+            assert poll("the message back", lambda: ch.basic_get(q, auto_ack=True)[2], 30, 1) == b"after renewal"
         finally:
             old.close()
 
