@@ -10,8 +10,11 @@ engine is touched.
 import json
 import os
 import shutil
+import socket
+import ssl
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import base64
@@ -92,8 +95,10 @@ def secrets_dir():
 class Stack:
     """One compose project of the warren topology."""
 
-    def __init__(self, project, mode, net, secrets, broker="3.10", khepri=False):
+    def __init__(self, project, mode, net, secrets, broker="3.10", khepri=False, tls=False):
         self.project = project
+        self.tls = tls
+        self.ca = os.path.join(secrets, "tls", "ca", "ca.pem")
         self.mode = mode
         self.broker = broker
         self.net = net
@@ -110,6 +115,8 @@ class Stack:
             WARREN_NET=net,
             WARREN_TAG=TAG,
             WARREN_SECRETS_DIR=secrets,
+            WARREN_TLS="1" if tls else "0",
+            WARREN_TLS_ONLY="0",
             WARREN_DOCKER_GID=str(os.stat("/var/run/docker.sock").st_gid),
             # random loopback ports: never collide with a demo or a developer
             WARREN_MGMT1_PORT="",
@@ -153,6 +160,66 @@ class Stack:
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.load(r)
 
+    def tls_context(self):
+        """A client context that trusts only the stack's CA (compose/warren-tls)."""
+        return ssl.create_default_context(cafile=self.ca)
+
+    def served_serial(self, host, port=5671):
+        """Serial (hex, upper case, as `openssl x509 -serial`) of the certificate
+        a new TLS handshake with host:port presents, verified against the CA."""
+        with socket.create_connection((host, port), timeout=10) as raw:
+            with self.tls_context().wrap_socket(raw, server_hostname=host) as tls:
+                return tls.getpeercert()["serialNumber"].upper()
+
+    def file_serial(self, node):
+        p = run(["openssl", "x509", "-noout", "-serial", "-in",
+                 os.path.join(self.secrets, "tls", node, "cert.pem")])
+        return p.stdout.strip().split("=", 1)[1].upper()
+
+    def connections(self, node=1):
+        """Client connections of the cluster: (name, ssl, port) from node's
+        management API (each node lists every node's connections)."""
+        return [(c.get("client_properties", {}).get("connection_name", ""), c.get("ssl"), c.get("port"))
+                for c in self.mgmt("/connections?columns=client_properties,ssl,port", node=node)]
+
+    def amqps(self, host, name, **kw):
+        """A pika connection over AMQPS to host:5671, verified with the CA."""
+        import pika
+        return pika.BlockingConnection(pika.ConnectionParameters(
+            host=host, port=5671, credentials=pika.PlainCredentials("admin", self.password),
+            ssl_options=pika.SSLOptions(self.tls_context(), server_hostname=host),
+            client_properties={"connection_name": name}, connection_attempts=5, retry_delay=2,
+            socket_timeout=10, blocked_connection_timeout=30, **kw))
+
+    def renew_and_check(self, node):
+        """compose/warren-tls renew NODE on the running stack: new handshakes
+        with NODE present the new serial, the broker was not restarted, and an
+        AMQPS session opened before the renewal is still served."""
+        host = f"{self.net}.{10 + int(node[-1])}"
+        c = self.container(node)
+
+        def started():
+            return run(["docker", "inspect", "-f", "{{.State.StartedAt}} {{.RestartCount}}", c]).stdout.strip()
+        before, started_before = self.served_serial(host), started()
+        assert before == self.file_serial(node)
+        # heartbeat 0: the blocking client sends none while it waits for the renewal
+        old = self.amqps(host, f"warrentest-renew-{node}", heartbeat=0)
+        try:
+            p = run([os.path.join(ROOT, "compose", "warren-tls"), "renew", node], env=self.env, timeout=300)
+            assert "PEM cache cleared" in p.stderr, p.stderr
+            after = self.file_serial(node)
+            assert after != before
+            assert self.served_serial(host) == after
+            assert self.served_serial(host, 15671) == after  # management HTTPS too
+            assert started() == started_before, "the broker was restarted"
+            # the session from before the renewal is still served
+            ch = old.channel()
+            q = ch.queue_declare("", exclusive=True).method.queue
+            ch.basic_publish("", q, b"after renewal")
+            assert poll("the message back", lambda: ch.basic_get(q, auto_ack=True)[2], 30, 1) == b"after renewal"
+        finally:
+            old.close()
+
     def vip_holder(self):
         holders = []
         for s in ("lb1", "lb2"):
@@ -164,16 +231,20 @@ class Stack:
                 holders.append(s)
         return holders
 
-    def drill(self, fault, duration="20s", extra=()):
+    def drill(self, fault, duration="20s", extra=(), tls=False):
         """Run one drill as scripts/demo does (lb status through the VIP, JSON
         and HTML reports); returns the process, the parsed JSON report and the
-        HTML report's text (None when missing)."""
+        HTML report's text (None when missing). tls: the workload speaks AMQPS
+        to the VIP's 5671 (the lb's passthrough frontend), verified with the
+        stack's CA (mounted in the drill container as /etc/warren/tls/ca.pem)."""
         out = tempfile.mkdtemp(prefix="warrentest-drill-")
         os.chmod(out, 0o777)
+        endpoint = ["--endpoint", f"{self.vip}:5671", "--tls", "--tls-ca", "/etc/warren/tls/ca.pem"] \
+            if tls else ["--endpoint", f"{self.vip}:5672"]
         try:
             p = self.dc(
                 "--profile", "drill", "run", "--rm", "-v", f"{out}:/out", "drill",
-                "run", "--endpoint", f"{self.vip}:5672",
+                "run", *endpoint,
                 "--mgmt", "http://broker1:15672,http://broker2:15672,http://broker3:15672",
                 "--user", "admin", "--password-file", "/run/secrets/admin_password",
                 "--target", "compose", "--project", self.project, "--vip", self.vip,
@@ -218,10 +289,41 @@ class Stack:
                        check=False, timeout=300)
 
 
+class ConnectionSampler:
+    """Samples the cluster's client connections (Stack.connections) once a
+    second in a thread, while a drill runs: what the brokers saw of it."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.seen = set()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop.is_set():
+            for node in (1, 2, 3):  # any node that answers (one is being crashed)
+                try:
+                    self.seen.update(self.stack.connections(node))
+                    break
+                except Exception:
+                    continue
+            self.stop.wait(1)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(30)
+
+
 def stack_up(s):
     """Start the stack, wait until healthy, yield it; down -v and check that
     nothing is left behind, also on failure."""
     s.down()  # a previous interrupted run of this suite
+    # the brokers' certificates must name this stack's addresses (WARREN_NET)
+    run([os.path.join(ROOT, "compose", "warren-tls"), "init"], env=s.env)
     t = time.monotonic()
     try:
         s.dc("up", "-d", "--no-build")
@@ -247,4 +349,5 @@ def stack(request, images, secrets_dir):
     mode = request.param
     if mode == "quorum" and os.environ.get("WARREN_COMPOSE_QUORUM", "1") == "0":
         pytest.skip("quorum stack disabled by WARREN_COMPOSE_QUORUM=0")
-    yield from stack_up(Stack(f"warrentest{mode[0]}", mode, NETS[mode], secrets_dir))
+    # TLS on (both listeners): the plain tests and the AMQPS ones on one stack
+    yield from stack_up(Stack(f"warrentest{mode[0]}", mode, NETS[mode], secrets_dir, tls=True))

@@ -152,12 +152,21 @@ CHECK_CASES = {
         {"WARREN_BROKER": "4.0", "WARREN_MODE": "quorum", "WARREN_KHEPRI": "1"},
         "warren-check: FATAL: WARREN_KHEPRI='1' is not true or false",
     ),
+    "tls-only-without-tls": (
+        {"WARREN_TLS_ONLY": "1"},
+        "warren-check: FATAL: WARREN_TLS_ONLY=1 needs WARREN_TLS=1 (it closes the plain listeners; "
+        "without TLS there would be none left)",
+    ),
+    "tls-not-boolean": (
+        {"WARREN_TLS": "yes"},
+        "warren-check: FATAL: WARREN_TLS='yes' is not 0 or 1",
+    ),
 }
 
 
 def _check(env):
     clean = {k: v for k, v in os.environ.items()
-             if k not in ("WARREN_BROKER", "WARREN_MODE", "WARREN_KHEPRI")}
+             if k not in ("WARREN_BROKER", "WARREN_MODE", "WARREN_KHEPRI", "WARREN_TLS", "WARREN_TLS_ONLY")}
     return subprocess.run([os.path.join(ROOT, "compose", "warren-check")], env=dict(clean, **env),
                           capture_output=True, text=True, timeout=30)
 
@@ -174,6 +183,7 @@ def test_warren_check_refuses(case):
     {}, {"WARREN_MODE": "quorum"},
     {"WARREN_BROKER": "4.0", "WARREN_MODE": "quorum"},
     {"WARREN_BROKER": "4.0", "WARREN_MODE": "quorum", "WARREN_KHEPRI": "true"},
+    {"WARREN_TLS": "1"}, {"WARREN_TLS": "1", "WARREN_TLS_ONLY": "1"},
 ])
 def test_warren_check_accepts(env):
     p = _check(env)
@@ -244,3 +254,101 @@ def test_lbhost_short_admin_token(images, secret_files):
     assert rc == 64, out
     assert ("FATAL: lb admin token in /run/secrets/lb_admin_token must be at least 16 characters "
             "of A-Z a-z 0-9 . _ - (got 5 characters)") in out, out
+
+
+def test_broker_tls_without_certificates(broker_image, secret_files):
+    # WARREN_TLS=1 and nothing mounted at /etc/warren/tls (no compose/warren-tls init)
+    _, files, _ = secret_files
+    rc, out = broker_run(broker_image, files, env=["WARREN_TLS=1"])
+    assert rc == 66, out
+    assert ("warren-broker: FATAL: WARREN_TLS=1 but /etc/warren/tls/ca.pem is missing or empty "
+            "(compose: run compose/warren-tls init") in out, out
+
+
+def test_broker_tls_only_without_tls(broker_image, secret_files):
+    _, files, _ = secret_files
+    rc, out = broker_run(broker_image, files, env=["WARREN_TLS_ONLY=1"])
+    assert rc == 64, out
+    assert "warren-broker: FATAL: WARREN_TLS_ONLY=1 needs WARREN_TLS=1" in out, out
+
+
+def _render(tmp_path, overrides):
+    """warren-lbhost render on this host (no engine): the lb host's config
+    for these settings, and the process."""
+    secrets = tmp_path / "secrets"
+    run([os.path.join(ROOT, "compose", "warren-secrets"), str(secrets)])
+    env = dict(os.environ, WARREN_RUN_DIR=str(tmp_path / "run"), WARREN_VIP="10.230.9.100",
+               WARREN_ADMIN_PASSWORD_FILE=str(secrets / "admin_password"),
+               WARREN_LB_TOKEN_FILE=str(secrets / "lb_admin_token"),
+               WARREN_TLS_CA=str(secrets / "tls" / "ca" / "ca.pem"))
+    env.update(overrides)
+    p = subprocess.run([os.path.join(ROOT, "compose", "lbhost", "warren-lbhost"), "render"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    return p, tmp_path / "run" / "lb.toml"
+
+
+def test_lbhost_tls_only_without_tls(tmp_path):
+    p, _ = _render(tmp_path, {"WARREN_TLS_ONLY": "1"})
+    assert p.returncode == 64, p.stderr
+    assert "warren-lbhost: FATAL: WARREN_TLS_ONLY=1 needs WARREN_TLS=1" in p.stderr, p.stderr
+
+
+def test_lbhost_tls_only_without_ca(tmp_path):
+    p, _ = _render(tmp_path, {"WARREN_TLS": "1", "WARREN_TLS_ONLY": "1", "WARREN_TLS_CA": "/nonexistent/ca.pem"})
+    assert p.returncode == 64, p.stderr
+    assert ("warren-lbhost: FATAL: WARREN_TLS_ONLY=1: the CA /nonexistent/ca.pem the TLS checks verify the "
+            "brokers with is missing or unreadable") in p.stderr, p.stderr
+
+
+def _lb_bin():
+    return os.environ.get("WARREN_LB_BIN") or os.path.join(ROOT, "target", "debug", "warren-lb")
+
+
+def test_lbhost_tls_config_passes_check_config(tmp_path):
+    # both listeners: an amqps frontend 5671 in passthrough next to amqp 5672
+    p, conf = _render(tmp_path, {"WARREN_TLS": "1"})
+    assert p.returncode == 0, p.stderr
+    text = conf.read_text()
+    assert 'name = "amqps"\nbind = "0.0.0.0:5671"\nbackend = "rabbitmq-tls"' in text, text
+    assert 'address = "broker1:5671"' in text and 'address = "broker1:5672"' in text, text
+    c = run([_lb_bin(), "check-config", str(conf)], check=False)
+    assert c.returncode == 0, c.stdout + c.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="needs [backend.check.tls]")
+def test_lbhost_tls_only_config_passes_check_config(tmp_path):
+    p, conf = _render(tmp_path, {"WARREN_TLS": "1", "WARREN_TLS_ONLY": "1"})
+    assert p.returncode == 0, p.stderr
+    text = conf.read_text()
+    assert "5672" not in text and "[backend.check.tls]" in text and "port = 15671" in text, text
+    c = run([_lb_bin(), "check-config", str(conf)], check=False)
+    assert c.returncode == 0, c.stdout + c.stderr
+
+
+def test_warren_tls_renew_unknown_node(tmp_path):
+    p = subprocess.run([os.path.join(ROOT, "compose", "warren-tls"), "renew", "broker9", str(tmp_path)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 64, p.stderr
+    assert "warren-tls: FATAL: renew: unknown node 'broker9' (expected one of: broker1 broker2 broker3)" in p.stderr
+
+
+def test_warren_tls_renew_without_material(tmp_path):
+    p = subprocess.run([os.path.join(ROOT, "compose", "warren-tls"), "renew", "broker1", str(tmp_path)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 64, p.stderr
+    assert f"warren-tls: FATAL: no TLS material in {tmp_path} (make it first" in p.stderr, p.stderr
+
+
+def test_warren_tls_reissues_for_another_net(tmp_path):
+    # made once; a changed WARREN_NET re-issues the certificates (same CA, same keys)
+    d = tmp_path / "tls"
+    tls = os.path.join(ROOT, "compose", "warren-tls")
+    run([tls, "init", str(d)], env=dict(os.environ, WARREN_NET="10.230.7"))
+    ca, key = (d / "ca" / "ca.pem").read_text(), (d / "broker2" / "key.pem").read_text()
+    p = run([tls, "init", str(d)], env=dict(os.environ, WARREN_NET="10.230.7"))
+    assert "issued" not in p.stderr, p.stderr  # nothing to do the second time
+    run([tls, "init", str(d)], env=dict(os.environ, WARREN_NET="10.230.8"))
+    assert (d / "ca" / "ca.pem").read_text() == ca and (d / "broker2" / "key.pem").read_text() == key
+    san = run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(d / "broker2" / "cert.pem")]).stdout
+    assert "IP Address:10.230.8.12" in san and "IP Address:10.230.8.100" in san and "DNS:broker2" in san, san
+    assert oct((d).stat().st_mode & 0o777) == "0o700" and oct((d / "ca.key").stat().st_mode & 0o777) == "0o400"

@@ -2,7 +2,8 @@
 end with a real engine: three 4.0 nodes in one cluster behind the two lb
 hosts, quorum defaults and feature flags as compose renders them, a crash
 drill through the VIP with nothing lost, `down -v` leaving nothing behind;
-and the opt-in Khepri switch on a real 4.0 node (the whole Khepri stack:
+TLS on (WARREN_TLS=1): a broker certificate renewed without a restart on 4.0
+(Erlang 27's PEM cache); and the opt-in Khepri switch on a real 4.0 node (the whole Khepri stack:
 test_broker40_khepri.py)."""
 
 import subprocess
@@ -22,7 +23,11 @@ VERSION = "4.0.5"
 @pytest.fixture(scope="module")
 def stack40(images40, secrets_dir):
     yield from stack_up(Stack("warrentest40", "quorum", NETS["quorum-4.0"], secrets_dir,
-                              broker="4.0"))
+                              broker="4.0", tls=True))
+
+
+def test_40_renew_certificate_without_restart(stack40):
+    stack40.renew_and_check("broker2")
 
 
 def test_40_cluster_of_three_reports_4_0_5(stack40):

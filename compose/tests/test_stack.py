@@ -1,11 +1,16 @@
 """The compose topology end to end, with a real engine: three brokers in one
 cluster behind two lb hosts sharing a VIP; publish/consume through the VIP;
 failover drills (crash of the master broker, lb-crash of the active lb) must
-pass; `down -v` leaves nothing behind. Runs once per mode (mirrored, quorum).
+pass; `down -v` leaves nothing behind. Runs once per mode (mirrored, quorum),
+with TLS on (WARREN_TLS=1, both listeners): AMQPS through the VIP, HTTPS
+management and Prometheus, a certificate renewed without a restart, and the
+crash drill over AMQPS through the VIP.
 """
 
+import base64
 import json
 import os
+import ssl
 import tempfile
 import time
 import urllib.error
@@ -14,7 +19,7 @@ import urllib.request
 import pika
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, ConnectionSampler
 from warren_testkit import poll, run
 
 
@@ -55,17 +60,28 @@ def test_vip_on_exactly_one_lb(stack):
     assert holders == ["lb1"], holders  # lb1 has the higher priority
 
 
-def test_publish_consume_through_vip(stack):
+@pytest.mark.parametrize("port", [5672, 5671], ids=["amqp", "amqps"])
+def test_publish_consume_through_vip(stack, port):
+    tls = {}
+    if port == 5671:
+        # passthrough: the client sees the broker's certificate at the VIP
+        # (its SAN names the VIP's IP), checked against the compose CA
+        tls = {"ssl_options": pika.SSLOptions(stack.tls_context(), server_hostname=stack.vip)}
     params = pika.ConnectionParameters(
-        host=stack.vip, port=5672,
+        host=stack.vip, port=port,
         credentials=pika.PlainCredentials("admin", stack.password),
         connection_attempts=5, retry_delay=2, socket_timeout=10, blocked_connection_timeout=30,
+        client_properties={"connection_name": f"warrentest-pc-{port}"}, **tls,
     )
     conn = pika.BlockingConnection(params)
     try:
         ch = conn.channel()
         ch.confirm_delivery()
-        q = f"warrentest-pc-{int(time.time())}"
+        # the broker saw this connection as TLS exactly when it went to 5671
+        seen = poll("the connection in the management API",
+                    lambda: [c for c in stack.connections() if c[0] == f"warrentest-pc-{port}"], 30, interval=1)
+        assert seen == [(f"warrentest-pc-{port}", port == 5671, port)], seen
+        q = f"warrentest-pc-{port}-{int(time.time())}"
         args = {"x-queue-type": "quorum"} if stack.mode == "quorum" else {}
         ch.queue_declare(q, durable=True, arguments=args)
         bodies = [f"m{i}".encode() for i in range(50)]
@@ -184,9 +200,45 @@ def _check_reports(report, html, fault):
                        str(a["duplicated"])], row
 
 
+def test_tls_listeners_management_and_prometheus(stack):
+    # every broker serves its own certificate, verified against the compose CA
+    ctx = stack.tls_context()
+    for i in (1, 2, 3):
+        host = f"{stack.net}.{10 + i}"
+        with urllib.request.urlopen(f"https://{host}:15691/metrics", context=ctx, timeout=10) as r:
+            assert b"rabbitmq_" in r.read()
+        req = urllib.request.Request(f"https://{host}:15671/api/whoami")
+        req.add_header("Authorization", "Basic " + base64.b64encode(
+            f"admin:{stack.password}".encode()).decode())
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            assert json.load(r)["name"] == "admin"
+    # a client that does not trust the compose CA is refused
+    with pytest.raises(urllib.error.URLError) as e:
+        urllib.request.urlopen(f"https://{stack.net}.11:15671/", context=ssl.create_default_context(), timeout=10)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(e.value), e.value
+
+
+def test_lb_amqps_frontend_passthrough(stack):
+    _, body = _admin(stack.lb_status_url())
+    st = json.loads(body)
+    fronts = {f["name"]: f for f in st["frontends"]}
+    assert fronts["amqps"]["bind"] == "0.0.0.0:5671" and fronts["amqps"]["tls"] is None, fronts  # passthrough
+    tls_backend = next(b for b in st["backends"] if b["name"] == "rabbitmq-tls")
+    assert [s["name"] for s in tls_backend["servers"]] == ["broker1", "broker2", "broker3"], tls_backend
+
+
+def test_renew_certificate_without_restart(stack):
+    stack.renew_and_check("broker3")
+
+
 def test_drill_crash_master_broker(stack):
-    p, report, html = stack.drill("crash")
+    # through the VIP over AMQPS (the lb's passthrough frontend 5671)
+    with ConnectionSampler(stack) as sampled:
+        p, report, html = stack.drill("crash", tls=True)
     out = p.stdout[-4000:] + p.stderr[-4000:]
+    drill = {c for c in sampled.seen if c[0].startswith("warren-drill")}
+    assert drill, f"no warren-drill connection seen in the management API: {sampled.seen}\n{out}"
+    assert all(ssl_on and port == 5671 for _, ssl_on, port in drill), drill
     assert report is not None, f"no drill report; exit {p.returncode}\n{out}"
     _check_reports(report, html, "crash")
     if report["master_before"] == "rabbit@broker1":

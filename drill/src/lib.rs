@@ -25,5 +25,6 @@ pub mod mgmt;
 pub mod report;
 pub mod ssh;
 pub mod target;
+pub mod tls;
 pub mod witness;
 pub mod workload;

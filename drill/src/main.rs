@@ -11,6 +11,7 @@ use warren_drill::mgmt::Mgmt;
 use warren_drill::report;
 use warren_drill::ssh::SshOptions;
 use warren_drill::target::{self, Target, Testbed};
+use warren_drill::tls::{endpoint_host, DrillTls, TlsFiles};
 use warren_drill::workload::{QueueMode, WorkloadConfig};
 
 #[derive(Parser)]
@@ -62,6 +63,21 @@ struct RunArgs {
     password_file: Option<PathBuf>,
     #[arg(long, default_value = "/")]
     vhost: String,
+    /// Speak AMQPS to --endpoint (its TLS port, 5671); https --mgmt URLs use the same CA.
+    #[arg(long)]
+    tls: bool,
+    /// With --tls: PEM CAs the endpoint's certificate must chain to (only these are trusted).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_ca: Option<PathBuf>,
+    /// With --tls: client certificate (PEM chain) for mTLS, with --tls-key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// With --tls: the private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_cert"])]
+    tls_key: Option<PathBuf>,
+    /// With --tls: the name the endpoint's certificate must be for (default: the host of --endpoint).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    tls_server_name: Option<String>,
 
     /// Where the nodes run: local (scripts/testbed), compose, kubernetes, ssh;
     /// none = workload only (with --fault none).
@@ -236,6 +252,7 @@ fn build(a: &RunArgs) -> Result<(DrillConfig, Arc<dyn Target>, Mgmt)> {
             }
         }
     }
+    let tls = load_tls(a)?;
     let bed = match a.target {
         TargetKind::Local => {
             let dir = a
@@ -353,6 +370,7 @@ fn build(a: &RunArgs) -> Result<(DrillConfig, Arc<dyn Target>, Mgmt)> {
         confirm_timeout: a.confirm_timeout,
         heartbeat_s: 5,
         run_id,
+        tls: tls.clone(),
     };
     let cfg = DrillConfig {
         workload,
@@ -368,7 +386,27 @@ fn build(a: &RunArgs) -> Result<(DrillConfig, Arc<dyn Target>, Mgmt)> {
         history_path: a.history.clone(),
         lb_status: a.lb_status.clone(),
     };
-    Ok((cfg, target, Mgmt::new(mgmt_urls, &user, &password)))
+    Ok((cfg, target, Mgmt::new(mgmt_urls, &user, &password, tls)))
+}
+
+/// The TLS client of `--tls`, read before anything connects so a bad file
+/// costs no drill.
+fn load_tls(a: &RunArgs) -> Result<Option<DrillTls>> {
+    if !a.tls {
+        return Ok(None);
+    }
+    let ca = a.tls_ca.clone().context(
+        "--tls needs --tls-ca FILE: the PEM CAs the endpoint's certificate must chain to",
+    )?;
+    let files = TlsFiles {
+        ca,
+        client: a.tls_cert.clone().zip(a.tls_key.clone()),
+    };
+    let name = a
+        .tls_server_name
+        .clone()
+        .unwrap_or_else(|| endpoint_host(&a.endpoint).to_string());
+    DrillTls::load(&files, &name).map(Some)
 }
 
 /// Exit code of a verdict: 0 PASS, 1 FAIL, 3 INVALID (2 = could not run).

@@ -1,6 +1,7 @@
 //! RabbitMQ management HTTP API: credentials check, master/leader discovery
 //! and the "is the cluster whole again" condition.
 
+use crate::tls::DrillTls;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -11,6 +12,15 @@ pub struct Mgmt {
     user: String,
     password: String,
     http: reqwest::Client,
+    tls: Option<DrillTls>,
+}
+
+fn http_client(timeout: Duration, tls: Option<&DrillTls>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder().timeout(timeout);
+    if let Some(t) = tls {
+        b = b.use_preconfigured_tls(t.client_config());
+    }
+    b.build().expect("http client")
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -180,7 +190,9 @@ pub(crate) fn percent_encode(s: &str) -> String {
 }
 
 impl Mgmt {
-    pub fn new(urls: Vec<String>, user: &str, password: &str) -> Mgmt {
+    /// `tls`: the CA (and client certificate) for `https://` URLs, from
+    /// `--tls`; without it https uses reqwest's built-in roots.
+    pub fn new(urls: Vec<String>, user: &str, password: &str, tls: Option<DrillTls>) -> Mgmt {
         Mgmt {
             urls: urls
                 .into_iter()
@@ -188,10 +200,8 @@ impl Mgmt {
                 .collect(),
             user: user.into(),
             password: password.into(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(3))
-                .build()
-                .expect("http client"),
+            http: http_client(Duration::from_secs(3), tls.as_ref()),
+            tls,
         }
     }
 
@@ -199,10 +209,7 @@ impl Mgmt {
     /// often and must tell a silent node quickly).
     pub fn with_timeout(&self, timeout: Duration) -> Mgmt {
         Mgmt {
-            http: reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .expect("http client"),
+            http: http_client(timeout, self.tls.as_ref()),
             ..self.clone()
         }
     }

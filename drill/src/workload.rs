@@ -4,6 +4,7 @@
 use crate::accounting::{ConnRecord, Delivery, Event, Foreign, History, Publish};
 use crate::event::EventKind;
 use crate::mgmt::percent_encode;
+use crate::tls::DrillTls;
 use anyhow::{Context, Result};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use lapin::{
@@ -60,6 +61,8 @@ pub struct WorkloadConfig {
     pub heartbeat_s: u16,
     /// Identifies this run's messages.
     pub run_id: String,
+    /// AMQPS to the endpoint (`--tls`); None = plain AMQP.
+    pub tls: Option<DrillTls>,
 }
 
 impl WorkloadConfig {
@@ -285,12 +288,27 @@ pub async fn connect_named(cfg: &WorkloadConfig, tag: &str) -> Result<Connection
         .with_executor(tokio_executor_trait::Tokio::current())
         .with_reactor(tokio_reactor_trait::Tokio)
         .with_connection_name(format!("{}{tag}", conn_prefix(&cfg.run_id)).into());
-    let conn = tokio::time::timeout(
-        Duration::from_secs(5),
-        Connection::connect(&cfg.uri(), props),
-    )
-    .await
-    .context("AMQP connect timed out after 5s")??;
+    let connecting = async {
+        match &cfg.tls {
+            None => Connection::connect(&cfg.uri(), props).await,
+            Some(tls) => {
+                let uri = cfg.uri().parse().map_err(|e: String| {
+                    lapin::Error::IOError(Arc::new(std::io::Error::other(e)))
+                })?;
+                let (tls, endpoint) = (tls.clone(), cfg.endpoint.clone());
+                #[allow(clippy::result_large_err)] // lapin's connector type
+                let handshake = move |_: &_| tls.connect(&endpoint);
+                Connection::connector(uri, Box::new(handshake), props).await
+            }
+        }
+    };
+    let conn = tokio::time::timeout(Duration::from_secs(5), connecting)
+        .await
+        .context("AMQP connect timed out after 5s")?
+        .with_context(|| match &cfg.tls {
+            None => format!("AMQP connect to {}", cfg.endpoint),
+            Some(_) => format!("AMQPS connect to {} (TLS)", cfg.endpoint),
+        })?;
     Ok(conn)
 }
 
@@ -726,6 +744,7 @@ mod tests {
             confirm_timeout: Duration::from_secs(5),
             heartbeat_s: 5,
             run_id: "r".into(),
+            tls: None,
         };
         assert_eq!(
             cfg.uri(),
