@@ -266,10 +266,11 @@ def mgmt(bed, host, path, method="GET", body=None):
 
 
 def section_hosts(output, task):
-    """{host: status} of one task's results, for every time the task ran."""
+    """{host: status} of one task's (or handler's) results, for every time it ran."""
     out = {}
-    for block in output.split(f"TASK [{task}]")[1:]:
-        for m in re.finditer(r"^(ok|changed|skipping|fatal|failed): \[(\S+?)\]", block.split("\nTASK [")[0], re.M):
+    for block in re.split(rf"^(?:TASK|RUNNING HANDLER) \[{re.escape(task)}\]", output, flags=re.M)[1:]:
+        block = re.split(r"^(?:TASK|RUNNING HANDLER|PLAY) ", block, maxsplit=1, flags=re.M)[0]
+        for m in re.finditer(r"^(ok|changed|skipping|fatal|failed): \[(\S+?)\]", block, re.M):
             out[m.group(2)] = m.group(1)
     return out
 
