@@ -19,6 +19,7 @@ import os
 import pathlib
 import re
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -265,10 +266,11 @@ def mgmt(bed, host, path, method="GET", body=None):
 
 
 def section_hosts(output, task):
-    """{host: status} of one task's results, for every time the task ran."""
+    """{host: status} of one task's (or handler's) results, for every time it ran."""
     out = {}
-    for block in output.split(f"TASK [{task}]")[1:]:
-        for m in re.finditer(r"^(ok|changed|skipping|fatal|failed): \[(\S+?)\]", block.split("\nTASK [")[0], re.M):
+    for block in re.split(rf"^(?:TASK|RUNNING HANDLER) \[{re.escape(task)}\]", output, flags=re.M)[1:]:
+        block = re.split(r"^(?:TASK|RUNNING HANDLER|PLAY) ", block, maxsplit=1, flags=re.M)[0]
+        for m in re.finditer(r"^(ok|changed|skipping|fatal|failed): \[(\S+?)\]", block, re.M):
             out[m.group(2)] = m.group(1)
     return out
 
@@ -284,13 +286,15 @@ def main_pid(bed, host, unit):
     return int(bed.exec(host, "systemctl", "show", "-p", "MainPID", "--value", unit).stdout.strip())
 
 
-def amqp_roundtrip(bed, queue, body, arguments=None, keep=False):
+def amqp_roundtrip(bed, queue, body, arguments=None, keep=False, port=5672, ssl_options=None):
     """Declare `queue` (with `arguments`), publish `body` with a confirm and get it back,
-    through the VIP; the queue is deleted again unless `keep`."""
+    through the VIP (AMQPS with `ssl_options` and port 5671); the queue is deleted
+    again unless `keep`."""
     import pika
 
-    params = pika.ConnectionParameters(host=bed.vip, port=5672, credentials=pika.PlainCredentials("admin", bed.password),
-                                       connection_attempts=3, retry_delay=1, socket_timeout=10)
+    params = pika.ConnectionParameters(host=bed.vip, port=port, credentials=pika.PlainCredentials("admin", bed.password),
+                                       connection_attempts=3, retry_delay=1, socket_timeout=10,
+                                       ssl_options=ssl_options)
     conn = pika.BlockingConnection(params)
     try:
         ch = conn.channel()
@@ -303,3 +307,16 @@ def amqp_roundtrip(bed, queue, body, arguments=None, keep=False):
         return got
     finally:
         conn.close()
+
+
+def tls_context(bed):
+    """A client context trusting only the bed's CA (inventory/prod/tls/ca.pem)."""
+    return ssl.create_default_context(cafile=str(bed.site.inventory / "tls/ca.pem"))
+
+
+def peer_serial(address, port, ctx, server_hostname=None):
+    """The serial of the certificate a new TLS connection to address:port is shown,
+    verified by `ctx` against `server_hostname` (default: the address itself)."""
+    with socket.create_connection((address, port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=server_hostname or address) as tls:
+            return int(tls.getpeercert()["serialNumber"], 16)

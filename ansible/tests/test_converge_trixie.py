@@ -10,15 +10,19 @@ idempotent). The 3.x side of the refusals (Khepri on bookworm) is in test_conver
 Run alone:  python3 -m pytest -q -s ansible/tests/test_converge_trixie.py
 """
 
+import base64
 import json
 import os
 import re
 import shutil
+import ssl
 import time
+import urllib.request
 
 import pytest
 
-from bed import BROKERS, LBS, amqp_roundtrip, failures, make_bed, mgmt, recap, section_hosts
+from bed import (BROKERS, LBS, amqp_roundtrip, failures, main_pid, make_bed, mgmt, peer_serial, recap,
+                 section_hosts, tls_context)
 from docs_commands import TRIXIE_SECTION, DocCommands
 from publisher import ConfirmingPublisher, drain
 from warren_testkit import poll
@@ -44,10 +48,21 @@ def set_queue_mode(inventory, mode):
     group.write_text(text)
 
 
+def quorum_with_tls(b):
+    """The 4.0 section's quorum mode, plus docs/ansible.md's TLS settings with a
+    controller-made CA (and the Prometheus plugin, for its TLS listener)."""
+    # "in group_vars/rabbitmq.yml set rabbitmq_cluster_queue_mode: quorum"
+    set_queue_mode(b.site.inventory, "quorum")
+    with open(b.site.inventory / "group_vars/all/main.yml", "a") as f:
+        f.write("rabbitmq_cluster_tls_enabled: true\nrabbitmq_cluster_tls_generate: true\n")
+    with open(b.site.inventory / "group_vars/rabbitmq.yml", "a") as f:
+        f.write("rabbitmq_cluster_plugins: [rabbitmq_management, rabbitmq_prometheus]\n")
+    b.tls_dir = b.site.inventory / "tls"
+
+
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
-    # "in group_vars/rabbitmq.yml set rabbitmq_cluster_queue_mode: quorum"
-    yield from make_bed(tmp_path_factory, DOCS, "trixie", lambda b: set_queue_mode(b.site.inventory, "quorum"))
+    yield from make_bed(tmp_path_factory, DOCS, "trixie", quorum_with_tls)
 
 
 def one_line(text):
@@ -59,6 +74,11 @@ def feature_flags(bed, host):
     out = bed.doc_on(host, "rabbitmqctl list_feature_flags name state")
     assert out.returncode == 0, out.stdout
     return dict(line.split() for line in out.stdout.splitlines() if re.fullmatch(r"\S+\s+(enabled|disabled)", line))
+
+
+def cert_serial(bed, host):
+    """The serial of the host's certificate on the controller."""
+    return int(ssl._ssl._test_decode_cert(str(bed.tls_dir / f"{host}.crt"))["serialNumber"], 16)
 
 
 def test_mirrored_on_4_0_is_refused_before_anything_is_installed(bed):
@@ -95,6 +115,67 @@ def test_converge_then_idempotent_on_4_0(bed):
     assert set(BROKERS + LBS) <= set(rc), second.output[-3000:]
     changed = {h: r["changed"] for h, r in rc.items() if r["changed"]}
     assert not changed, f"second run changed something: {changed}\n{second.output[-8000:]}"
+
+
+def test_the_generated_certificates_are_in_place(bed):
+    """The CA and each broker's certificate on the controller; on the broker the key
+    is 0600 and owned by rabbitmq."""
+    assert (bed.tls_dir / "ca.pem").is_file() and (bed.tls_dir / "ca.key").is_file()
+    for host in BROKERS:
+        cert = ssl._ssl._test_decode_cert(str(bed.tls_dir / f"{host}.crt"))
+        sans = {v for _, v in cert["subjectAltName"]}
+        assert {host, bed.ip(host)} <= sans, cert["subjectAltName"]
+        mode = bed.exec(host, "stat", "-c", "%a %U", "/etc/rabbitmq/tls/server.key").stdout.split()
+        assert mode == ["600", "rabbitmq"], mode
+
+
+def test_amqps_through_warren_lb_verifies_the_broker_certificate(bed):
+    """warren-lb's amqps frontend (5671) relays the TLS session to the primary broker
+    (rabbit1): the certificate the client verifies against the CA is rabbit1's, and a
+    quorum-queue round trip works over it. A client trusting another CA is refused."""
+    import pika
+
+    ctx = tls_context(bed)
+    got = poll("an AMQPS round trip through the VIP", lambda: amqp_roundtrip(
+        bed, "wans-amqps-vip", b"over-tls", QUORUM, port=5671, ssl_options=pika.SSLOptions(ctx, "rabbit1")),
+        60, interval=2)
+    assert got == b"over-tls"
+    assert peer_serial(bed.vip, 5671, ctx, "rabbit1") == cert_serial(bed, "rabbit1")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        peer_serial(bed.vip, 5671, ssl.create_default_context(), "rabbit1")
+
+
+def test_management_and_prometheus_over_https(bed):
+    ctx = tls_context(bed)
+    for host in BROKERS:
+        req = urllib.request.Request(f"https://{bed.ip(host)}:15671/api/overview")
+        req.add_header("Authorization", "Basic " + base64.b64encode(
+            f"admin:{bed.password}".encode()).decode())
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
+            assert json.loads(resp.read())["cluster_name"] == "warren"
+        with urllib.request.urlopen(f"https://{bed.ip(host)}:15691/metrics", timeout=10, context=ctx) as resp:
+            assert b"rabbitmq_" in resp.read()
+
+
+def test_a_renewed_certificate_reaches_new_connections_without_a_restart(bed):
+    """docs/ansible.md's renewal: delete the host's certificate on the controller and
+    converge. rabbit2 gets a new serial; the role clears its PEM cache instead of
+    restarting it: a new AMQPS connection sees the new serial, the broker's pid is
+    the same, and no other broker was touched."""
+    ctx = tls_context(bed)
+    old = cert_serial(bed, "rabbit2")
+    assert peer_serial(bed.ip("rabbit2"), 5671, ctx) == old
+    pid = main_pid(bed, "rabbit2", "rabbitmq-server")
+    (bed.tls_dir / "rabbit2.crt").unlink()
+    run = bed.playbook("trixie-tls-renew", "site.yml", "--limit", "rabbitmq")
+    assert run.returncode == 0, failures(run.output) + run.output[-3000:]
+    new = cert_serial(bed, "rabbit2")
+    assert new != old
+    cleared = section_hosts(run.output, "rabbitmq_cluster : Clear the TLS PEM cache")
+    assert cleared == {"rabbit2": "changed"}, f"{cleared}\n{run.output[-4000:]}"
+    assert "RUNNING HANDLER [rabbitmq_cluster : Restart rabbitmq-server]" not in run.output
+    assert peer_serial(bed.ip("rabbit2"), 5671, ctx) == new
+    assert main_pid(bed, "rabbit2", "rabbitmq-server") == pid, "rabbit2 was restarted"
 
 
 def test_three_4_0_5_nodes_without_ha_policies_and_khepri_off(bed):

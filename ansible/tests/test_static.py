@@ -9,17 +9,19 @@
 - the role defaults carry the tuned check profile of lb/check-profile.toml
 """
 
+import json
 import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import tomllib
 
 import pytest
 
 import check_profile
 from conftest import ANSIBLE_DIR, ansible_env, run_playbook
-from warren_testkit import require_tool
+from warren_testkit import binary, require_tool
 from docs_commands import DOCS, sh_blocks
 
 PLAYBOOKS = ["site.yml", "rolling_restart.yml", "drill.yml"]
@@ -70,7 +72,9 @@ def write_local_inventory(tmp_path, brokers=3, lbs=2, host_vars=None):
             lines.append(f"        {host}:")
             merged = dict(FULL_VARS, **host_vars.get(host, {}))
             for key, value in merged.items():
-                if value is not None:
+                if isinstance(value, bool):
+                    lines.append(f"          {key}: {str(value).lower()}")
+                elif value is not None:
                     lines.append(f"          {key}: '{value}'")
     inv = tmp_path / "hosts.yml"
     inv.write_text("\n".join(lines) + "\n")
@@ -101,6 +105,10 @@ def host_failure(output, host):
 def test_bad_or_missing_required_variables_fail_naming_them(tmp_path):
     # One run, one defect per host: each host must fail with its own variable's name.
     # wans-r4 and wans-r5 stay complete so the run goes on to the lb play.
+    tls_dir = tmp_path / "supplied"
+    tls_dir.mkdir()
+    for name in ("ca.pem", "wans-r9.key"):
+        (tls_dir / name).write_text("PEM")
     defects = {
         "wans-r3": ({"rabbitmq_cluster_erlang_cookie": "short"}, "rabbitmq_cluster_erlang_cookie is required"),
         "wans-r1": ({"rabbitmq_cluster_erlang_cookie": None}, "rabbitmq_cluster_erlang_cookie is required"),
@@ -110,9 +118,22 @@ def test_bad_or_missing_required_variables_fail_naming_them(tmp_path):
         "wans-r6": ({"rabbitmq_cluster_khepri": "maybe"}, "rabbitmq_cluster_khepri must be true or false (is maybe)"),
         "wans-l3": ({"warren_lb_admin_bind": "0.0.0.0:8404"},
                     "warren_lb_admin_token is required when warren_lb_admin_bind (0.0.0.0:8404) is beyond loopback"),
+        "wans-r7": ({"rabbitmq_cluster_tls_only": True},
+                    "rabbitmq_cluster_tls_only: true needs rabbitmq_cluster_tls_enabled: true"),
+        "wans-r8": ({"rabbitmq_cluster_tls_enabled": True},
+                    f"rabbitmq_cluster_tls_ca_file: {tmp_path}/tls/ca.pem does not exist on the controller"),
+        "wans-r9": ({"rabbitmq_cluster_tls_enabled": True, "rabbitmq_cluster_tls_source_dir": str(tls_dir),
+                     "rabbitmq_cluster_tls_cert_file": str(tmp_path)},
+                    f"rabbitmq_cluster_tls_cert_file: {tmp_path} is not a file on the controller"),
+        "wans-l4": ({"warren_lb_tls_only": True},
+                    "warren_lb_tls_only (default: rabbitmq_cluster_tls_only) needs warren_lb_amqps"),
+        "wans-l5": ({"warren_lb_tls_only": True, "warren_lb_amqps": True,
+                     "warren_lb_check_tls_ca_src": "/nonexistent/ca.pem"},
+                    "warren_lb_check_tls_ca_src (default: rabbitmq_cluster_tls_ca_file): /nonexistent/ca.pem"
+                    " does not exist on the controller"),
     }
     proc = run_checks_only(write_local_inventory(
-        tmp_path, brokers=6, lbs=3, host_vars={h: v for h, (v, _) in defects.items()}))
+        tmp_path, brokers=9, lbs=5, host_vars={h: v for h, (v, _) in defects.items()}))
     assert proc.returncode != 0, proc.output[-4000:]
     for host, (_, message) in defects.items():
         failure = host_failure(proc.output, host)
@@ -128,38 +149,44 @@ def test_even_number_of_brokers_warns(tmp_path, brokers):
     assert f"WARNING: the inventory group 'rabbitmq' has {brokers} brokers" in " ".join(proc.output.split())
 
 
-@pytest.mark.parametrize("token", ["", "an-admin-token-from-the-vault"])
-def test_rendered_lb_config_matches_contract(tmp_path, token):
-    """Render lb.toml from the example inventory and parse it as TOML."""
-    import tomllib
-
-    play = tmp_path / "render.yml"
-    out = tmp_path / "lb.toml"
+def render(tmp_path, role, template, host, extra_vars=None):
+    """One role template rendered for `host` of the example inventory with the role's
+    defaults and `extra_vars` (-e, so they win); returns the rendered text."""
+    play = tmp_path / f"render-{template}.yml"
+    out = tmp_path / template
     play.write_text(textwrap.dedent(f"""\
         - name: Render
-          hosts: lb1
+          hosts: {host}
           connection: local
           gather_facts: false
           tasks:
             - name: Defaults of the role
               ansible.builtin.include_vars:
-                file: {ANSIBLE_DIR}/roles/warren_lb/defaults/main.yml
-            - name: Render lb.toml
+                file: {ANSIBLE_DIR}/roles/{role}/defaults/main.yml
+            - name: Render {template}
               ansible.builtin.template:
-                src: {ANSIBLE_DIR}/roles/warren_lb/templates/lb.toml.j2
+                src: {ANSIBLE_DIR}/roles/{role}/templates/{template}.j2
                 dest: {out}
                 mode: "0600"
               vars:
                 ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
         """))
+    extra = tmp_path / f"extra-{template}.json"
+    extra.write_text(json.dumps(extra_vars or {}))
     proc = subprocess.run(
-        ["ansible-playbook", "-i", str(ANSIBLE_DIR / "inventory/example/hosts.yml"), str(play),
-         "-e", f"warren_lb_admin_token={token}"],
+        ["ansible-playbook", "-i", str(ANSIBLE_DIR / "inventory/example/hosts.yml"), str(play), "-e", f"@{extra}"],
         cwd=ANSIBLE_DIR, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
-    cfg = tomllib.loads(out.read_text())
+    return out.read_text()
+
+
+@pytest.mark.parametrize("token", ["", "an-admin-token-from-the-vault"])
+def test_rendered_lb_config_matches_contract(tmp_path, token):
+    """Render lb.toml from the example inventory and parse it as TOML."""
+    cfg = tomllib.loads(render(tmp_path, "warren_lb", "lb.toml", "lb1", {"warren_lb_admin_token": token}))
+    assert len(cfg["frontend"]) == len(cfg["backend"]) == 1, "no AMQPS frontend without TLS"
     backend = cfg["backend"][0]
     assert cfg["frontend"][0]["backend"] == backend["name"] == "rabbitmq"
     servers = backend["server"]
@@ -168,9 +195,82 @@ def test_rendered_lb_config_matches_contract(tmp_path, token):
     assert backend["check"]["type"] == "rabbitmq"
     assert backend["check"]["password_file"].startswith("/etc/warren/")
     assert "password" not in backend["check"]
+    assert "tls" not in backend["check"]
     # The token is named by its file, never written into lb.toml.
     assert cfg["admin"].get("token_file") == ("/etc/warren/lb-admin-token" if token else None)
     assert "token" not in cfg["admin"]
+
+
+BROKER_ADDRESSES = ["10.240.10.11", "10.240.10.12", "10.240.10.13"]
+
+
+def test_rendered_lb_config_with_tls_adds_an_amqps_passthrough_frontend(tmp_path):
+    """rabbitmq_cluster_tls_enabled: the plain frontend stays and an amqps one on 5671
+    relays to the brokers' 5671 (no [frontend.tls]: passthrough); checks stay plain.
+    warren-lb check-config accepts the file."""
+    text = render(tmp_path, "warren_lb", "lb.toml", "lb1", {"rabbitmq_cluster_tls_enabled": True})
+    cfg = tomllib.loads(text)
+    assert [(f["name"], f["bind"], f["backend"]) for f in cfg["frontend"]] == [
+        ("amqp", "0.0.0.0:5672", "rabbitmq"), ("amqps", "0.0.0.0:5671", "rabbitmq_tls")]
+    assert not any("tls" in f for f in cfg["frontend"])
+    tls_backend = cfg["backend"][1]
+    assert tls_backend["name"] == "rabbitmq_tls"
+    assert [s["address"] for s in tls_backend["server"]] == [f"{a}:5671" for a in BROKER_ADDRESSES]
+    assert [s["role"] for s in tls_backend["server"]] == ["primary", "backup", "backup"]
+    assert all("send_proxy" not in s for s in tls_backend["server"]), "RabbitMQ takes no PROXY header by default"
+    assert [b["check"]["port"] for b in cfg["backend"]] == [15672, 15672]
+    assert not any("tls" in b["check"] for b in cfg["backend"])
+    lb = binary("WARREN_LB_BIN", "warren-lb")
+    (tmp_path / "lb-check-password").write_text("secret")
+    local = text.replace("/etc/warren/lb-check-password", str(tmp_path / "lb-check-password"))
+    (tmp_path / "lb-local.toml").write_text(local)
+    checked = subprocess.run([lb, "check-config", str(tmp_path / "lb-local.toml")], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, timeout=60, check=False)
+    assert checked.returncode == 0, checked.stdout
+
+
+def test_rendered_lb_config_tls_only_checks_over_tls(tmp_path):
+    """rabbitmq_cluster_tls_only: only the amqps frontend, and the checks use
+    [backend.check.tls] (docs/tls.md) against the management API's HTTPS port."""
+    cfg = tomllib.loads(render(tmp_path, "warren_lb", "lb.toml", "lb1", {
+        "rabbitmq_cluster_tls_enabled": True, "rabbitmq_cluster_tls_only": True}))
+    assert [f["name"] for f in cfg["frontend"]] == ["amqps"]
+    (backend,) = cfg["backend"]
+    assert [s["address"] for s in backend["server"]] == [f"{a}:5671" for a in BROKER_ADDRESSES]
+    assert backend["check"]["port"] == 15671
+    assert backend["check"]["tls"] == {"ca": "/etc/warren/tls/ca.pem", "verify": "required"}
+
+
+def conf_lines(text):
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_rendered_rabbitmq_conf_without_tls_has_no_ssl_key(tmp_path):
+    lines = conf_lines(render(tmp_path, "rabbitmq_cluster", "rabbitmq.conf", "rabbit1"))
+    assert "listeners.tcp.default = 5672" in lines and "management.tcp.port = 15672" in lines
+    assert not [line for line in lines if "ssl" in line], lines
+
+
+@pytest.mark.parametrize("tls_only", [False, True])
+def test_rendered_rabbitmq_conf_with_tls(tmp_path, tls_only):
+    """AMQPS 5671, management HTTPS 15671 and Prometheus TLS 15691 with the files the
+    role installs; TLS-only closes every plain listener."""
+    lines = conf_lines(render(tmp_path, "rabbitmq_cluster", "rabbitmq.conf", "rabbit1", {
+        "rabbitmq_cluster_tls_enabled": True, "rabbitmq_cluster_tls_only": tls_only,
+        "rabbitmq_cluster_plugins": ["rabbitmq_management", "rabbitmq_prometheus"]}))
+    for key, value in (("listeners.ssl.default", "5671"), ("management.ssl.port", "15671"),
+                       ("prometheus.ssl.port", "15691"), ("ssl_options.verify", "verify_peer"),
+                       ("ssl_options.fail_if_no_peer_cert", "false")):
+        assert f"{key} = {value}" in lines, lines
+    for prefix in ("ssl_options", "management.ssl", "prometheus.ssl"):
+        for key, file in (("cacertfile", "ca.pem"), ("certfile", "server.crt"), ("keyfile", "server.key")):
+            assert f"{prefix}.{key} = /etc/rabbitmq/tls/{file}" in lines, lines
+    plain = ["listeners.tcp.default = 5672", "management.tcp.port = 15672", "prometheus.tcp.port = 15692"]
+    if tls_only:
+        assert "listeners.tcp = none" in lines
+        assert not set(plain) & set(lines), lines
+    else:
+        assert set(plain) <= set(lines), lines
 
 
 def test_the_role_defaults_carry_the_check_profile():
