@@ -86,8 +86,7 @@ pub async fn rabbitmq(check: &RabbitCheck, timeout: Duration) -> Result<NodeRepo
     let base = check.base_url.trim_end_matches('/');
     let fetch = |path: &'static str| async move {
         let url = format!("{base}{path}");
-        let (status, body) =
-            get(
+        let (status, body) = get(
             &url,
             Some(&check.username),
             Some(&check.password),
