@@ -149,7 +149,10 @@ mod tests {
         assert_eq!(n.amqp_addr(), "10.210.3.11:5672".parse().unwrap());
         assert_eq!(n.management_url(), "http://10.210.3.11:15672");
         assert_eq!(n.amqps_addr(), "10.210.3.11:5671".parse().unwrap());
-        assert_eq!(n.management_tls_addr(), "10.210.3.11:15671".parse().unwrap());
+        assert_eq!(
+            n.management_tls_addr(),
+            "10.210.3.11:15671".parse().unwrap()
+        );
         assert_eq!(s.tls.unwrap().ca, PathBuf::from("/tmp/bed/tls/ca.pem"));
         assert_eq!((n.sees_running.clone(), n.whole), (None, None));
     }
