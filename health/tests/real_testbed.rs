@@ -13,6 +13,7 @@ fn rabbit_check(tb: &Testbed, i: usize) -> RabbitCheck {
         base_url: tb.node(i).management_url(),
         username: tb.state().user.clone(),
         password: tb.state().password.clone(),
+        tls: None,
     }
 }
 

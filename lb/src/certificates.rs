@@ -128,7 +128,19 @@ pub fn load(
     })
 }
 
-/// The CAs a client certificate must chain to (HAProxy's `ca-file`).
+/// A client certificate and key for TLS to the servers: the same checks
+/// as [`load`] (so what `check-config` accepts is what is presented), then
+/// the chain and key as the rustls client takes them.
+pub fn client_pair(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), PairError> {
+    load(cert, key, &rustls::crypto::ring::default_provider(), now())?;
+    Ok((certificates(cert)?, private_key(key)?))
+}
+
+/// The CAs a certificate must chain to (HAProxy's `ca-file`): a client's
+/// at a frontend, a server's for the checks.
 pub fn client_roots(path: &Path) -> Result<RootCertStore, PairError> {
     let mut roots = RootCertStore::empty();
     for (index, der) in certificates(path)?.into_iter().enumerate() {

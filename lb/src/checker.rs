@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 use warren_health::config::Address;
-use warren_health::probe::{self, HttpCheck, NodeReport, Probe, ProbeError, RabbitCheck};
+use warren_health::probe::{self, CheckTls, HttpCheck, NodeReport, Probe, ProbeError, RabbitCheck};
 use warren_health::Outcome;
 
 use crate::backend::BackendState;
+use crate::check_tls;
 use crate::config::{Check, CheckKind, CheckTarget, SendProxy, Server};
 use crate::no_news::{self, CheckResult, Judgement, NO_NEWS_LIMIT};
 use crate::proxy_protocol;
@@ -27,13 +28,16 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
     let check = &backend.config.check;
     // From this generation's config: a server kept by a reload keeps the
     // config it was added with, but its check target may have changed.
-    let target = backend
+    let config = backend
         .config
         .servers
         .iter()
         .find(|s| s.name == server.config.name)
-        .unwrap_or(&server.config)
-        .check_target(check);
+        .unwrap_or(&server.config);
+    let target = config.check_target(check);
+    // Read once per generation: a reload reads the files again.
+    let tls = check.tls.as_ref().map(|t| check_tls::for_server(t, config));
+    let tls = tls.as_ref();
     let mut due = server.machine(|m| m.first_check_at(Instant::now()));
     // Since when the management API has been timing out, if it has.
     let mut silent_since: Option<Instant> = None;
@@ -49,9 +53,9 @@ pub async fn run(backend: Arc<BackendState>, index: usize) {
         }
         let started = Instant::now();
         let (result, amqp_answered) = if check.kind == CheckKind::Rabbitmq {
-            rabbitmq_with_amqp_fallback(check, target, &server).await
+            rabbitmq_with_amqp_fallback(check, target, tls, &server).await
         } else {
-            (probe_once(check, target, &server).await, false)
+            (probe_once(check, target, tls, &server).await, false)
         };
         if check.kind == CheckKind::Rabbitmq {
             server.record_report(result.clone().ok().flatten());
@@ -150,24 +154,29 @@ fn note_unknown_broker(
 /// management API was slow.  The AMQP probe starts at half the check's
 /// timeout, beside the management request, so a frozen node (which
 /// answers neither) still fails within one timeout, and a healthy node is
-/// not sent an AMQP handshake at every check.
+/// not sent an AMQP handshake at every check.  With the check's TLS, the
+/// AMQP port is taken to be AMQPS too (a TLS backend's servers are 5671).
 async fn rabbitmq_with_amqp_fallback(
     check: &Check,
     target: CheckTarget,
+    tls: Option<&Result<CheckTls, String>>,
     server: &ServerState,
 ) -> (Result<Option<NodeReport>, ProbeError>, bool) {
-    let management = probe_once(check, target, server);
+    let management = probe_once(check, target, tls, server);
     tokio::pin!(management);
     let head_start = check.timeout / 2;
     match tokio::time::timeout(head_start, &mut management).await {
         Ok(result) => (result, false),
-        Err(_) => tokio::join!(management, amqp_answers(head_start, server)),
+        Err(_) => tokio::join!(
+            management,
+            amqp_answers(head_start, tls.and_then(|t| t.as_ref().ok()), server)
+        ),
     }
 }
 
 /// The server's AMQP port completes the protocol handshake (after the
 /// server's PROXY header, if it has one) within `limit`.
-async fn amqp_answers(limit: Duration, server: &ServerState) -> bool {
+async fn amqp_answers(limit: Duration, tls: Option<&CheckTls>, server: &ServerState) -> bool {
     let version = server.config.send_proxy;
     let header = move |local, server| proxy_protocol::header(version, local, server);
     let preamble: Option<&probe::Preamble> = (version != SendProxy::None).then_some(&header);
@@ -177,7 +186,7 @@ async fn amqp_answers(limit: Duration, server: &ServerState) -> bool {
             &Probe::Amqp {
                 address,
                 preamble,
-                tls: None,
+                tls,
             },
             limit,
         )
@@ -189,10 +198,12 @@ async fn amqp_answers(limit: Duration, server: &ServerState) -> bool {
 
 /// One run of the configured probe against one server's check `target`;
 /// a passed `rabbitmq` check also returns what the node reported of its
-/// cluster.
+/// cluster.  `tls` is the check's TLS client, or why it could not be had
+/// (the check fails with that).
 pub async fn probe_once(
     check: &Check,
     target: CheckTarget,
+    tls: Option<&Result<CheckTls, String>>,
     server: &ServerState,
 ) -> Result<Option<NodeReport>, ProbeError> {
     let password = match &check.password {
@@ -206,6 +217,12 @@ pub async fn probe_once(
     if check.kind == CheckKind::None {
         return Ok(None);
     }
+    let tls = match tls {
+        None => None,
+        Some(Ok(tls)) => Some(tls),
+        Some(Err(e)) => return Err(ProbeError::Tls(format!("TLS configuration: {e}"))),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Without a `check_addr`, every kind goes to the address the resolver
     // holds for the server (see `crate::dns`), so checks and clients always
     // agree on where the server is; only a name's very first answer is
@@ -232,23 +249,25 @@ pub async fn probe_once(
         CheckKind::Amqp => Probe::Amqp {
             address: endpoint,
             preamble,
-            tls: None,
+            tls,
         },
         CheckKind::Http {
             path,
             expect_status,
             expect_body,
         } => Probe::Http(HttpCheck {
-            url: format!("http://{endpoint}{path}"),
+            url: format!("{scheme}://{endpoint}{path}"),
             username: check.username.clone(),
             password,
             expect_status: *expect_status,
             expect_body: expect_body.clone(),
+            tls: tls.cloned(),
         }),
         CheckKind::Rabbitmq => Probe::Rabbitmq(RabbitCheck {
-            base_url: format!("http://{endpoint}"),
+            base_url: format!("{scheme}://{endpoint}"),
             username: check.username.clone().unwrap_or_default(),
             password: password.unwrap_or_default(),
+            tls: tls.cloned(),
         }),
     };
     probe::run(&probe, left).await

@@ -34,6 +34,7 @@ pub mod admin;
 pub mod backend;
 pub mod balance;
 pub mod certificates;
+pub mod check_tls;
 pub mod checker;
 pub mod client;
 pub mod config;

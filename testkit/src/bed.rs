@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{Broker, Node, State};
+use crate::{Broker, CertKind, Node, State};
 
 /// A running test bed; `scripts/testbed down` on drop, also when the test
 /// panics. Every method panics with the script's own message when the
@@ -85,6 +85,16 @@ impl Testbed {
     /// once the script says the command took effect.
     pub fn on_node(&self, command: &str, n: usize) {
         self.run(command, &["--node", &n.to_string()]);
+    }
+
+    /// `testbed tls-cert --node n --kind KIND` (an `up --tls` bed): node
+    /// `n` serves a certificate of that kind on its AMQPS and HTTPS
+    /// listeners once this returns (the script checks with openssl).
+    pub fn tls_cert(&self, n: usize, kind: CertKind) {
+        self.run(
+            "tls-cert",
+            &["--node", &n.to_string(), "--kind", kind.as_arg()],
+        );
     }
 
     /// `testbed status`: the state with each node's own view of the cluster.

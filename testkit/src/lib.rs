@@ -19,11 +19,13 @@
 
 mod bed;
 mod broker;
+mod cert_kind;
 mod docs;
 pub mod shipped;
 mod state;
 
 pub use bed::Testbed;
 pub use broker::Broker;
+pub use cert_kind::CertKind;
 pub use docs::toml_examples;
-pub use state::{Node, State};
+pub use state::{BedTls, Node, State};

@@ -6,6 +6,7 @@
 //! test far away.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -35,7 +36,20 @@ pub struct State {
     /// feature flag (4.0) and the broker reported it enabled.
     pub metadata_store: String,
     pub bridge: String,
+    /// `up --tls`: the CA files (None: a bed without TLS).
+    pub tls: Option<BedTls>,
     pub nodes: Vec<Node>,
+}
+
+/// The CAs of an `up --tls` bed (PEM files in DIR/tls).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BedTls {
+    /// Signs every node's certificate (until `tls-cert --kind other-ca`).
+    pub ca: PathBuf,
+    /// Signs nothing a node serves: what a client that trusts the wrong
+    /// CA holds.
+    pub other_ca: PathBuf,
 }
 
 /// One RabbitMQ node of the bed.
@@ -52,6 +66,9 @@ pub struct Node {
     pub amqp_port: u16,
     pub mgmt_port: u16,
     pub dist_port: u16,
+    /// `up --tls`: AMQPS and management over HTTPS (None without).
+    pub amqps_port: Option<u16>,
+    pub mgmt_tls_port: Option<u16>,
     /// The Erlang VM's pid (None: not running).
     pub pid: Option<u32>,
     /// `status` only: the nodes this node sees running (None: it did not
@@ -91,6 +108,21 @@ impl Node {
     pub fn management_url(&self) -> String {
         format!("http://{}", self.management_addr())
     }
+
+    /// The node's AMQPS listener; panics on a bed without `up --tls`.
+    pub fn amqps_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, tls_port(self.amqps_port))
+    }
+
+    /// The node's management API over HTTPS; panics on a bed without
+    /// `up --tls`.
+    pub fn management_tls_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, tls_port(self.mgmt_tls_port))
+    }
+}
+
+fn tls_port(port: Option<u16>) -> u16 {
+    port.expect("the bed has no TLS listeners: start it with `up --tls`")
 }
 
 #[cfg(test)]
@@ -102,9 +134,11 @@ mod tests {
       "dir": "/tmp/bed", "id": 3, "user": "admin", "password": "secret",
       "vhost": "/", "mode": "mirrored", "host_ip": "10.210.3.1",
       "rootfs": null, "version": "3.10.8", "metadata_store": "mnesia", "bridge": "wtb3-br",
+      "tls": {"ca": "/tmp/bed/tls/ca.pem", "other_ca": "/tmp/bed/tls/other-ca.pem"},
       "nodes": [{"index": 1, "name": "rabbit@10.210.3.11", "netns": "wtb3-n1",
                  "ip": "10.210.3.11", "amqp_port": 5672, "mgmt_port": 15672,
-                 "dist_port": 25672, "pid": 4242}]
+                 "dist_port": 25672, "amqps_port": 5671, "mgmt_tls_port": 15671,
+                 "pid": 4242}]
     }"#;
 
     #[test]
@@ -114,6 +148,12 @@ mod tests {
         let n = &s.nodes[0];
         assert_eq!(n.amqp_addr(), "10.210.3.11:5672".parse().unwrap());
         assert_eq!(n.management_url(), "http://10.210.3.11:15672");
+        assert_eq!(n.amqps_addr(), "10.210.3.11:5671".parse().unwrap());
+        assert_eq!(
+            n.management_tls_addr(),
+            "10.210.3.11:15671".parse().unwrap()
+        );
+        assert_eq!(s.tls.unwrap().ca, PathBuf::from("/tmp/bed/tls/ca.pem"));
         assert_eq!((n.sees_running.clone(), n.whole), (None, None));
     }
 

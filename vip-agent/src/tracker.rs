@@ -37,6 +37,7 @@ fn probe_of(kind: &TrackKind) -> Probe<'static> {
             password: password.clone(),
             expect_status: *expect_status,
             expect_body: expect_body.clone(),
+            tls: None,
         }),
         TrackKind::Exec { command } => Probe::Exec {
             command: command.clone(),

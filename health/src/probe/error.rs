@@ -52,9 +52,9 @@ pub enum ProbeError {
         failures: Vec<(SocketAddr, ProbeError)>,
     },
     /// The TLS handshake with the server failed; the reason names the
-    /// certificate problem ("certificate expired on ...", "certificate not
-    /// trusted (unknown issuer)", "certificate is for A, not B") or says
-    /// "handshake failed: ...".
+    /// certificate problem ("certificate expired on ...", "certificate
+    /// untrusted (unknown issuer)", "certificate name mismatch: it is for A,
+    /// not B") or says "TLS handshake failed: ...".
     #[error("{0}")]
     Tls(String),
     /// The `exec` command did not finish within the timeout (it is killed).

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use tokio::time::{timeout_at, Instant};
 
+use rustls::pki_types::ServerName;
+
 use super::error::{io_reason, l4_error, ProbeError};
+use super::tls::{rustls_error, CheckTls};
 
 /// Largest body read; more is cut off (the expectation sees the first part).
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -24,6 +27,8 @@ pub struct HttpCheck {
     pub expect_status: u16,
     /// When set, the body must contain this string.
     pub expect_body: Option<String>,
+    /// The TLS of an `https://` URL; `None`: reqwest's own defaults.
+    pub tls: Option<CheckTls>,
 }
 
 /// Passes when the GET answers `expect_status` (and the body contains
@@ -34,6 +39,7 @@ pub async fn http(check: &HttpCheck, timeout: Duration) -> Result<(), ProbeError
         &check.url,
         check.username.as_deref(),
         check.password.as_deref(),
+        check.tls.as_ref(),
         deadline,
     )
     .await?;
@@ -50,19 +56,31 @@ pub async fn http(check: &HttpCheck, timeout: Duration) -> Result<(), ProbeError
 
 /// GET `url` with a fresh connection (no pooling: each check connects, as
 /// HAProxy does), all within `deadline`. Returns status and (capped) body.
+/// With `tls`, an `https://` URL uses its client configuration (the one
+/// the `amqp` probe handshakes with).
 pub(crate) async fn get(
     url: &str,
     username: Option<&str>,
     password: Option<&str>,
+    tls: Option<&CheckTls>,
     deadline: Instant,
 ) -> Result<(u16, Vec<u8>), ProbeError> {
     let timeout = deadline.saturating_duration_since(Instant::now());
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(timeout)
         .timeout(timeout)
         .pool_max_idle_per_host(0)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent("warren-health-check")
+        .user_agent("warren-health-check");
+    let mut url = reqwest::Url::parse(url)
+        .map_err(|e| ProbeError::L7Rsp(format!("invalid check request: {url:?}: {e}")))?;
+    if let Some(tls) = tls {
+        builder = builder.use_preconfigured_tls(tls.client_config());
+        if let Some(name) = sni_host(&mut url, tls) {
+            builder = builder.resolve(&name.0, name.1);
+        }
+    }
+    let client = builder
         .build()
         .map_err(|e| ProbeError::L7Rsp(format!("cannot build HTTP client: {e}")))?;
     let mut req = client.get(url);
@@ -88,6 +106,32 @@ pub(crate) async fn get(
     }
 }
 
+/// reqwest sends and checks the URL's host: for an SNI name other than
+/// the URL's IP, the URL gets the name as its host and the returned name
+/// resolves to the IP the URL had (the check still goes where it was
+/// told).  `None`: the URL stays as it is.
+fn sni_host(url: &mut reqwest::Url, tls: &CheckTls) -> Option<(String, std::net::SocketAddr)> {
+    let Some(ServerName::DnsName(name)) = tls.sni() else {
+        return None;
+    };
+    let host = url.host_str()?;
+    let ip: std::net::IpAddr = host.trim_matches(['[', ']']).parse().ok()?;
+    let address = std::net::SocketAddr::new(ip, url.port_or_known_default()?);
+    url.set_host(Some(name.as_ref())).ok()?;
+    Some((name.as_ref().to_owned(), address))
+}
+
+/// The rustls error of a failed handshake: hyper wraps it in an io::Error
+/// in an io::Error, and an io::Error's `source` skips what it wraps, so
+/// the wrapped errors are opened here.
+fn rustls_inside<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    rustls_inside(inner)
+}
+
 /// A reqwest error as an HAProxy-style reason.
 fn classify(e: reqwest::Error) -> ProbeError {
     if e.is_builder() {
@@ -105,6 +149,9 @@ fn classify(e: reqwest::Error) -> ProbeError {
     let mut io_msg = None;
     let mut last = None;
     while let Some(s) = src {
+        if let Some(tls) = rustls_inside(s) {
+            return rustls_error(tls);
+        }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             if let ProbeError::Resource { resource, reason } = l4_error(io) {
                 return ProbeError::Resource { resource, reason };
@@ -137,6 +184,7 @@ mod tests {
             password: None,
             expect_status: 200,
             expect_body: None,
+            tls: None,
         }
     }
 
@@ -229,6 +277,7 @@ mod tests {
             password: None,
             expect_status: 200,
             expect_body: None,
+            tls: None,
         };
         let e = http(&c, T).await.unwrap_err();
         assert!(e.to_string().starts_with("Layer7 invalid response"), "{e}");

@@ -2,8 +2,9 @@
 //! configuration built from the check's own CA, verification mode, SNI name
 //! and optional client certificate (HAProxy's `check-ssl ca-file verify sni
 //! crt`), and a handshake whose failure says *why* in words an operator can
-//! act on ("certificate expired on ...", "certificate not trusted (unknown
-//! issuer)", "certificate is for A, not B").
+//! act on ("certificate expired on ...", "certificate untrusted (unknown
+//! issuer)", "certificate name mismatch: it is for A, not B", "TLS handshake
+//! failed: ...").
 //!
 //! One builder for the three kinds, so the same settings mean the same thing
 //! whichever probe uses them.
@@ -41,11 +42,30 @@ pub struct ClientCert {
     pub key: PrivateKeyDer<'static>,
 }
 
-/// The TLS settings of one check, ready to connect with.
+/// The TLS settings of one check, ready to connect with: the `amqp` probe
+/// handshakes with its connector, the `http` and `rabbitmq` probes hand the
+/// same client configuration to reqwest, so the three verify alike.
 #[derive(Clone)]
 pub struct CheckTls {
+    config: Arc<ClientConfig>,
     connector: TlsConnector,
     sni: Option<ServerName<'static>>,
+}
+
+/// Two settings are equal when they share one client configuration and
+/// name: what a reload compares (the configuration itself has no equality).
+impl PartialEq for CheckTls {
+    fn eq(&self, other: &CheckTls) -> bool {
+        Arc::ptr_eq(&self.config, &other.config) && self.sni == other.sni
+    }
+}
+
+impl Eq for CheckTls {}
+
+impl std::fmt::Debug for CheckTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckTls").field("sni", &self.sni).finish()
+    }
 }
 
 impl CheckTls {
@@ -71,10 +91,32 @@ impl CheckTls {
             Some(c) => builder.with_client_auth_cert(c.chain, c.key)?,
             None => builder.with_no_client_auth(),
         };
+        let config = Arc::new(config);
         Ok(CheckTls {
-            connector: TlsConnector::from(Arc::new(config)),
+            connector: TlsConnector::from(config.clone()),
+            config,
             sni,
         })
+    }
+
+    /// The same settings for another server: `sni` is the name sent and
+    /// checked (`None`: the server's IP is checked, nothing sent).
+    pub fn with_sni(&self, sni: Option<ServerName<'static>>) -> CheckTls {
+        CheckTls {
+            sni,
+            ..self.clone()
+        }
+    }
+
+    /// The name sent and checked, if not the IP.
+    pub(crate) fn sni(&self) -> Option<&ServerName<'static>> {
+        self.sni.as_ref()
+    }
+
+    /// The rustls client configuration, for reqwest's
+    /// `use_preconfigured_tls` (which takes it by value).
+    pub(crate) fn client_config(&self) -> ClientConfig {
+        (*self.config).clone()
     }
 
     /// The handshake over a connected `tcp` to `address`.  The name sent
@@ -100,9 +142,16 @@ impl CheckTls {
 /// wrapped in an `io::Error`; anything else is the socket's.
 fn handshake_error(e: &std::io::Error) -> ProbeError {
     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        Some(rustls::Error::InvalidCertificate(c)) => ProbeError::Tls(certificate_reason(c)),
-        Some(other) => ProbeError::Tls(format!("handshake failed: {other}")),
-        None => ProbeError::Tls(format!("handshake failed: {}", io_reason(e))),
+        Some(r) => rustls_error(r),
+        None => ProbeError::Tls(format!("TLS handshake failed: {}", io_reason(e))),
+    }
+}
+
+/// A rustls error as the check's reason, whichever probe met it.
+pub(crate) fn rustls_error(e: &rustls::Error) -> ProbeError {
+    match e {
+        rustls::Error::InvalidCertificate(c) => ProbeError::Tls(certificate_reason(c)),
+        other => ProbeError::Tls(format!("TLS handshake failed: {other}")),
     }
 }
 
@@ -116,14 +165,14 @@ fn certificate_reason(c: &CertificateError) -> String {
         CertificateError::NotValidYetContext { not_before, .. } => {
             format!("certificate not valid before {}", date(*not_before))
         }
-        CertificateError::UnknownIssuer => "certificate not trusted (unknown issuer)".to_string(),
+        CertificateError::UnknownIssuer => "certificate untrusted (unknown issuer)".to_string(),
         // An issuer of the right name whose key did not sign it: another CA.
-        CertificateError::BadSignature => "certificate not trusted (bad signature)".to_string(),
+        CertificateError::BadSignature => "certificate untrusted (bad signature)".to_string(),
         CertificateError::NotValidForNameContext {
             expected,
             presented,
         } => format!(
-            "certificate is for {}, not {}",
+            "certificate name mismatch: it is for {}, not {}",
             if presented.is_empty() {
                 "no name".to_string()
             } else {

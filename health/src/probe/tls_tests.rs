@@ -125,7 +125,7 @@ async fn another_ca_is_not_trusted() {
     )
     .unwrap();
     let e = handshake(&tls, address).await.unwrap_err();
-    assert_eq!(e.to_string(), "certificate not trusted (unknown issuer)");
+    assert_eq!(e.to_string(), "certificate untrusted (unknown issuer)");
 }
 
 #[tokio::test]
@@ -135,7 +135,7 @@ async fn a_ca_of_the_same_name_with_another_key_is_not_trusted() {
     let impostor = Ca::new("brokers CA").roots();
     let tls = CheckTls::new(impostor, Verify::Required, sni("rabbit.test"), None).unwrap();
     let e = handshake(&tls, address).await.unwrap_err();
-    assert_eq!(e.to_string(), "certificate not trusted (bad signature)");
+    assert_eq!(e.to_string(), "certificate untrusted (bad signature)");
 }
 
 #[tokio::test]
@@ -146,7 +146,7 @@ async fn a_wrong_name_says_which_names_the_certificate_has() {
     let e = handshake(&tls, address).await.unwrap_err();
     assert_eq!(
         e.to_string(),
-        "certificate is for rabbit.test, not other.test"
+        "certificate name mismatch: it is for rabbit.test, not other.test"
     );
 }
 
@@ -185,7 +185,7 @@ async fn a_server_that_speaks_no_tls_fails_the_handshake() {
     });
     let tls = CheckTls::new(RootCertStore::empty(), Verify::None, None, None).unwrap();
     let e = handshake(&tls, address).await.unwrap_err().to_string();
-    assert!(e.starts_with("handshake failed: "), "{e}");
+    assert!(e.starts_with("TLS handshake failed: "), "{e}");
 }
 
 #[test]
@@ -212,7 +212,7 @@ async fn the_amqp_probe_speaks_amqp_inside_tls() {
         .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "certificate is for rabbit.test, not other.test"
+        "certificate name mismatch: it is for rabbit.test, not other.test"
     );
 }
 
@@ -257,4 +257,39 @@ async fn the_client_certificate_is_presented_for_mtls() {
     let without = CheckTls::new(ca.roots(), Verify::Required, sni("rabbit.test"), None).unwrap();
     let _ = handshake(&without, address).await;
     assert_eq!(server.await.unwrap(), vec![true, false]);
+}
+
+#[tokio::test]
+async fn the_http_probe_speaks_https_with_the_same_settings() {
+    use crate::probe::{http, HttpCheck};
+    let t = std::time::Duration::from_secs(5);
+    let ca = Ca::new("brokers CA");
+    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_vec();
+    let address = server_answering(ca.leaf(&["rabbit.test"], false), answer).await;
+    let check = |tls: CheckTls| HttpCheck {
+        url: format!("https://{address}/api/health/checks/alarms"),
+        username: None,
+        password: None,
+        expect_status: 200,
+        expect_body: Some("ok".into()),
+        tls: Some(tls),
+    };
+    let right = CheckTls::new(ca.roots(), Verify::Required, sni("rabbit.test"), None).unwrap();
+    http(&check(right.clone()), t).await.unwrap();
+    let e = http(&check(right.with_sni(sni("other.test"))), t)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "certificate name mismatch: it is for rabbit.test, not other.test"
+    );
+    let other = CheckTls::new(
+        Ca::new("other CA").roots(),
+        Verify::Required,
+        sni("rabbit.test"),
+        None,
+    )
+    .unwrap();
+    let e = http(&check(other), t).await.unwrap_err();
+    assert_eq!(e.to_string(), "certificate untrusted (unknown issuer)");
 }

@@ -225,6 +225,40 @@ pub struct Check {
     pub port: Option<u16>,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// `amqp` checks speak AMQPS, `http` and `rabbitmq` checks HTTPS;
+    /// `None`: plain.
+    pub tls: Option<ServerTls>,
+}
+
+/// TLS from warren-lb to the servers (HAProxy's `check-ssl ca-file verify
+/// sni crt`): the files were read and checked when the config was loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerTls {
+    /// PEM: the CAs a server certificate must chain to; set whenever
+    /// `verify` is `Required`.
+    pub ca: Option<PathBuf>,
+    pub verify: VerifyServer,
+    /// The name sent and checked; `None`: the server's host name when it
+    /// is given by name, else its IP is checked and no SNI sent.
+    pub sni: Option<String>,
+    /// A client certificate for brokers that ask for one (mTLS).
+    pub client: Option<ClientCert>,
+}
+
+/// Whether a server's certificate is verified (HAProxy's `verify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyServer {
+    /// It chains to `ca`, is valid now and names the server.
+    Required,
+    /// Any certificate: encrypted, not authenticated.
+    None,
+}
+
+/// A client certificate chain and its private key, as PEM files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// A password, either inline or read from a file each time it is needed

@@ -113,6 +113,20 @@ pub struct Check {
     pub path: Option<Spanned<String>>,
     pub expect_status: Option<Loose>,
     pub expect_body: Option<String>,
+    pub tls: Option<Spanned<ServerTls>>,
+}
+
+/// TLS from warren-lb to the servers (HAProxy's `check-ssl` with `ca-file`,
+/// `verify`, `sni` and `crt`): today the checks' `[backend.check.tls]`; the
+/// one shape for any later TLS towards the servers (`[backend.tls]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTls {
+    pub ca: Option<Spanned<String>>,
+    pub verify: Option<Loose>,
+    pub sni: Option<Spanned<String>>,
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -217,24 +217,131 @@ impl Validator<'_, '_> {
     /// The certificate, key and client CA load and make a pair that can
     /// serve, by the very rules the listener loads them with.
     fn tls_files(&mut self, t: &raw::Tls, tls: &Tls, key: &str) {
+        self.pair_files((&t.cert, &tls.cert), (&t.key, &tls.key), key);
+        if let (Some(path), Some(at)) = (&tls.client_ca, &t.client_ca) {
+            self.ca_file(at, path, &format!("{key}.client_ca"));
+        }
+    }
+
+    /// A `cert` and `key` (each as written and as a path) load and match,
+    /// by the rules of [`pair::load`]; a problem goes to the key it is about.
+    fn pair_files(
+        &mut self,
+        cert: (&Spanned<String>, &PathBuf),
+        private: (&Spanned<String>, &PathBuf),
+        key: &str,
+    ) {
         let provider = rustls::crypto::ring::default_provider();
-        if let Err(e) = pair::load(&tls.cert, &tls.key, &provider, pair::now()) {
+        if let Err(e) = pair::load(cert.1, private.1, &provider, pair::now()) {
             let (at, field) = match &e {
-                PairError::Unreadable { path, .. } if *path == tls.key => (&t.key, "key"),
+                PairError::Unreadable { path, .. } if path == private.1 => (private.0, "key"),
                 PairError::CertificateAsKey { .. }
                 | PairError::NoKey { .. }
                 | PairError::UnusableKey { .. }
-                | PairError::KeyMismatch { .. } => (&t.key, "key"),
-                _ => (&t.cert, "cert"),
+                | PairError::KeyMismatch { .. } => (private.0, "key"),
+                _ => (cert.0, "cert"),
             };
             self.found
                 .problem(at, &format!("{key}.{field}"), e.to_string());
         }
-        if let (Some(path), Some(at)) = (&tls.client_ca, &t.client_ca) {
-            if let Err(e) = pair::client_roots(path) {
-                self.found
-                    .problem(at, &format!("{key}.client_ca"), e.to_string());
+    }
+
+    /// A PEM file of CAs holds at least one certificate.
+    fn ca_file(&mut self, at: &Spanned<String>, path: &std::path::Path, key: &str) {
+        if let Err(e) = pair::client_roots(path) {
+            self.found.problem(at, key, e.to_string());
+        }
+    }
+
+    /// `[backend.check.tls]`: TLS to the servers, for a check of `kind`.
+    fn server_tls(
+        &mut self,
+        spanned: &Spanned<raw::ServerTls>,
+        kind: &str,
+        key: &str,
+    ) -> ServerTls {
+        let t = spanned.get_ref();
+        if !matches!(kind, "amqp" | "http" | "rabbitmq") {
+            self.found.problem(
+                spanned,
+                key,
+                format!(
+                    "only used by type = \"amqp\", \"http\" or \"rabbitmq\", but type is {kind:?}"
+                ),
+            );
+        }
+        let verify_key = format!("{key}.verify");
+        let verify = self
+            .found
+            .choice(
+                &t.verify,
+                &verify_key,
+                &[
+                    ("required", VerifyServer::Required),
+                    ("none", VerifyServer::None),
+                ],
+            )
+            .unwrap_or(VerifyServer::Required);
+        match (verify, &t.ca) {
+            (VerifyServer::Required, None) => self.found.problem(
+                spanned,
+                &format!("{key}.ca"),
+                "verify = \"required\" (the default) checks the servers' certificates against ca: expected ca, a PEM file of the CAs that sign them, or verify = \"none\"",
+            ),
+            (VerifyServer::None, Some(ca)) => self.found.problem(
+                ca,
+                &format!("{key}.ca"),
+                "only used when verify is \"required\", but it is \"none\"",
+            ),
+            _ => {}
+        }
+        let sni = t.sni.as_ref().and_then(|name| {
+            let text = name.get_ref();
+            if rustls::pki_types::ServerName::try_from(text.as_str()).is_err() {
+                self.found.problem(
+                    name,
+                    &format!("{key}.sni"),
+                    format!("{text:?}: expected a DNS name such as \"rabbit1.example\" (or an IP address)"),
+                );
+                return None;
             }
+            Some(text.clone())
+        });
+        let client = match (&t.cert, &t.key) {
+            (Some(cert), Some(private)) => {
+                let pair = ClientCert {
+                    cert: PathBuf::from(cert.get_ref()),
+                    key: PathBuf::from(private.get_ref()),
+                };
+                if self.files == Files::Check {
+                    self.pair_files((cert, &pair.cert), (private, &pair.key), key);
+                }
+                Some(pair)
+            }
+            (Some(at), None) | (None, Some(at)) => {
+                let (field, other) = if t.cert.is_some() {
+                    ("cert", "key")
+                } else {
+                    ("key", "cert")
+                };
+                self.found.problem(
+                    at,
+                    &format!("{key}.{field}"),
+                    format!("a client certificate needs both cert and key: expected {other} too"),
+                );
+                None
+            }
+            (None, None) => None,
+        };
+        let ca = t.ca.as_ref().map(|c| PathBuf::from(c.get_ref()));
+        if let (Some(path), Some(at), Files::Check) = (&ca, &t.ca, self.files) {
+            self.ca_file(at, path, &format!("{key}.ca"));
+        }
+        ServerTls {
+            ca: ca.filter(|_| verify == VerifyServer::Required),
+            verify,
+            sni,
+            client,
         }
     }
 
@@ -424,6 +531,7 @@ impl Validator<'_, '_> {
                 port: None,
                 username: None,
                 password: None,
+                tls: None,
             };
         };
         // `None`: a type we do not know, already reported.
@@ -514,6 +622,13 @@ impl Validator<'_, '_> {
                 "type = \"rabbitmq\" reads the management API: expected username and password (or password_file)",
             );
         }
+        // `None`: a type we do not know, already reported.
+        let tls = match (&c.tls, kind_name) {
+            (Some(t), Some(kind_name)) => {
+                Some(self.server_tls(t, kind_name, &format!("{key}.tls")))
+            }
+            _ => None,
+        };
         Check {
             kind,
             params: CheckParams::new(inter, fastinter, downinter, rise, fall),
@@ -521,6 +636,7 @@ impl Validator<'_, '_> {
             port,
             username: c.username.clone(),
             password,
+            tls,
         }
     }
 

@@ -42,6 +42,7 @@ use judge::{LOCAL_ALARMS, NODES, OVERVIEW};
 
 use super::error::ProbeError;
 use super::http::get;
+use super::tls::CheckTls;
 
 /// Where and how to reach one node's management API.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +51,8 @@ pub struct RabbitCheck {
     pub base_url: String,
     pub username: String,
     pub password: String,
+    /// The TLS of an `https://` base URL (management over HTTPS, 15671).
+    pub tls: Option<CheckTls>,
 }
 
 /// What an eligible node reported.
@@ -83,8 +86,14 @@ pub async fn rabbitmq(check: &RabbitCheck, timeout: Duration) -> Result<NodeRepo
     let base = check.base_url.trim_end_matches('/');
     let fetch = |path: &'static str| async move {
         let url = format!("{base}{path}");
-        let (status, body) =
-            get(&url, Some(&check.username), Some(&check.password), deadline).await?;
+        let (status, body) = get(
+            &url,
+            Some(&check.username),
+            Some(&check.password),
+            check.tls.as_ref(),
+            deadline,
+        )
+        .await?;
         Ok::<_, ProbeError>(Answer { status, body })
     };
     let overview = fetch(OVERVIEW).await?;

@@ -317,6 +317,7 @@ fn check(addr: std::net::SocketAddr, password: &str) -> RabbitCheck {
         base_url: format!("http://{addr}/"),
         username: "admin".into(),
         password: password.into(),
+        tls: None,
     }
 }
 
