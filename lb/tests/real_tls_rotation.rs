@@ -1,0 +1,322 @@
+//! warren-drill over TLS, and a certificate rotation under load: a real
+//! RabbitMQ node (`scripts/testbed --nodes 1`, 3.10) behind a `warren-lb`
+//! process that terminates TLS (`[frontend.tls]`), with the `warren-drill`
+//! binary ($WARREN_DRILL_BIN) as the AMQPS client.
+//!
+//! - the drill runs over TLS and loses nothing, and refuses an endpoint
+//!   whose certificate does not chain to `--tls-ca` or is for another name;
+//! - 50 confirming publishers keep their sessions while the certificate
+//!   files are rotated to a new serial; new handshakes (`openssl s_client`)
+//!   present the new serial; every confirmed message is consumed.
+//!
+//! Needs root (network namespaces), Debian's rabbitmq-server and openssl.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use warren_testkit::{Broker, Testbed};
+
+mod common;
+use common::process::{admin_fetch, free_port, Lb};
+use common::tls::{serial_text, Pki};
+use common::{eventually_within, PATIENCE};
+
+fn drill_bin() -> PathBuf {
+    let p = std::env::var("WARREN_DRILL_BIN").unwrap_or_else(|_| {
+        panic!("WARREN_DRILL_BIN is not set: build warren-drill and point WARREN_DRILL_BIN at it")
+    });
+    let p = PathBuf::from(p);
+    assert!(
+        p.exists(),
+        "WARREN_DRILL_BIN={} does not exist",
+        p.display()
+    );
+    p
+}
+
+/// A TLS-terminating warren-lb in front of node 1, with its admin API.
+struct Setup {
+    _lb: Lb,
+    amqps: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+}
+
+fn start_lb(tb: &Testbed, dir: &Path, cert: &Path, key: &Path) -> Setup {
+    let admin = free_port();
+    let path = dir.join("lb.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[admin]
+bind = "{admin}"
+
+[[frontend]]
+name = "amqps"
+bind = "127.0.0.1:0"
+backend = "rabbitmq"
+
+[frontend.tls]
+cert = "{}"
+key = "{}"
+
+[[backend]]
+name = "rabbitmq"
+timeout_idle = "0s"
+
+[[backend.server]]
+name = "rabbit1"
+address = "{}"
+"#,
+            cert.display(),
+            key.display(),
+            tb.node(1).amqp_addr()
+        ),
+    )
+    .unwrap();
+    let mut lb = Lb::start(&path, "json");
+    let amqps = lb.frontend("amqps");
+    Setup {
+        _lb: lb,
+        amqps,
+        admin,
+    }
+}
+
+/// `warren-drill run --fault none` through the lb over TLS, checking the
+/// certificate against `ca` and for `name`, with `extra` flags; the JSON
+/// report goes to `json`.
+fn drill(tb: &Testbed, s: &Setup, ca: &Path, name: &str, json: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(drill_bin());
+    c.args(["run", "--target", "none", "--fault", "none", "--quiet"])
+        .args(["--endpoint", &s.amqps.to_string()])
+        .args([
+            "--user",
+            &tb.state().user,
+            "--password",
+            &tb.state().password,
+        ])
+        .args(["--tls", "--tls-server-name", name, "--tls-ca"])
+        .arg(ca)
+        .arg("--json")
+        .arg(json)
+        .args(extra);
+    c
+}
+
+fn report(json: &Path, out: &Output) -> Value {
+    let text = std::fs::read_to_string(json).unwrap_or_else(|e| {
+        panic!(
+            "no report {} ({e}); stderr:\n{}",
+            json.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The drill passed with every confirmed message consumed and no session
+/// given up.
+fn assert_clean(r: &Value, out: &Output) {
+    let a = &r["accounting"];
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "verdict {}; stderr:\n{stderr}",
+        a["verdict"]
+    );
+    assert!(
+        a["confirmed"].as_u64().unwrap() > 0,
+        "nothing confirmed: {a}"
+    );
+    assert_eq!(a["lost"], 0, "{a}");
+    assert_eq!(r["reconnects"], 0, "sessions dropped: {r}");
+}
+
+#[test]
+fn real_drill_over_tls_through_warren_lb() {
+    let tb = Testbed::up(Broker::V3_10, &["--nodes", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (cert, key) = pki.install("lb", &pki.leaf(16));
+    let s = start_lb(&tb, dir.path(), &cert, &key);
+
+    let json = dir.path().join("tls.json");
+    let out = drill(
+        &tb,
+        &s,
+        &pki.ca_file(),
+        "localhost",
+        &json,
+        &["--duration", "5s"],
+    )
+    .output()
+    .unwrap();
+    assert_clean(&report(&json, &out), &out);
+
+    // A CA that did not sign the lb's certificate (another with the same
+    // name): refused at the handshake.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = Pki::new(other.path()).ca_file();
+    let json = dir.path().join("untrusted.json");
+    let out = drill(&tb, &s, &other_ca, "localhost", &json, &[])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("certificate not trusted") && stderr.contains("BadSignature"),
+        "the error names the certificate problem:\n{stderr}"
+    );
+
+    // The right CA, but a name the certificate is not for.
+    let out = drill(&tb, &s, &pki.ca_file(), "mq.example", &json, &[])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("certificate name mismatch"),
+        "the error names the certificate problem:\n{stderr}"
+    );
+}
+
+/// `GET /metrics` value of the line starting with `prefix`.
+fn metric(admin: std::net::SocketAddr, prefix: &str) -> Option<f64> {
+    let (_, body) = admin_fetch(admin, "/metrics").ok()?;
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The serial the `amqps` frontend presents, from `GET /status`, as
+/// `openssl x509 -serial` prints it.
+fn status_serial(admin: std::net::SocketAddr) -> Option<String> {
+    let (_, body) = admin_fetch(admin, "/status").ok()?;
+    let v: Value = serde_json::from_str(&body).ok()?;
+    let serial = v["frontends"]
+        .as_array()?
+        .iter()
+        .find(|f| f["name"] == "amqps")?["tls"]["serial"]
+        .as_str()?
+        .replace(':', "")
+        .to_uppercase();
+    Some(serial)
+}
+
+/// The serial a new handshake sees, from `openssl s_client -showcerts`
+/// (its first PEM block is the leaf) read by `openssl x509 -serial`.
+fn s_client_serial(addr: std::net::SocketAddr) -> String {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &addr.to_string()])
+        .args(["-servername", "localhost", "-showcerts"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let begin = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .unwrap_or_else(|| panic!("no certificate from s_client:\n{text}"));
+    let end_tag = "-----END CERTIFICATE-----";
+    let end = begin + text[begin..].find(end_tag).unwrap() + end_tag.len();
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    x509.stdin
+        .take()
+        .unwrap()
+        .write_all(text[begin..end].as_bytes())
+        .unwrap();
+    let out = x509.wait_with_output().unwrap();
+    let line = String::from_utf8_lossy(&out.stdout);
+    line.trim()
+        .strip_prefix("serial=")
+        .unwrap_or_else(|| panic!("openssl x509 -serial said {line:?}"))
+        .to_owned()
+}
+
+/// Kills the drill (by its pid) if the test fails before it exits.
+struct Running(Option<std::process::Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_rotation_under_load_keeps_sessions_and_messages() {
+    const SESSIONS: u32 = 50;
+    let tb = Testbed::up(Broker::V3_10, &["--nodes", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (cert, key) = pki.install("lb", &pki.leaf(16));
+    let s = start_lb(&tb, dir.path(), &cert, &key);
+    assert_eq!(status_serial(s.admin).as_deref(), Some(&*serial_text(16)));
+    assert_eq!(s_client_serial(s.amqps), serial_text(16));
+
+    let json = dir.path().join("rotation.json");
+    let sessions = SESSIONS.to_string();
+    let mut running = Running(Some(
+        drill(
+            &tb,
+            &s,
+            &pki.ca_file(),
+            "localhost",
+            &json,
+            &[
+                "--publishers",
+                &sessions,
+                "--consumers",
+                "2",
+                "--rate",
+                "500",
+                "--duration",
+                "40s",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start warren-drill"),
+    ));
+
+    // Every publisher's session is up through the lb before the rotation.
+    let patience = PATIENCE * 3;
+    let sessions_up =
+        format!("warren_lb_server_current_sessions{{backend=\"rabbitmq\",server=\"rabbit1\"}}");
+    eventually_within(patience, "50 publisher sessions through the lb", || {
+        metric(s.admin, &sessions_up).is_some_and(|n| n >= f64::from(SESSIONS))
+    })
+    .await;
+
+    pki.install("lb", &pki.leaf(17));
+    eventually_within(patience, "the lb to present serial 17 (/status)", || {
+        status_serial(s.admin).as_deref() == Some(&*serial_text(17))
+    })
+    .await;
+    let child = running.0.as_mut().unwrap();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the drill ended before the rotation was loaded: not under load"
+    );
+    assert_eq!(s_client_serial(s.amqps), serial_text(17), "new handshakes");
+    assert!(
+        metric(s.admin, &sessions_up).is_some_and(|n| n >= f64::from(SESSIONS)),
+        "the sessions are still open after the rotation"
+    );
+
+    let out = running.0.take().unwrap().wait_with_output().unwrap();
+    let r = report(&json, &out);
+    assert_clean(&r, &out);
+}
