@@ -41,19 +41,50 @@ struct Setup {
     _lb: Lb,
     amqps: std::net::SocketAddr,
     admin: std::net::SocketAddr,
+    /// The node's management API over TLS (same certificate).
+    management: std::net::SocketAddr,
 }
 
 fn start_lb(tb: &Testbed, dir: &Path, cert: &Path, key: &Path) -> Setup {
     let admin = free_port();
     let path = dir.join("lb.toml");
     let config = terminating_config(cert, key, tb.node(1).amqp_addr());
-    std::fs::write(&path, format!("[admin]\nbind = \"{admin}\"\n{config}")).unwrap();
+    // The node's management API behind TLS too, for `--mgmt https://`.
+    let management = format!(
+        r#"
+[[frontend]]
+name = "management"
+bind = "127.0.0.1:0"
+backend = "management"
+
+[frontend.tls]
+cert = "{}"
+key = "{}"
+
+[[backend]]
+name = "management"
+
+[[backend.server]]
+name = "rabbit1"
+address = "{}"
+"#,
+        cert.display(),
+        key.display(),
+        tb.node(1).management_addr()
+    );
+    std::fs::write(
+        &path,
+        format!("[admin]\nbind = \"{admin}\"\n{config}{management}"),
+    )
+    .unwrap();
     let mut lb = Lb::start(&path, "json");
     let amqps = lb.frontend("amqps");
+    let management = lb.frontend("management");
     Setup {
         _lb: lb,
         amqps,
         admin,
+        management,
     }
 }
 
@@ -114,20 +145,27 @@ fn real_drill_over_tls_through_warren_lb() {
     let (cert, key) = pki.install("lb", &pki.leaf(16));
     let s = start_lb(&tb, dir.path(), &cert, &key);
 
+    // The management API through https://, checked against the same CA.
     let json = dir.path().join("tls.json");
+    let mgmt = format!("https://localhost:{}", s.management.port());
     let out = drill(
         &tb,
         &s,
         &pki.ca_file(),
         "localhost",
         &json,
-        &["--duration", "5s"],
+        &["--duration", "5s", "--mgmt", &mgmt],
     )
     .output()
     .unwrap();
     let r = report(&json, &out);
     assert_clean(&r, &out);
     assert_eq!(r["reconnects"], 0, "sessions dropped: {r}");
+    assert_eq!(
+        r["nodes"], 1,
+        "the cluster was read over https: {}",
+        r["cluster"]
+    );
 
     // A CA that did not sign the lb's certificate (another with the same
     // name): refused at the handshake.
@@ -219,25 +257,33 @@ fn s_client_serial(addr: std::net::SocketAddr) -> String {
 const SESSIONS_UP: &str =
     r#"warren_lb_server_current_sessions{backend="rabbitmq",server="rabbit1"}"#;
 
-/// (channels in confirm mode, consumers) on node 1, from its management API.
-async fn workload_ready(tb: &Testbed) -> (usize, usize) {
+/// (channels in confirm mode, consumers) on node 1, from its management
+/// API, or why it did not answer.
+async fn workload_ready(tb: &Testbed) -> Result<(usize, usize), String> {
     let http = reqwest::Client::new();
     let st = tb.state();
     let list = |path: &'static str| {
         let req = http
             .get(format!("{}{path}", tb.node(1).management_url()))
             .basic_auth(&st.user, Some(&st.password))
-            .timeout(Duration::from_secs(5));
+            .timeout(Duration::from_secs(10));
         async move {
-            let v: Value = req.send().await.ok()?.json().await.ok()?;
-            v.as_array().cloned()
+            let v: Value = req
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .map_err(|e| format!("{path}: {e}"))?
+                .json()
+                .await
+                .map_err(|e| format!("{path}: {e}"))?;
+            v.as_array()
+                .cloned()
+                .ok_or(format!("{path}: not a list: {v}"))
         }
     };
-    let confirming = list("/api/channels")
-        .await
-        .map_or(0, |cs| cs.iter().filter(|c| c["confirm"] == true).count());
-    let consumers = list("/api/consumers").await.map_or(0, |cs| cs.len());
-    (confirming, consumers)
+    let channels = list("/api/channels").await?;
+    let confirming = channels.iter().filter(|c| c["confirm"] == true).count();
+    Ok((confirming, list("/api/consumers").await?.len()))
 }
 
 /// Kills the drill (by its pid) if the test fails before it exits.
@@ -297,17 +343,20 @@ async fn real_rotation_under_load_keeps_sessions_and_messages() {
     // Every publisher's and consumer's session is set up (its channel in
     // confirm mode, its consumer registered, as the node's management API
     // shows) before the rotation.
-    let patience = PATIENCE * 3;
+    let patience = PATIENCE * 6;
     let deadline = tokio::time::Instant::now() + patience;
     loop {
-        let (confirming, consumers) = workload_ready(&tb).await;
-        if confirming >= SESSIONS as usize && consumers >= 2 {
+        let ready = workload_ready(&tb).await;
+        if ready
+            .as_ref()
+            .is_ok_and(|&(c, k)| c >= SESSIONS as usize && k >= 2)
+        {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out after {patience:?} waiting for 50 publishers and 2 consumers; \
-             {confirming} channels in confirm mode, {consumers} consumers"
+             (channels in confirm mode, consumers): {ready:?}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
