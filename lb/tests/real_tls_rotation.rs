@@ -346,6 +346,13 @@ async fn real_rotation_under_load_keeps_sessions_and_messages() {
     let patience = PATIENCE * 6;
     let deadline = tokio::time::Instant::now() + patience;
     loop {
+        if let Some(status) = running.0.as_mut().unwrap().try_wait().unwrap() {
+            let out = running.0.take().unwrap().wait_with_output().unwrap();
+            panic!(
+                "warren-drill exited ({status}) before its workload was up; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let ready = workload_ready(&tb).await;
         if ready
             .as_ref()
