@@ -23,7 +23,7 @@ async fn real_amqp_handshake_over_tls_through_warren_lb() {
     let path = dir.path().join("lb.toml");
     std::fs::write(
         &path,
-        terminating_config(&cert, &key, tb.node(1).amqp_addr()),
+        terminating_config("amqps", &cert, &key, tb.node(1).amqp_addr()),
     )
     .unwrap();
     let mut lb = Lb::start(&path, "json");

@@ -48,33 +48,12 @@ struct Setup {
 fn start_lb(tb: &Testbed, dir: &Path, cert: &Path, key: &Path) -> Setup {
     let admin = free_port();
     let path = dir.join("lb.toml");
-    let config = terminating_config(cert, key, tb.node(1).amqp_addr());
+    let amqps = terminating_config("amqps", cert, key, tb.node(1).amqp_addr());
     // The node's management API behind TLS too, for `--mgmt https://`.
-    let management = format!(
-        r#"
-[[frontend]]
-name = "management"
-bind = "127.0.0.1:0"
-backend = "management"
-
-[frontend.tls]
-cert = "{}"
-key = "{}"
-
-[[backend]]
-name = "management"
-
-[[backend.server]]
-name = "rabbit1"
-address = "{}"
-"#,
-        cert.display(),
-        key.display(),
-        tb.node(1).management_addr()
-    );
+    let management = terminating_config("management", cert, key, tb.node(1).management_addr());
     std::fs::write(
         &path,
-        format!("[admin]\nbind = \"{admin}\"\n{config}{management}"),
+        format!("[admin]\nbind = \"{admin}\"\n{amqps}{management}"),
     )
     .unwrap();
     let mut lb = Lb::start(&path, "json");
@@ -254,8 +233,7 @@ fn s_client_serial(addr: std::net::SocketAddr) -> String {
 }
 
 /// The lb's open sessions to the node.
-const SESSIONS_UP: &str =
-    r#"warren_lb_server_current_sessions{backend="rabbitmq",server="rabbit1"}"#;
+const SESSIONS_UP: &str = r#"warren_lb_server_current_sessions{backend="amqps",server="rabbit1"}"#;
 
 /// (channels in confirm mode, consumers) on node 1, from its management
 /// API, or why it did not answer.

@@ -104,15 +104,16 @@ pub fn write_atomically(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-/// An lb config: frontend `amqps` on a free loopback port terminating TLS
-/// with `cert`/`key`, relaying to the one server `rabbit1` at `server`.
-pub fn terminating_config(cert: &Path, key: &Path, server: SocketAddr) -> String {
+/// An lb config: frontend `name` on a free loopback port terminating TLS
+/// with `cert`/`key`, relaying to backend `name`, whose one server
+/// `rabbit1` is at `server`.
+pub fn terminating_config(name: &str, cert: &Path, key: &Path, server: SocketAddr) -> String {
     format!(
         r#"
 [[frontend]]
-name = "amqps"
+name = "{name}"
 bind = "127.0.0.1:0"
-backend = "rabbitmq"
+backend = "{name}"
 timeout_first_byte = "5s"
 
 [frontend.tls]
@@ -120,7 +121,7 @@ cert = "{}"
 key = "{}"
 
 [[backend]]
-name = "rabbitmq"
+name = "{name}"
 
 [[backend.server]]
 name = "rabbit1"
