@@ -101,11 +101,7 @@ impl DrillTls {
     /// timeouts, on lapin's blocking thread.
     #[allow(clippy::result_large_err)] // lapin's connector type, not ours to box
     pub fn connect(&self, endpoint: &str) -> HandshakeResult {
-        let addr = endpoint
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no address"))?;
-        let tcp = std::net::TcpStream::connect_timeout(&addr, HANDSHAKE_TIMEOUT)?;
+        let tcp = connect_any(endpoint)?;
         tcp.set_nodelay(true)?;
         tcp.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
         tcp.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
@@ -114,6 +110,47 @@ impl DrillTls {
         stream.set_nonblocking(true)?;
         Ok(stream)
     }
+}
+
+/// Words for a failed TLS handshake inside a lapin connect error, if that
+/// is what it was: what is wrong with the endpoint's certificate, in terms
+/// of the flags that decide it.
+pub fn handshake_failure(e: &lapin::Error) -> Option<String> {
+    let lapin::Error::IOError(io) = e else {
+        return None;
+    };
+    let tls = io.get_ref()?.downcast_ref::<rustls::Error>()?;
+    let rustls::Error::InvalidCertificate(c) = tls else {
+        return Some(format!("TLS handshake failed: {tls}"));
+    };
+    use rustls::CertificateError as C;
+    Some(match c {
+        C::UnknownIssuer => "certificate not trusted: it does not chain to a CA in --tls-ca \
+                             (UnknownIssuer)"
+            .to_string(),
+        C::BadSignature => "certificate not trusted: a CA in --tls-ca has its issuer's name \
+                            but did not sign it (BadSignature)"
+            .to_string(),
+        C::NotValidForName | C::NotValidForNameContext { .. } => format!(
+            "certificate name mismatch: it is not for the name checked \
+             (--tls-server-name, default the --endpoint host) ({c:?})"
+        ),
+        C::Expired | C::ExpiredContext { .. } => format!("certificate expired ({c:?})"),
+        other => format!("certificate rejected: {other:?}"),
+    })
+}
+
+/// A TCP connection to the first address of `endpoint` that answers
+/// (`localhost` may resolve to ::1 before 127.0.0.1).
+fn connect_any(endpoint: &str) -> io::Result<std::net::TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address");
+    for addr in endpoint.to_socket_addrs()? {
+        match std::net::TcpStream::connect_timeout(&addr, HANDSHAKE_TIMEOUT) {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// The host part of HOST:PORT (`[v6]:port` too): the default server name.

@@ -4,7 +4,7 @@
 use crate::accounting::{ConnRecord, Delivery, Event, Foreign, History, Publish};
 use crate::event::EventKind;
 use crate::mgmt::percent_encode;
-use crate::tls::DrillTls;
+use crate::tls::{handshake_failure, DrillTls};
 use anyhow::{Context, Result};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use lapin::{
@@ -304,12 +304,11 @@ pub async fn connect_named(cfg: &WorkloadConfig, tag: &str) -> Result<Connection
     };
     let conn = tokio::time::timeout(Duration::from_secs(5), connecting)
         .await
-        .context("AMQP connect timed out after 5s")?
-        .with_context(|| match &cfg.tls {
-            None => format!("AMQP connect to {}", cfg.endpoint),
-            Some(_) => format!("AMQPS connect to {} (TLS)", cfg.endpoint),
-        })?;
-    Ok(conn)
+        .context("AMQP connect timed out after 5s")?;
+    conn.map_err(|e| match handshake_failure(&e) {
+        Some(why) => anyhow::anyhow!("AMQPS connect to {}: {why}", cfg.endpoint),
+        None => e.into(),
+    })
 }
 
 pub async fn declare(ch: &Channel, cfg: &WorkloadConfig) -> Result<u32> {

@@ -100,3 +100,51 @@ fn ssh_options_need_the_ssh_target_and_reports_need_a_directory() {
         "{e}"
     );
 }
+
+/// The --tls files are read before anything connects: each problem names
+/// the flag, the file and what was expected.
+#[test]
+fn bad_tls_input_is_refused_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["ca.example".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(&ca, cert.pem()).unwrap();
+    let ca = ca.to_str().unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not a certificate\n").unwrap();
+    let text = text.to_str().unwrap();
+    let tls = |extra: &[&str]| {
+        let mut args = run_with(&["--fault", "none", "--tls"]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        refused(args)
+    };
+
+    let e = tls(&[]);
+    assert!(e.contains("--tls needs --tls-ca FILE"), "{e}");
+    let e = tls(&["--tls-ca", "/nonexistent/ca.pem"]);
+    assert!(
+        e.contains("--tls-ca /nonexistent/ca.pem: cannot read"),
+        "{e}"
+    );
+    let e = tls(&["--tls-ca", text]);
+    assert!(
+        e.contains(&format!("--tls-ca {text}: no certificate found"))
+            && e.contains("BEGIN CERTIFICATE"),
+        "{e}"
+    );
+    let e = tls(&["--tls-ca", ca, "--tls-cert", ca]);
+    assert!(e.contains("--tls-key <FILE>"), "{e}");
+    let e = tls(&["--tls-ca", ca, "--tls-cert", ca, "--tls-key", ca]);
+    assert!(
+        e.contains(&format!("--tls-key {ca}: no private key found")),
+        "{e}"
+    );
+    let e = tls(&["--tls-ca", ca, "--tls-server-name", "not a name"]);
+    assert!(e.contains("not a DNS name or IP address"), "{e}");
+    let e = refused(run_with(&["--fault", "none", "--tls-ca", ca]));
+    assert!(e.contains("--tls"), "{e}");
+}

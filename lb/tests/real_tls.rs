@@ -12,7 +12,7 @@ use warren_testkit::{Broker, Testbed};
 
 mod common;
 use common::process::Lb;
-use common::tls::{client, connect, peer_serial, serial_text, Pki};
+use common::tls::{client, connect, peer_serial, serial_text, terminating_config, Pki};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_amqp_handshake_over_tls_through_warren_lb() {
@@ -23,29 +23,7 @@ async fn real_amqp_handshake_over_tls_through_warren_lb() {
     let path = dir.path().join("lb.toml");
     std::fs::write(
         &path,
-        format!(
-            r#"
-[[frontend]]
-name = "amqps"
-bind = "127.0.0.1:0"
-backend = "rabbitmq"
-timeout_first_byte = "5s"
-
-[frontend.tls]
-cert = "{}"
-key = "{}"
-
-[[backend]]
-name = "rabbitmq"
-
-[[backend.server]]
-name = "rabbit1"
-address = "{}"
-"#,
-            cert.display(),
-            key.display(),
-            tb.node(1).amqp_addr()
-        ),
+        terminating_config("amqps", &cert, &key, tb.node(1).amqp_addr()),
     )
     .unwrap();
     let mut lb = Lb::start(&path, "json");

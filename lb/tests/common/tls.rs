@@ -104,6 +104,34 @@ pub fn write_atomically(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+/// An lb config: frontend `name` on a free loopback port terminating TLS
+/// with `cert`/`key`, relaying to backend `name`, whose one server
+/// `rabbit1` is at `server`.
+pub fn terminating_config(name: &str, cert: &Path, key: &Path, server: SocketAddr) -> String {
+    format!(
+        r#"
+[[frontend]]
+name = "{name}"
+bind = "127.0.0.1:0"
+backend = "{name}"
+timeout_first_byte = "5s"
+
+[frontend.tls]
+cert = "{}"
+key = "{}"
+
+[[backend]]
+name = "{name}"
+
+[[backend.server]]
+name = "rabbit1"
+address = "{server}"
+"#,
+        cert.display(),
+        key.display(),
+    )
+}
+
 /// A client that trusts `ca` and, when given, presents `identity`.
 pub fn client(ca: &Path, identity: Option<&Issued>) -> TlsConnector {
     let mut roots = RootCertStore::empty();
