@@ -231,14 +231,27 @@ def test_rendered_lb_config_with_tls_adds_an_amqps_passthrough_frontend(tmp_path
 
 def test_rendered_lb_config_tls_only_checks_over_tls(tmp_path):
     """rabbitmq_cluster_tls_only: only the amqps frontend, and the checks use
-    [backend.check.tls] (docs/tls.md) against the management API's HTTPS port."""
-    cfg = tomllib.loads(render(tmp_path, "warren_lb", "lb.toml", "lb1", {
-        "rabbitmq_cluster_tls_enabled": True, "rabbitmq_cluster_tls_only": True}))
+    [backend.check.tls] (docs/tls.md) against the management API's HTTPS port.
+    warren-lb check-config accepts the file (with a CA of the test's in the CA's place)."""
+    text = render(tmp_path, "warren_lb", "lb.toml", "lb1", {
+        "rabbitmq_cluster_tls_enabled": True, "rabbitmq_cluster_tls_only": True})
+    cfg = tomllib.loads(text)
     assert [f["name"] for f in cfg["frontend"]] == ["amqps"]
     (backend,) = cfg["backend"]
     assert [s["address"] for s in backend["server"]] == [f"{a}:5671" for a in BROKER_ADDRESSES]
     assert backend["check"]["port"] == 15671
     assert backend["check"]["tls"] == {"ca": "/etc/warren/tls/ca.pem", "verify": "required"}
+    ca = tmp_path / "ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", str(tmp_path / "ca.key"), "-out", str(ca), "-days", "30",
+                    "-subj", "/CN=test CA"], check=True, capture_output=True, timeout=60)
+    (tmp_path / "lb-check-password").write_text("secret")
+    local = (text.replace("/etc/warren/lb-check-password", str(tmp_path / "lb-check-password"))
+             .replace("/etc/warren/tls/ca.pem", str(ca)))
+    (tmp_path / "lb-local.toml").write_text(local)
+    checked = subprocess.run([binary("WARREN_LB_BIN", "warren-lb"), "check-config", str(tmp_path / "lb-local.toml")],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60, check=False)
+    assert checked.returncode == 0, checked.stdout
 
 
 def conf_lines(text):

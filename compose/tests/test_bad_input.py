@@ -315,7 +315,6 @@ def test_lbhost_tls_config_passes_check_config(tmp_path):
     assert c.returncode == 0, c.stdout + c.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="needs [backend.check.tls]")
 def test_lbhost_tls_only_config_passes_check_config(tmp_path):
     p, conf = _render(tmp_path, {"WARREN_TLS": "1", "WARREN_TLS_ONLY": "1"})
     assert p.returncode == 0, p.stderr

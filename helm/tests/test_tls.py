@@ -279,7 +279,6 @@ def test_lb_config_plain_and_tls_accepted_by_check_config(tmp_path):
     assert p.returncode == 0, f"warren-lb rejected the chart's config:\n{p.stdout}\n{p.stderr}"
 
 
-@pytest.mark.xfail(strict=True, reason="needs [backend.check.tls]")
 def test_lb_config_tls_only_accepted_by_check_config(tmp_path):
     p = lb_check_config(tmp_path, TLS_SCENARIOS["tls-only"])
     assert p.returncode == 0, f"warren-lb rejected the chart's config:\n{p.stdout}\n{p.stderr}"
