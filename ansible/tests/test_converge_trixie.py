@@ -227,7 +227,11 @@ def test_rolling_restart_under_publishing_loses_nothing_on_4_0(bed):
     finally:
         pub.stop()
     assert run.returncode == 0, failures(run.output) + run.output[-3000:]
-    uptimes = {n["name"]: n["uptime"] / 1000 for n in mgmt(bed, "rabbit1", "nodes")}
+    # A node just restarted is listed before its stats are in (no "uptime" yet).
+    nodes = poll("every broker's uptime in the management API", lambda: (
+        lambda ns: ns if len(ns) == 3 and all("uptime" in n for n in ns) else None)(
+        mgmt(bed, "rabbit1", "nodes")), 60)
+    uptimes = {n["name"]: n["uptime"] / 1000 for n in nodes}
     elapsed = time.monotonic() - started
     assert all(u < elapsed for u in uptimes.values()), f"not every broker restarted: uptimes {uptimes}, run {elapsed:.0f} s"
     assert run.output.count("TASK [rabbitmq_cluster : Restart rabbitmq-server]") == 3, "one broker at a time"
