@@ -21,13 +21,19 @@ use common::process::{admin_fetch, free_port, Lb};
 /// A real node's certificate takes a few checks to be seen.
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// The `sni` line of the `rabbitmq` checks: the node's name in the bed's
+/// certificates.
+const SNI: &str = "sni = \"rabbit1.testbed\"";
+
 /// One backend per probe kind and CA: `amqps` and `mgmt` trust the bed's
-/// CA, `amqps-other` and `mgmt-other` the bed's other CA.
+/// CA, `amqps-other` and `mgmt-other` the bed's other CA.  The `amqp`
+/// checks send no SNI (the node's IP is checked), the `rabbitmq` ones name
+/// the node (`sni`), so both ways of naming the server are exercised.
 fn config(tb: &Testbed, admin: SocketAddr) -> String {
     let state = tb.state();
     let tls = state.tls.as_ref().expect("an up --tls bed");
     let node = tb.node(1);
-    let backend = |name: &str, check: &str, ca: &std::path::Path| {
+    let backend = |name: &str, check: &str, ca: &std::path::Path, sni: &str| {
         format!(
             r#"
 [[frontend]]
@@ -54,11 +60,7 @@ name = "rabbit1"
 address = "{}"
 "#,
             ca.display(),
-            if check.contains("rabbitmq") {
-                "sni = \"rabbit1.testbed\""
-            } else {
-                ""
-            },
+            sni,
             node.amqps_addr(),
         )
     };
@@ -71,10 +73,10 @@ address = "{}"
     );
     format!(
         "[admin]\nbind = \"{admin}\"\n{}{}{}{}",
-        backend("amqps", amqp, &tls.ca),
-        backend("mgmt", &rabbitmq, &tls.ca),
-        backend("amqps-other", amqp, &tls.other_ca),
-        backend("mgmt-other", &rabbitmq, &tls.other_ca),
+        backend("amqps", amqp, &tls.ca, ""),
+        backend("mgmt", &rabbitmq, &tls.ca, SNI),
+        backend("amqps-other", amqp, &tls.other_ca, ""),
+        backend("mgmt-other", &rabbitmq, &tls.other_ca, SNI),
     )
 }
 
